@@ -1,0 +1,346 @@
+"""Conversion and validation of user data: the one place that does it.
+
+Everything the user hands to an explainer (``X``, ``y``, ``baseline``,
+parameters) is checked here, and every error message about data is written
+here, in the user's terms: column names, shapes, the parameter's name.
+Validated data becomes a float tensor on the model's device; the index and
+the column names are kept beside it.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.utils.validation import validate_data
+
+# ---------------------------------------------------------------- parameters
+
+
+def check_int(name: str, value: object, *, minimum: int = 1, allow_none=False) -> None:
+    """Raise if ``value`` is not an integer of at least ``minimum``."""
+    if value is None and allow_none:
+        return
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Integral)
+        or int(value) < minimum
+    ):
+        raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}.")
+
+
+def check_number(
+    name: str, value: object, *, minimum: float = 0.0, strict=False, allow_none=False
+) -> None:
+    """Raise if ``value`` is not a real number above ``minimum``."""
+    if value is None and allow_none:
+        return
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    ok = ok and (value > minimum if strict else value >= minimum)
+    if not ok or not np.isfinite(value):
+        op = ">" if strict else ">="
+        raise ValueError(
+            f"{name} must be a finite number {op} {minimum}; got {value!r}."
+        )
+
+
+def check_option(name: str, value: object, options: Sequence[str]) -> None:
+    """Raise if ``value`` is not one of ``options``."""
+    if not isinstance(value, str) or value not in options:
+        raise ValueError(f"{name} must be one of {list(options)}; got {value!r}.")
+
+
+# ---------------------------------------------------------------------- X
+
+
+@dataclass
+class Batch:
+    """Validated rows: the model-space tensor and what the output needs."""
+
+    X: torch.Tensor  #: ``[n, p]`` on the device, in the model's dtype
+    index: pd.Index  #: index of the result (``X.index`` for a DataFrame)
+
+
+def check_input(estimator, X, *, reset: bool, name: str = "X"):
+    """Check the shape, emptiness and column names of ``X``; return it 2-D.
+
+    ``reset=True`` (in ``fit``) records ``n_features_in_`` and, for a
+    DataFrame, ``feature_names_in_`` on ``estimator``; ``reset=False`` (in
+    ``explain``) checks ``X`` against them, with scikit-learn's messages.
+    Values are not converted here: a Pipeline may still need to encode them.
+    """
+    if X is None:
+        raise ValueError(
+            f"{name} is None; expected an array-like of shape (n_rows, n_features)."
+        )
+    if isinstance(X, pd.Series):
+        raise ValueError(
+            f"{name} is a pandas Series; expected 2-D data of shape "
+            f"(n_rows, n_features). Use {name}.to_frame().T for one row, "
+            f"or {name}.to_frame() for one feature."
+        )
+    if not isinstance(X, (pd.DataFrame, np.ndarray, torch.Tensor)):
+        X = _as_array(X, name)
+    if X.ndim != 2:
+        raise ValueError(
+            f"Expected 2-D {name} of shape (n_rows, n_features); got {X.ndim}-D "
+            f"of shape {tuple(X.shape)}. Reshape with {name}.reshape(1, -1) for one "
+            f"row or {name}.reshape(-1, 1) for one feature."
+        )
+    n, p = X.shape
+    if n == 0:
+        raise ValueError(f"{name} is empty: it has 0 rows (shape {tuple(X.shape)}).")
+    if p == 0:
+        raise ValueError(f"{name} has no columns (shape {tuple(X.shape)}).")
+    validate_data(estimator, X, reset=reset, skip_check_array=True)
+    return X
+
+
+def _as_array(X, name: str) -> np.ndarray:
+    try:
+        return np.asarray(X)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(
+            f"{name} could not be converted to an array ({exc}); pass a numpy "
+            "array, a pandas DataFrame or a torch tensor."
+        ) from exc
+
+
+def column_names(X, n_columns: int) -> list[str]:
+    """Names of the columns of ``X``: its own for a DataFrame, else x0, x1, ..."""
+    if isinstance(X, pd.DataFrame):
+        return [str(c) for c in X.columns]
+    return [f"x{i}" for i in range(n_columns)]
+
+
+def row_index(X) -> pd.Index:
+    """The index of the result: ``X.index`` for a DataFrame, else 0..n-1."""
+    if isinstance(X, pd.DataFrame):
+        return X.index
+    return pd.RangeIndex(X.shape[0])
+
+
+def to_tensor(
+    X,
+    *,
+    device: torch.device,
+    dtype: torch.dtype,
+    columns: Sequence[str],
+    name: str = "X",
+    what: str = "column",
+) -> torch.Tensor:
+    """Convert numeric, finite 2-D data to a tensor on ``device``.
+
+    Non-numeric columns get a ``TypeError`` that recommends a Pipeline; NaN
+    or infinite values a ``ValueError`` naming the columns that hold them
+    (``columns`` gives each column's name in the user's terms).
+    """
+    if isinstance(X, torch.Tensor):
+        if X.is_complex() or not (X.is_floating_point() or X.dtype in _INT_DTYPES):
+            raise TypeError(
+                f"{name} must hold real numbers; got a tensor of dtype {X.dtype}."
+            )
+        t = X.detach().to(device=device, dtype=dtype)
+    else:
+        arr = _numeric_array(X, columns, name)
+        np_dtype = _NUMPY_DTYPES.get(dtype, np.float32)
+        if arr.dtype != np_dtype or not arr.flags.writeable:
+            arr = arr.astype(np_dtype)  # a writable copy in the model's dtype
+        t = torch.from_numpy(arr).to(device=device, dtype=dtype)
+    bad = ~torch.isfinite(t)
+    if bool(bad.any()):
+        per_col = bad.sum(0).cpu()
+        cols = [columns[i] for i in torch.nonzero(per_col).flatten().tolist()]
+        kinds = []
+        if bool(torch.isnan(t).any()):
+            kinds.append("NaN")
+        if bool(torch.isinf(t).any()):
+            kinds.append("infinity")
+        raise ValueError(
+            f"{name} contains {' and '.join(kinds)} in {what}(s) "
+            f"{', '.join(repr(c) for c in cols[:10])}"
+            f"{' and others' if len(cols) > 10 else ''} "
+            f"({int(per_col.sum())} values). Impute or drop them first, or explain a "
+            "Pipeline whose preprocessing handles missing values."
+        )
+    return t
+
+
+_NUMPY_DTYPES = {
+    torch.float16: np.float16,
+    torch.float32: np.float32,
+    torch.float64: np.float64,
+}
+
+_INT_DTYPES = {
+    torch.bool,
+    torch.uint8,
+    torch.int8,
+    torch.int16,
+    torch.int32,
+    torch.int64,
+}
+
+
+def _numeric_array(X, columns: Sequence[str], name: str) -> np.ndarray:
+    if isinstance(X, pd.DataFrame):
+        bad = [
+            str(c)
+            for c, dt in X.dtypes.items()
+            if not (pd.api.types.is_numeric_dtype(dt) or pd.api.types.is_bool_dtype(dt))
+        ]
+        if bad:
+            raise TypeError(
+                f"{name} has non-numeric column(s) {', '.join(repr(c) for c in bad)}. "
+                "Encode them first, or explain a scikit-learn Pipeline that does "
+                "(e.g. a ColumnTransformer with a OneHotEncoder before the skorch net)."
+            )
+        return X.to_numpy(dtype=np.float64, na_value=np.nan)
+    arr = np.asarray(X)
+    if arr.dtype.kind in "biuf":
+        return arr.astype(np.float64, copy=False)
+    try:
+        return arr.astype(np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"{name} holds non-numeric values (dtype {arr.dtype}). Encode them first, "
+            "or explain a scikit-learn Pipeline that does (e.g. a ColumnTransformer "
+            "with a OneHotEncoder before the skorch net)."
+        ) from None
+
+
+# ---------------------------------------------------------------------- y
+
+
+def check_y(y, n_rows: int) -> np.ndarray | None:
+    """Return ``y`` as a 1-D numpy array of length ``n_rows`` (or ``None``)."""
+    if y is None:
+        return None
+    if isinstance(y, torch.Tensor):
+        y = y.detach().cpu().numpy()
+    arr = y.to_numpy() if isinstance(y, (pd.Series, pd.DataFrame)) else np.asarray(y)
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        arr = arr[:, 0]
+    if arr.ndim != 1:
+        raise ValueError(
+            f"y must be 1-D with one label per row; got shape {arr.shape}."
+        )
+    if arr.shape[0] != n_rows:
+        raise ValueError(
+            f"y has {arr.shape[0]} entries but X has {n_rows} rows; they must match."
+        )
+    return arr
+
+
+# --------------------------------------------------------------- baseline
+
+_BASELINE_WORDS = ("auto", "zeros", "mean", "median")
+
+
+def baseline_width(baseline) -> int | None:
+    """Number of features a ``baseline`` value fixes, if it fixes one."""
+    if isinstance(baseline, (str, numbers.Number)) or baseline is None:
+        return None
+    if isinstance(baseline, (Mapping, pd.Series)):
+        return len(baseline)
+    shape = baseline.shape if hasattr(baseline, "shape") else np.shape(baseline)
+    return int(shape[-1]) if len(shape) >= 1 else None
+
+
+def resolve_baseline(
+    baseline,
+    *,
+    X_fit: torch.Tensor | None,
+    columns: Sequence[str],
+    n_columns: int,
+    device: torch.device,
+    dtype: torch.dtype,
+    to_model,
+) -> torch.Tensor:
+    """Turn the ``baseline`` parameter into background rows ``[B, p]``.
+
+    Parameters
+    ----------
+    baseline : str, number, array-like, dict, Series or DataFrame
+        See the explainers' ``baseline`` parameter.
+    X_fit : Tensor of shape ``[n, p]`` or None
+        The model-space ``X`` given to ``fit``: ``"mean"``, ``"median"`` and
+        ``"auto"`` are computed from it.
+    columns : sequence of str
+        The user-facing column names (for a dict, Series or DataFrame).
+    n_columns : int
+        ``p``, the number of model-input columns.
+    to_model : callable
+        Maps user-space rows (a DataFrame or 2-D array) to a validated
+        model-space tensor, exactly as ``explain`` maps ``X``.
+    """
+    if isinstance(baseline, str):
+        check_option("baseline", baseline, _BASELINE_WORDS)
+        if baseline == "zeros" or (baseline == "auto" and X_fit is None):
+            return torch.zeros(1, n_columns, device=device, dtype=dtype)
+        if X_fit is None:
+            raise ValueError(
+                f"baseline={baseline!r} is computed from the X given to fit, but fit "
+                "was called without X. Pass X to fit(model, X), or give the baseline "
+                "values themselves."
+            )
+        if baseline in ("auto", "mean"):
+            return X_fit.mean(0, keepdim=True)
+        return X_fit.quantile(0.5, dim=0, keepdim=True, interpolation="lower")
+    if isinstance(baseline, numbers.Real) and not isinstance(baseline, bool):
+        check_number("baseline", baseline, minimum=-np.inf)
+        return torch.full((1, n_columns), float(baseline), device=device, dtype=dtype)
+    if isinstance(baseline, (Mapping, pd.Series)):
+        values = {str(k): v for k, v in baseline.items()}
+        _check_baseline_columns(list(values), columns)
+        rows = pd.DataFrame([[values[c] for c in columns]], columns=list(columns))
+    elif isinstance(baseline, pd.DataFrame):
+        given = [str(c) for c in baseline.columns]
+        _check_baseline_columns(given, columns)
+        rows = baseline.set_axis(given, axis=1)[list(columns)]
+    elif isinstance(baseline, (np.ndarray, torch.Tensor, list, tuple)):
+        rows = baseline if isinstance(baseline, torch.Tensor) else np.asarray(baseline)
+        if rows.ndim == 1:
+            rows = rows.reshape(1, -1)
+        if rows.ndim != 2:
+            raise ValueError(
+                "baseline as an array must be 1-D (one value per feature) or 2-D "
+                f"(background rows); got shape {tuple(rows.shape)}."
+            )
+    else:
+        raise TypeError(
+            "baseline must be 'auto', 'zeros', 'mean', 'median', a number, a "
+            "per-feature array, Series or dict, or a DataFrame of background rows; "
+            f"got {type(baseline).__name__}."
+        )
+    if rows.shape[0] == 0:
+        raise ValueError("baseline has no rows; give at least one background row.")
+    if not isinstance(rows, pd.DataFrame) and rows.shape[1] != len(columns):
+        raise ValueError(
+            f"baseline has {rows.shape[1]} values per row, but X has "
+            f"{len(columns)} features."
+        )
+    t = to_model(rows)
+    if t.shape[1] != n_columns:  # pragma: no cover - to_model keeps the width
+        raise ValueError(
+            f"baseline maps to {t.shape[1]} model inputs, expected {n_columns}."
+        )
+    return t
+
+
+def _check_baseline_columns(given: list[str], columns: Sequence[str]) -> None:
+    missing = [c for c in columns if c not in given]
+    unknown = [c for c in given if c not in columns]
+    if missing or unknown:
+        parts = []
+        if missing:
+            parts.append(f"missing {missing}")
+        if unknown:
+            parts.append(f"unknown {unknown}")
+        raise ValueError(
+            f"baseline must give one value for every feature of X ({'; '.join(parts)})."
+        )

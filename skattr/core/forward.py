@@ -1,0 +1,117 @@
+"""Chunked evaluation of a scalar-per-row function over perturbation batches.
+
+Perturbation methods describe their model inputs as a virtual tensor of
+``n_total`` rows that is never materialised whole: ``build(start, stop)``
+returns rows ``start:stop`` of it, together with the index of the explained
+row that each perturbed row belongs to (so that ``f`` can pick that row's
+target output). :func:`evaluate` walks that tensor in chunks of at most
+``batch_size`` rows, one forward call per chunk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+#: ``f(Z, rows) -> Tensor[m]``: model output for the ``m`` inputs ``Z`` of
+#: shape ``[m, p]``, at the target of explained row ``rows[i]`` for input ``i``.
+ScalarFunction = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+#: ``build(start, stop) -> (Z, rows)``: rows ``start:stop`` of the virtual
+#: perturbation tensor and the explained row each one belongs to.
+Builder = Callable[[int, int], tuple[torch.Tensor, torch.Tensor]]
+
+
+def evaluate(
+    f: ScalarFunction,
+    build: Builder,
+    n_total: int,
+    *,
+    batch_size: int,
+    show_progress: bool = False,
+    desc: str | None = None,
+) -> torch.Tensor:
+    """Evaluate ``f`` on ``n_total`` perturbed rows, ``batch_size`` at a time.
+
+    Parameters
+    ----------
+    f : callable
+        ``f(Z, rows) -> Tensor[m]``.
+    build : callable
+        ``build(start, stop) -> (Z, rows)`` with ``Z`` of shape
+        ``[stop - start, p]`` and ``rows`` of shape ``[stop - start]``.
+    n_total : int
+        Number of perturbed rows.
+    batch_size : int
+        Most rows in one call of ``f``.
+    show_progress : bool, default=False
+        Show a tqdm bar over the chunks.
+    desc : str, optional
+        Label of the progress bar.
+
+    Returns
+    -------
+    Tensor of shape ``[n_total, ...]``
+        The values of ``f`` (usually one scalar per row), in its dtype.
+    """
+    starts = range(0, n_total, batch_size)
+    if show_progress:
+        from tqdm.auto import tqdm
+
+        starts = tqdm(starts, desc=desc, unit="batch", leave=False)
+    out: torch.Tensor | None = None
+    with torch.no_grad():
+        for start in starts:
+            stop = min(start + batch_size, n_total)
+            Z, rows = build(start, stop)
+            values = f(Z, rows)
+            if out is None:
+                out = torch.empty(
+                    (n_total, *values.shape[1:]),
+                    dtype=values.dtype,
+                    device=values.device,
+                )
+            out[start:stop] = values
+    if out is None:  # n_total == 0
+        return torch.empty(0)
+    return out
+
+
+def evaluate_rows(
+    f: ScalarFunction,
+    X: torch.Tensor,
+    *,
+    batch_size: int,
+    show_progress: bool = False,
+    desc: str | None = None,
+) -> torch.Tensor:
+    """Evaluate ``f`` on the rows of ``X`` themselves (row ``i`` explains ``i``)."""
+    rows = torch.arange(X.shape[0], device=X.device)
+    return evaluate(
+        f,
+        lambda start, stop: (X[start:stop], rows[start:stop]),
+        X.shape[0],
+        batch_size=batch_size,
+        show_progress=show_progress,
+        desc=desc,
+    )
+
+
+def split_index(
+    start: int, stop: int, sizes: tuple[int, ...], device: torch.device
+) -> tuple[torch.Tensor, ...]:
+    """Unravel flat indices ``start:stop`` of a C-ordered grid of ``sizes``.
+
+    Builders use it to turn a chunk of the virtual perturbation tensor into
+    the (row, perturbation, ...) coordinates of each of its rows.
+
+    Examples
+    --------
+    >>> import torch
+    >>> r, j = split_index(2, 6, (3, 2), torch.device("cpu"))
+    >>> r.tolist(), j.tolist()
+    ([1, 1, 2, 2], [0, 1, 0, 1])
+    """
+    flat = torch.arange(start, stop, device=device)
+    return torch.unravel_index(flat, sizes)

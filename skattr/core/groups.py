@@ -1,0 +1,182 @@
+"""Feature groups as an index tensor.
+
+A grouping of ``p`` model-input columns into ``g`` groups is a long tensor
+``groups`` of shape ``[p]`` with values in ``0..g-1``: column ``c`` belongs to
+group ``groups[c]``. Groups are numbered in the order of their first column,
+so that results come out in the input's column order. A mask over groups
+``M[..., g]`` becomes a mask over columns with ``M[..., groups]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+
+
+def make_groups(
+    feature_groups: object,
+    columns: Sequence[str],
+) -> tuple[torch.Tensor, list[str]]:
+    """Resolve ``feature_groups`` against the column names.
+
+    Parameters
+    ----------
+    feature_groups : None, dict or sequence of int
+        ``None``: every column is its own group. A dict ``{name: [columns]}``
+        (columns by name or position): those columns form the group ``name``,
+        every column not named forms a group of its own. An integer sequence
+        of length ``p`` (Captum's ``feature_mask``): columns with the same
+        value form one group, named by its columns joined with ``"+"``.
+    columns : sequence of str
+        The column names, in order.
+
+    Returns
+    -------
+    groups : Tensor of shape ``[p]``, dtype long
+    names : list of str
+        The name of each group, in group order.
+
+    Examples
+    --------
+    >>> groups, names = make_groups({"size": ["h", "w"]}, ["h", "age", "w"])
+    >>> groups.tolist(), names
+    ([0, 1, 0], ['size', 'age'])
+    >>> make_groups([1, 1, 0], ["a", "b", "c"])[1]
+    ['a+b', 'c']
+    """
+    columns = [str(c) for c in columns]
+    p = len(columns)
+    if feature_groups is None:
+        return torch.arange(p), list(columns)
+    if isinstance(feature_groups, Mapping):
+        labels = _labels_from_dict(feature_groups, columns)
+    else:
+        labels = _labels_from_mask(feature_groups, p)
+    groups, first_cols = _relabel(labels)
+    if isinstance(feature_groups, Mapping):
+        names = [labels[c] for c in first_cols]
+    else:
+        names = [
+            "+".join(columns[c] for c in range(p) if int(groups[c]) == j)
+            for j in range(len(first_cols))
+        ]
+    return groups, [str(n) for n in names]
+
+
+def _labels_from_dict(feature_groups: Mapping, columns: list[str]) -> list:
+    position = {c: i for i, c in enumerate(columns)}
+    labels: list = list(columns)  # ungrouped columns keep their own name
+    owner: dict[int, str] = {}
+    for name, members in feature_groups.items():
+        if isinstance(members, (str, int)):
+            members = [members]
+        members = list(members)
+        if not members:
+            raise ValueError(
+                f"feature_groups[{name!r}] is empty; a group needs columns."
+            )
+        for m in members:
+            i = _position(m, position, name)
+            if i in owner:
+                raise ValueError(
+                    f"Column {columns[i]!r} is in two feature groups: "
+                    f"{owner[i]!r} and {name!r}."
+                )
+            owner[i] = str(name)
+    clash = sorted(
+        {owner[i] for i in owner}
+        & {columns[c] for c in position.values() if c not in owner}
+    )
+    if clash:
+        raise ValueError(
+            f"feature_groups name {clash[0]!r} is also the name of a column that is "
+            "in no group; rename the group or put that column in it."
+        )
+    for i, name in owner.items():
+        labels[i] = name
+    return labels
+
+
+def _position(member: object, position: dict[str, int], group: object) -> int:
+    if isinstance(member, str):
+        if member not in position:
+            raise ValueError(
+                f"feature_groups[{group!r}] names column {member!r}, which is not "
+                f"in X. Columns are: {list(position)}."
+            )
+        return position[member]
+    try:
+        i = int(member)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"feature_groups[{group!r}] must list column names or positions; "
+            f"got {member!r}."
+        ) from None
+    if not 0 <= i < len(position):
+        raise ValueError(
+            f"feature_groups[{group!r}] names column position {i}, but X has "
+            f"{len(position)} columns."
+        )
+    return i
+
+
+def _labels_from_mask(mask: object, p: int) -> list:
+    t = (
+        torch.as_tensor(mask).reshape(-1)
+        if not isinstance(mask, torch.Tensor)
+        else mask
+    )
+    if t.dim() != 1 and t.numel() == p:
+        t = t.reshape(-1)
+    if t.is_floating_point() or t.dtype == torch.bool:
+        if t.is_floating_point() and bool((t == t.round()).all()):
+            t = t.long()
+        else:
+            raise TypeError(
+                "feature_groups as an array must hold integer group ids, one per "
+                f"column; got dtype {t.dtype}."
+            )
+    if t.numel() != p:
+        raise ValueError(
+            f"feature_groups as an integer mask must have one entry per column "
+            f"({p}); got {t.numel()}."
+        )
+    return t.cpu().tolist()
+
+
+def _relabel(labels: list) -> tuple[torch.Tensor, list[int]]:
+    """Number the distinct labels 0.. in order of their first column."""
+    ids: dict[object, int] = {}
+    first: list[int] = []
+    out = []
+    for c, lab in enumerate(labels):
+        if lab not in ids:
+            ids[lab] = len(ids)
+            first.append(c)
+        out.append(ids[lab])
+    return torch.tensor(out, dtype=torch.long), first
+
+
+def n_groups(groups: torch.Tensor) -> int:
+    """Number of groups in an index tensor."""
+    return int(groups.max()) + 1 if groups.numel() else 0
+
+
+def group_matrix(groups: torch.Tensor, dtype: torch.dtype = torch.bool) -> torch.Tensor:
+    """One-hot ``[g, p]`` matrix: entry ``(j, c)`` is 1 when column ``c`` is in group ``j``."""
+    g = n_groups(groups)
+    ar = torch.arange(g, device=groups.device)
+    return (ar[:, None] == groups[None, :]).to(dtype)
+
+
+def to_columns(group_mask: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
+    """Expand a mask over groups ``[..., g]`` to a mask over columns ``[..., p]``."""
+    return group_mask[..., groups]
+
+
+def sum_over_groups(values: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
+    """Sum per-column values ``[..., p]`` within each group, giving ``[..., g]``."""
+    g = n_groups(groups)
+    out = values.new_zeros(*values.shape[:-1], g)
+    return out.index_add_(-1, groups.to(values.device), values)

@@ -1,0 +1,6 @@
+"""Explainers: thin scikit-learn classes over the torch core."""
+
+from skattr.explainers._ablation import FeatureAblation
+from skattr.explainers._base import BaseExplainer
+
+__all__ = ["BaseExplainer", "FeatureAblation"]

@@ -1,0 +1,89 @@
+"""Shared fixtures: small models and data, fast enough for every test."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+N_FEATURES = 5
+N_OUTPUTS = 3
+
+
+class MLP(nn.Module):
+    """5 -> 8 -> 3 with named layers (``hidden.0``, ``hidden.1``, ``out``)."""
+
+    def __init__(self, n_in=N_FEATURES, n_hidden=8, n_out=N_OUTPUTS, seed=0):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.hidden = nn.Sequential(nn.Linear(n_in, n_hidden), nn.Tanh())
+        self.out = nn.Linear(n_hidden, n_out)
+        self.fail = False
+
+    def forward(self, x):
+        if self.fail:
+            raise RuntimeError("model failure on purpose")
+        return self.out(self.hidden(x))
+
+
+#: Fast settings for every explainer in ``skattr.__all__``: the common checks
+#: build each explainer with these. An explainer missing here fails
+#: ``test_every_explainer_has_fast_settings``: add it when you export one.
+FAST_PARAMS: dict[str, dict] = {
+    "FeatureAblation": {},
+}
+
+
+@pytest.fixture
+def mlp():
+    return MLP()
+
+
+@pytest.fixture
+def X_frame():
+    rng = np.random.default_rng(0)
+    return pd.DataFrame(
+        rng.normal(size=(12, N_FEATURES)).astype(np.float32),
+        columns=[f"f{i}" for i in range(N_FEATURES)],
+        index=pd.Index([f"r{i}" for i in range(12)], name="row"),
+    )
+
+
+@pytest.fixture
+def y_labels(X_frame):
+    return np.arange(len(X_frame)) % N_OUTPUTS
+
+
+def make_linear(weights, bias=0.0, dtype=torch.float32):
+    """A linear module with the given weights: f(x) = w . x + bias."""
+    w = torch.as_tensor(weights, dtype=dtype).reshape(1, -1)
+    model = nn.Linear(w.shape[1], 1).to(dtype)
+    with torch.no_grad():
+        model.weight.copy_(w)
+        model.bias.fill_(bias)
+    return model
+
+
+@pytest.fixture(scope="session")
+def breast_cancer_net():
+    """A small skorch classifier on standardised breast-cancer data."""
+    from sklearn.datasets import load_breast_cancer
+    from skorch import NeuralNetClassifier
+
+    data = load_breast_cancer(as_frame=True)
+    X = data.data
+    X = ((X - X.mean()) / X.std()).astype(np.float32)
+    y = data.target.to_numpy()
+    torch.manual_seed(0)
+    net = NeuralNetClassifier(
+        nn.Sequential(nn.Linear(30, 16), nn.ReLU(), nn.Linear(16, 2)),
+        criterion=nn.CrossEntropyLoss,
+        max_epochs=5,
+        lr=0.05,
+        train_split=None,
+        verbose=0,
+    )
+    net.fit(X.to_numpy(), y)
+    return net, X, y

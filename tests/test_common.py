@@ -1,0 +1,160 @@
+"""API checks run over every explainer in ``skattr.__all__``.
+
+Each explainer is built with its fast settings from ``conftest.FAST_PARAMS``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.base import clone
+
+import skattr
+from skattr.exceptions import NotFittedError
+from tests.conftest import FAST_PARAMS, MLP
+
+EXPLAINERS = [getattr(skattr, name) for name in skattr.__all__]
+
+
+def build(cls, **extra):
+    params = dict(FAST_PARAMS[cls.__name__])
+    if "random_state" in inspect.signature(cls).parameters:
+        params.setdefault("random_state", 0)
+    params.update(extra)
+    return cls(**params)
+
+
+def explainer_ids(cls):
+    return cls.__name__
+
+
+def test_public_surface():
+    assert skattr.__all__ == sorted(skattr.__all__)
+    for name in skattr.__all__:
+        assert not name.startswith("_")
+        assert hasattr(skattr, name)
+
+
+def test_every_explainer_has_fast_settings():
+    missing = [c.__name__ for c in EXPLAINERS if c.__name__ not in FAST_PARAMS]
+    assert not missing, f"add fast settings to tests/conftest.py for {missing}"
+
+
+@pytest.mark.parametrize("cls", EXPLAINERS, ids=explainer_ids)
+def test_params_round_trip(cls):
+    ex = build(cls)
+    params = ex.get_params()
+    assert set(params) == set(inspect.signature(cls).parameters)
+    twin = clone(ex)
+    assert twin.get_params().keys() == params.keys()
+    for key, value in params.items():
+        assert twin.get_params()[key] is value or twin.get_params()[key] == value
+    twin.set_params(batch_size=17)
+    assert twin.batch_size == 17 and ex.batch_size != 17
+
+
+@pytest.mark.parametrize("cls", EXPLAINERS, ids=explainer_ids)
+def test_init_only_stores(cls):
+    ex = build(cls)
+    assert set(vars(ex)) == set(inspect.signature(cls).parameters)
+
+
+@pytest.mark.parametrize("cls", EXPLAINERS, ids=explainer_ids)
+def test_not_fitted(cls, X_frame):
+    ex = build(cls)
+    with pytest.raises(NotFittedError, match="not fitted yet"):
+        ex.explain(X_frame)
+    with pytest.raises(NotFittedError):
+        ex.importance(X_frame)
+
+
+@pytest.mark.parametrize("cls", EXPLAINERS, ids=explainer_ids)
+def test_fit_returns_self_and_frame_follows_X(cls, mlp, X_frame):
+    ex = build(cls)
+    assert ex.fit(mlp, X_frame) is ex
+    assert ex.n_features_in_ == X_frame.shape[1]
+    before = X_frame.copy()
+    attr = ex.explain(X_frame)
+    pd.testing.assert_frame_equal(X_frame, before)  # X untouched
+    assert isinstance(attr, pd.DataFrame)
+    assert attr.index.equals(X_frame.index)
+    assert list(attr.columns) == ex._result_columns()
+    assert (attr.dtypes == np.float64).all()
+    assert np.isfinite(attr.to_numpy()).all()
+    imp = ex.importance(X_frame)
+    assert {"importance", "std"} <= set(imp.columns)
+    assert imp["importance"].is_monotonic_decreasing
+    assert set(imp.index) == set(attr.columns)
+
+
+@pytest.mark.parametrize("cls", EXPLAINERS, ids=explainer_ids)
+def test_numpy_pandas_torch_agree(cls, mlp, X_frame):
+    from_frame = build(cls).fit(mlp, X_frame).explain(X_frame)
+    arr = X_frame.to_numpy()
+    from_numpy = build(cls).fit(mlp, arr).explain(arr)
+    from_torch = build(cls).fit(mlp, torch.tensor(arr)).explain(torch.tensor(arr))
+    np.testing.assert_allclose(
+        from_numpy.to_numpy(), from_frame.to_numpy(), rtol=1e-6, atol=1e-7
+    )
+    np.testing.assert_allclose(
+        from_torch.to_numpy(), from_frame.to_numpy(), rtol=1e-6, atol=1e-7
+    )
+    assert list(from_numpy.index) == list(range(len(arr)))
+
+
+@pytest.mark.parametrize("cls", EXPLAINERS, ids=explainer_ids)
+def test_random_state_reproduces(cls, mlp, X_frame):
+    ex = build(cls).fit(mlp, X_frame)
+    pd.testing.assert_frame_equal(ex.explain(X_frame), ex.explain(X_frame))
+    if "random_state" in inspect.signature(cls).parameters:
+        other = build(cls, random_state=np.random.default_rng(3)).fit(mlp, X_frame)
+        assert other.explain(X_frame).shape == (len(X_frame), len(ex._result_columns()))
+
+
+@pytest.mark.parametrize("cls", EXPLAINERS, ids=explainer_ids)
+def test_batch_size_does_not_change_result(cls, mlp, X_frame):
+    big = build(cls).fit(mlp, X_frame).explain(X_frame)
+    small = build(cls, batch_size=7).fit(mlp, X_frame).explain(X_frame)
+    np.testing.assert_allclose(small.to_numpy(), big.to_numpy(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("cls", EXPLAINERS, ids=explainer_ids)
+def test_pickle_round_trip(cls, mlp, X_frame):
+    ex = build(cls).fit(mlp, X_frame)
+    twin = pickle.loads(pickle.dumps(ex))
+    np.testing.assert_allclose(
+        twin.explain(X_frame).to_numpy(), ex.explain(X_frame).to_numpy()
+    )
+
+
+def _model_state(model):
+    return (
+        [m.training for m in model.modules()],
+        [p.requires_grad for p in model.parameters()],
+        [
+            (len(m._forward_hooks), len(m._forward_pre_hooks), len(m._backward_hooks))
+            for m in model.modules()
+        ],
+    )
+
+
+@pytest.mark.parametrize("cls", EXPLAINERS, ids=explainer_ids)
+def test_model_state_restored(cls, X_frame):
+    model = MLP()
+    model.train()
+    model.hidden[1].eval()  # mixed modes must come back exactly
+    model.out.bias.requires_grad_(False)
+    state = _model_state(model)
+    ex = build(cls).fit(model, X_frame)
+    assert _model_state(model) == state
+    ex.explain(X_frame)
+    assert _model_state(model) == state
+    model.fail = True
+    with pytest.raises(RuntimeError, match="on purpose"):
+        ex.explain(X_frame)
+    assert _model_state(model) == state
