@@ -32,7 +32,10 @@ _TARGET_WORDS = ("predicted", "true")
 class BaseExplainer(BaseEstimator):
     """Base class of the explainers: ``fit``, ``explain`` and ``importance``.
 
-    Subclasses declare their parameters in ``__init__`` (stored unchanged),
+    Subclasses declare their parameters in ``__init__`` (stored unchanged;
+    the shared ones, ``baseline``, ``target``, ``output``, ``feature_groups``,
+    ``batch_size``, ``device``, ``random_state`` and ``show_progress``, only
+    where the method uses them),
     check their own parameters in ``_check_params`` and compute attributions
     in ``_attribute(X, y)``, which receives the validated model-space tensor
     and returns ``(values, extras)``: a tensor ``[n, n_columns]`` and a dict
@@ -65,7 +68,9 @@ class BaseExplainer(BaseEstimator):
         """
         self._check_common_params()
         self._check_params()
-        adapter = ModelAdapter.from_model(model, output=self.output, device=self.device)
+        adapter = ModelAdapter.from_model(
+            model, output=getattr(self, "output", "raw"), device=self.device
+        )
         if X is not None:
             X = check_input(self, X, reset=True)
             columns = column_names(X, X.shape[1])
@@ -76,11 +81,13 @@ class BaseExplainer(BaseEstimator):
         self._adapter = adapter
         self._model_labels = self._label_model_columns(adapter, columns)
         X_fit = None if X is None else self._to_model(X)
-        user_groups, self.group_names_ = make_groups(self.feature_groups, columns)
+        user_groups, self.group_names_ = make_groups(
+            getattr(self, "feature_groups", None), columns
+        )
         self.groups_ = user_groups[self._input_groups(adapter, columns)].numpy()
         self._groups = torch.as_tensor(self.groups_, device=self.device_)
         self.baseline_ = resolve_baseline(
-            self.baseline,
+            getattr(self, "baseline", "auto"),
             X_fit=X_fit,
             columns=columns,
             n_columns=len(self._model_labels),
@@ -134,7 +141,9 @@ class BaseExplainer(BaseEstimator):
             return torch.arange(len(columns))
         from skattr._pipeline import input_columns
 
-        return input_columns(adapter.preprocess, columns, self.feature_groups)
+        return input_columns(
+            adapter.preprocess, columns, getattr(self, "feature_groups", None)
+        )
 
     def _to_model(self, X, *, name: str = "X") -> torch.Tensor:
         """User rows -> validated model-space tensor on the device."""
@@ -153,9 +162,9 @@ class BaseExplainer(BaseEstimator):
 
     # ------------------------------------------------------------ params
     def _check_common_params(self) -> None:
-        check_option("output", self.output, ("raw", "proba"))
+        check_option("output", getattr(self, "output", "raw"), ("raw", "proba"))
         check_int("batch_size", self.batch_size)
-        target = self.target
+        target = getattr(self, "target", None)
         if not (
             target is None
             or isinstance(target, (numbers.Integral, str))
@@ -171,7 +180,7 @@ class BaseExplainer(BaseEstimator):
 
     def _fixed_target_column(self) -> int | None:
         """Resolve an int or class-label ``target`` to an output column."""
-        target, k = self.target, self.n_outputs_
+        target, k = getattr(self, "target", None), self.n_outputs_
         if target is None or (isinstance(target, str) and target in _TARGET_WORDS):
             if target == "true" and k == 1:
                 raise ValueError(
@@ -301,7 +310,7 @@ class BaseExplainer(BaseEstimator):
             return torch.full(
                 (n,), self._target_column, dtype=torch.long, device=device
             )
-        if self.target == "true":
+        if getattr(self, "target", None) == "true":
             if y is None:
                 raise ValueError(
                     "target='true' needs the true labels: call explain(X, y)."
