@@ -200,6 +200,8 @@ def _numeric_array(X, columns: Sequence[str], name: str) -> np.ndarray:
                 "(e.g. a ColumnTransformer with a OneHotEncoder before the skorch net)."
             )
         return X.to_numpy(dtype=np.float64, na_value=np.nan)
+    if hasattr(X, "toarray"):  # scipy sparse output of a ColumnTransformer
+        X = X.toarray()
     arr = np.asarray(X)
     if arr.dtype.kind in "biuf":
         return arr.astype(np.float64, copy=False)

@@ -131,7 +131,11 @@ class ModelAdapter:
     # ------------------------------------------------------------ running
     def transform(self, X):
         """Apply the Pipeline's preprocessing (identity without one)."""
-        return X if self.preprocess is None else self.preprocess.transform(X)
+        if self.preprocess is None:
+            return X
+        if isinstance(X, torch.Tensor):
+            X = X.detach().cpu().numpy()
+        return self.preprocess.transform(X)
 
     def raw_forward(self, Z: torch.Tensor) -> torch.Tensor:
         """The module's output as ``[m, k]``, checked."""

@@ -1,12 +1,184 @@
-"""scikit-learn Pipelines ending in a skorch net: preprocessing and groups."""
+"""scikit-learn Pipelines ending in a skorch net: preprocessing and groups.
+
+The preprocessing steps (``pipeline[:-1]``) run on the numpy/pandas side once
+per ``explain`` call; the torch core works in the model's input space. To
+report one attribution per *original* column, every model-input column is
+traced back to the input column it comes from, structurally, through the
+transformers listed in :data:`ONE_TO_ONE` and ``ColumnTransformer``,
+``Pipeline``, ``OneHotEncoder``, ``SimpleImputer`` (with or without
+``add_indicator``), ``FunctionTransformer``, ``"passthrough"`` and
+``"drop"``. A transformer whose outputs mix columns (PCA, polynomial
+features, ...) cannot be traced: the error says to explain the net on the
+transformed matrix, with ``feature_groups`` over its columns.
+"""
 
 from __future__ import annotations
+
+import numpy as np
+import torch
+
+#: Transformers whose output column j depends on input column j alone.
+ONE_TO_ONE = (
+    "StandardScaler",
+    "MinMaxScaler",
+    "MaxAbsScaler",
+    "RobustScaler",
+    "QuantileTransformer",
+    "PowerTransformer",
+    "OrdinalEncoder",
+    "TargetEncoder",
+    "Binarizer",
+)
+
+
+class UntraceableError(ValueError):
+    """A transformer's outputs cannot be traced back to its inputs."""
 
 
 def split_pipeline(pipeline):
     """Split a fitted Pipeline into its preprocessing and its final net."""
-    if len(pipeline.steps) < 1:
-        raise ValueError("The Pipeline has no steps.")
+    from sklearn.utils.validation import check_is_fitted
+
+    from skattr._model import _is_skorch_net
+
     net = pipeline.steps[-1][1]
+    if not _is_skorch_net(net):
+        raise TypeError(
+            "A Pipeline to explain must end in a skorch net; its last step "
+            f"{pipeline.steps[-1][0]!r} is a {type(net).__name__}."
+        )
     preprocess = pipeline[:-1] if len(pipeline.steps) > 1 else None
+    if preprocess is not None:
+        for name, step in preprocess.steps:
+            if step is not None and step != "passthrough":
+                check_is_fitted(
+                    step,
+                    msg=f"The Pipeline step {name!r} is not fitted; fit the Pipeline first.",
+                )
     return preprocess, net
+
+
+def trace(transformer, sources: list[int]) -> list[int]:
+    """The input column each output column of ``transformer`` comes from.
+
+    Parameters
+    ----------
+    transformer : fitted transformer, "passthrough", "drop" or None
+    sources : list of int
+        For each input column of ``transformer``, the original column it
+        comes from.
+
+    Returns
+    -------
+    list of int
+        For each output column, the original column it comes from.
+    """
+    if transformer is None or transformer == "passthrough":
+        return list(sources)
+    if transformer == "drop":
+        return []
+    name = type(transformer).__name__
+    if name == "Pipeline":
+        for _, step in transformer.steps:
+            sources = trace(step, sources)
+        return sources
+    if name == "ColumnTransformer":
+        return _trace_column_transformer(transformer, sources)
+    if name == "OneHotEncoder":
+        counts = getattr(transformer, "_n_features_outs", None)
+        if counts is None:  # pragma: no cover - older scikit-learn
+            counts = [
+                len(c) - (d is not None)
+                for c, d in zip(transformer.categories_, _drop_idx(transformer))
+            ]
+        return [s for s, k in zip(sources, counts) for _ in range(k)]
+    if name == "SimpleImputer":
+        keep = list(sources)
+        if not getattr(transformer, "keep_empty_features", False):
+            stats = np.asarray(transformer.statistics_)
+            if stats.dtype.kind == "f":
+                keep = [s for s, v in zip(sources, stats) if not np.isnan(v)]
+        indicator = getattr(transformer, "indicator_", None)
+        if indicator is not None:
+            keep += [sources[i] for i in indicator.features_]
+        return keep
+    if name in ONE_TO_ONE:
+        return list(sources)
+    if name == "FunctionTransformer":
+        n_out = _n_outputs(transformer, len(sources))
+        if n_out == len(sources):
+            return list(sources)
+    raise UntraceableError(
+        f"Cannot trace the outputs of {name} back to the input columns (it may "
+        "mix columns)."
+    )
+
+
+def _drop_idx(encoder):  # pragma: no cover - older scikit-learn
+    drop = getattr(encoder, "drop_idx_", None)
+    return [None] * len(encoder.categories_) if drop is None else list(drop)
+
+
+def _n_outputs(transformer, n_in: int) -> int | None:
+    try:
+        return len(transformer.get_feature_names_out([f"x{i}" for i in range(n_in)]))
+    except Exception:
+        pass
+    try:
+        return int(np.shape(transformer.transform(np.zeros((1, n_in))))[1])
+    except Exception:
+        return None
+
+
+def _trace_column_transformer(ct, sources: list[int]) -> list[int]:
+    indices = getattr(ct, "_transformer_to_input_indices", None)
+    if indices is None:  # pragma: no cover - older scikit-learn
+        raise UntraceableError(
+            "This scikit-learn's ColumnTransformer cannot be traced."
+        )
+    out: list[int] = []
+    for name, trans, _ in ct.transformers_:
+        cols = list(indices.get(name, []))
+        if not cols or trans == "drop":
+            continue
+        out += trace(trans, [sources[c] for c in cols])
+    return out
+
+
+def input_columns(preprocess, columns) -> torch.Tensor:
+    """For each model-input column, the index of the user column it comes from."""
+    try:
+        return torch.tensor(
+            trace(preprocess, list(range(len(columns)))), dtype=torch.long
+        )
+    except UntraceableError as exc:
+        raise ValueError(
+            f"{exc} skattr reports one attribution per original column by tracing "
+            "each model input back to its column, which is not possible here. "
+            "Explain the transformed matrix with the net itself, grouping its "
+            "columns with feature_groups: fit(pipeline[-1], pipeline[:-1].transform(X)) "
+            "with feature_groups={name: [model columns]} or an integer mask."
+        ) from None
+
+
+def model_input_labels(preprocess, columns) -> list[str]:
+    """A readable name per model-input column, for error messages."""
+    try:
+        origin = trace(preprocess, list(range(len(columns))))
+    except UntraceableError:
+        origin = None
+    try:
+        names = [str(n) for n in preprocess.get_feature_names_out()]
+    except Exception:
+        names = None
+    if origin is None:
+        return names if names is not None else []
+    labels = []
+    for i, src in enumerate(origin):
+        inner = (
+            f" (model input {names[i]!r})"
+            if names is not None
+            else f" (model input {i})"
+        )
+        labels.append(f"{columns[src]}{inner}")
+    return labels

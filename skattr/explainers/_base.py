@@ -141,9 +141,7 @@ class BaseExplainer(BaseEstimator):
             return torch.arange(len(columns))
         from skattr._pipeline import input_columns
 
-        return input_columns(
-            adapter.preprocess, columns, getattr(self, "feature_groups", None)
-        )
+        return input_columns(adapter.preprocess, columns)
 
     def _to_model(self, X, *, name: str = "X") -> torch.Tensor:
         """User rows -> validated model-space tensor on the device."""

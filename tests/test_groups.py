@@ -1,0 +1,48 @@
+"""core.groups: group index tensors from the three user forms."""
+
+import pytest
+import torch
+
+from skattr.core.groups import group_matrix, make_groups, sum_over_groups, to_columns
+
+COLS = ["a", "b", "c", "d"]
+
+
+def test_none_is_identity():
+    groups, names = make_groups(None, COLS)
+    assert groups.tolist() == [0, 1, 2, 3] and names == COLS
+
+
+def test_dict_by_name_and_position():
+    groups, names = make_groups({"cd": ["c", 3], "ab": [0, "b"]}, COLS)
+    assert groups.tolist() == [0, 0, 1, 1] and names == ["ab", "cd"]
+
+
+def test_mask_relabels_in_column_order():
+    groups, names = make_groups([7, 3, 7, 5], COLS)
+    assert groups.tolist() == [0, 1, 0, 2] and names == ["a+c", "b", "d"]
+
+
+def test_name_clash_with_ungrouped_column():
+    with pytest.raises(ValueError, match="'d' is also the name of a column"):
+        make_groups({"d": ["a", "b"]}, COLS)
+
+
+def test_mask_errors():
+    with pytest.raises(TypeError, match="integer group ids"):
+        make_groups([0.5, 1, 1, 1], COLS)
+    with pytest.raises(ValueError, match="empty"):
+        make_groups({"g": []}, COLS)
+
+
+def test_maps_between_groups_and_columns():
+    groups = torch.tensor([0, 1, 0, 2])
+    assert group_matrix(groups).int().tolist() == [
+        [1, 0, 1, 0],
+        [0, 1, 0, 0],
+        [0, 0, 0, 1],
+    ]
+    mask = torch.tensor([[True, False, True]])
+    assert to_columns(mask, groups).tolist() == [[True, False, True, True]]
+    values = torch.tensor([[1.0, 2.0, 3.0, 4.0]])
+    assert sum_over_groups(values, groups).tolist() == [[4.0, 2.0, 4.0]]
