@@ -84,8 +84,13 @@ class BaseExplainer(BaseEstimator):
         user_groups, self.group_names_ = make_groups(
             getattr(self, "feature_groups", None), columns
         )
-        self.groups_ = user_groups[self._input_groups(adapter, columns)].numpy()
-        self._groups = torch.as_tensor(self.groups_, device=self.device_)
+        model_groups = user_groups[self._input_groups(adapter, columns)]
+        self.groups_ = model_groups.numpy()
+        # The core sees only groups with model inputs (a column a Pipeline
+        # drops has none), numbered 0..g'-1; _frame puts exact zeros back.
+        present, compact = torch.unique(model_groups, sorted=True, return_inverse=True)
+        self._present = present.tolist()
+        self._groups = compact.to(self.device_)
         self.baseline_ = resolve_baseline(
             getattr(self, "baseline", "auto"),
             X_fit=X_fit,
@@ -366,8 +371,27 @@ class BaseExplainer(BaseEstimator):
             fb = self._adapter.forward(self.baseline_).double().mean(0)
         return self._scalar_function(targets), fx, targets, fb[targets]
 
+    def _expand(self, values: torch.Tensor) -> torch.Tensor:
+        """Group values ``[n, g']`` -> ``[n, g]`` with zeros for empty groups."""
+        g = len(self.group_names_)
+        if values.shape[-1] == g or len(self._present) == g:
+            return values
+        full = values.new_zeros(*values.shape[:-1], g)
+        full[..., self._present] = values
+        return full
+
     def _frame(self, values: torch.Tensor, index, extras: dict) -> pd.DataFrame:
         columns = self._result_columns()
+        if columns == list(self.group_names_):
+            values = self._expand(values)
+            extras = {
+                k: self._expand(v)
+                if isinstance(v, torch.Tensor)
+                and v.dim() == 2
+                and v.shape[1] == len(self._present)
+                else v
+                for k, v in extras.items()
+            }
         frame = pd.DataFrame(
             values.detach().double().cpu().numpy(), index=index, columns=columns
         )

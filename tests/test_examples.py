@@ -1,0 +1,31 @@
+"""The examples in examples/ run end to end (each returns its reports)."""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = sorted((Path(__file__).resolve().parents[1] / "examples").glob("[!_]*.py"))
+PENGUIN_COLUMNS = {
+    "island",
+    "bill_length_mm",
+    "bill_depth_mm",
+    "flipper_length_mm",
+    "body_mass_g",
+    "sex",
+    "year",
+}
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+def test_example_runs(path, capsys):
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    reports = module.main()
+    assert reports and capsys.readouterr().out
+    if path.stem == "penguins_audit":
+        ablation = reports["ablation"]
+        assert set(ablation.index) == PENGUIN_COLUMNS
+        assert ablation.loc["year", "importance"] == 0  # dropped by the preprocessing
+        assert set(reports["ranking"].index) == PENGUIN_COLUMNS

@@ -1,0 +1,201 @@
+"""Pipelines ending in a skorch net, on the Palmer penguins (mixed, with NaN)."""
+
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.compose import ColumnTransformer
+from sklearn.decomposition import PCA
+from sklearn.impute import SimpleImputer
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
+from skorch import NeuralNetClassifier
+from torch import nn
+
+import skattr
+from skattr import FeatureAblation
+from tests.conftest import FAST_PARAMS, MLP
+
+NUMERIC = ["bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g"]
+CATEGORICAL = ["island", "sex"]
+
+
+def to_float32(a):
+    return np.asarray(a, dtype=np.float32)
+
+
+def _net(n_in):
+    torch.manual_seed(0)
+    return NeuralNetClassifier(
+        MLP,
+        module__n_in=n_in,
+        module__n_out=3,
+        criterion=nn.CrossEntropyLoss,
+        max_epochs=10,
+        lr=0.1,
+        train_split=None,
+        verbose=0,
+    )
+
+
+@pytest.fixture(scope="module")
+def penguins():
+    from palmerpenguins import load_penguins
+
+    df = load_penguins()
+    X = df.drop(columns="species")
+    X.index = [f"p{i}" for i in range(len(X))]
+    y = df["species"].astype("category").cat.codes.to_numpy().astype(np.int64)
+    prep = ColumnTransformer(
+        [
+            (
+                "num",
+                make_pipeline(SimpleImputer(strategy="median"), StandardScaler()),
+                NUMERIC,
+            ),
+            (
+                "cat",
+                make_pipeline(
+                    SimpleImputer(strategy="most_frequent"),
+                    OneHotEncoder(handle_unknown="ignore", sparse_output=False),
+                ),
+                CATEGORICAL,
+            ),
+        ],
+        remainder="drop",  # "year" never reaches the model
+    )
+    pipe = make_pipeline(prep, FunctionTransformer(to_float32), _net(9))
+    pipe.fit(X, y)
+    return pipe, X, y
+
+
+def _build(cls, **extra):
+    params = dict(FAST_PARAMS[cls.__name__])
+    if "random_state" in inspect.signature(cls).parameters:
+        params["random_state"] = 0
+    params.update(extra)
+    return cls(**params)
+
+
+@pytest.mark.parametrize("name", skattr.__all__)
+def test_every_explainer_one_column_per_original_column(name, penguins):
+    pipe, X, y = penguins
+    ex = _build(getattr(skattr, name)).fit(pipe, X)
+    rows = X.iloc[:6]
+    attr = ex.explain(rows, y[:6])
+    assert attr.index.equals(rows.index)
+    if ex._result_columns() != list(ex.group_names_):  # layer units, not features
+        return
+    assert list(attr.columns) == list(X.columns)
+    assert (attr["year"] == 0).all()  # dropped by the ColumnTransformer
+    assert np.isfinite(attr.to_numpy()).all()
+
+
+def test_groups_follow_the_preprocessing(penguins):
+    pipe, X, _ = penguins
+    ex = FeatureAblation().fit(pipe, X)
+    names = list(X.columns)
+    origin = [names[g] for g in ex.groups_]
+    assert origin == NUMERIC + ["island"] * 3 + ["sex"] * 2
+    assert ex.baseline_.shape == (1, 9)  # model space
+    Xt = pipe[:-1].transform(X)
+    np.testing.assert_allclose(
+        ex.baseline_.numpy()[0], Xt.mean(0), rtol=1e-5, atol=1e-6
+    )
+
+
+def test_consistent_with_transformed_matrix_and_explicit_groups(penguins):
+    pipe, X, _ = penguins
+    rows = X.iloc[:20]
+    ours = FeatureAblation(target=0).fit(pipe, X).explain(rows)
+    Xt_fit = pipe[:-1].transform(X)
+    Xt = pipe[:-1].transform(rows)
+    groups = {
+        **{c: [i] for i, c in enumerate(NUMERIC)},
+        "island": [4, 5, 6],
+        "sex": [7, 8],
+    }
+    ref = (
+        FeatureAblation(target=0, feature_groups=groups)
+        .fit(pipe[-1], Xt_fit)
+        .explain(Xt)
+    )
+    for col in NUMERIC + CATEGORICAL:
+        np.testing.assert_allclose(ours[col].to_numpy(), ref[col].to_numpy(), atol=1e-6)
+
+
+def test_groups_of_original_columns(penguins):
+    pipe, X, _ = penguins
+    ex = FeatureAblation(feature_groups={"bill": ["bill_length_mm", "bill_depth_mm"]})
+    attr = ex.fit(pipe, X).explain(X.iloc[:4])
+    assert list(attr.columns) == [
+        "island",
+        "bill",
+        "flipper_length_mm",
+        "body_mass_g",
+        "sex",
+        "year",
+    ]
+
+
+def test_raw_nan_and_strings_are_fine_with_a_pipeline(penguins):
+    pipe, X, _ = penguins
+    rows = X[X.isna().any(axis=1)]
+    assert len(rows) > 0
+    attr = FeatureAblation().fit(pipe, X).explain(rows)
+    assert np.isfinite(attr.to_numpy()).all()
+
+
+def test_nan_after_preprocessing_names_the_original_column(penguins):
+    _, X, y = penguins
+    prep = ColumnTransformer(
+        [
+            ("num", StandardScaler(), NUMERIC),
+            (
+                "cat",
+                OneHotEncoder(handle_unknown="ignore", sparse_output=False),
+                CATEGORICAL,
+            ),
+        ]
+    )
+    complete = X.dropna()
+    pipe = make_pipeline(prep, FunctionTransformer(to_float32), _net(4 + 3 + 2))
+    pipe.fit(complete, y[X.notna().all(axis=1).to_numpy()])
+    ex = FeatureAblation().fit(pipe, complete)
+    with pytest.raises(
+        ValueError, match=r"NaN in column\(s\) 'bill_length_mm \(model input"
+    ):
+        ex.explain(X.iloc[[3]])  # row 3 has no measurements
+
+
+def test_untraceable_transformer_says_what_to_do(penguins):
+    _, X, y = penguins
+    numeric = X[NUMERIC].dropna()
+    pipe = make_pipeline(
+        StandardScaler(), PCA(2), FunctionTransformer(to_float32), _net(2)
+    )
+    pipe.fit(numeric, y[X[NUMERIC].notna().all(axis=1).to_numpy()])
+    with pytest.raises(
+        ValueError, match=r"Cannot trace the outputs of PCA.*feature_groups"
+    ):
+        FeatureAblation().fit(pipe, numeric)
+
+
+def test_pipeline_must_end_in_a_skorch_net(penguins):
+    _, X, _ = penguins
+    pipe = make_pipeline(StandardScaler(), PCA(2))
+    pipe.fit(X[NUMERIC].dropna())
+    with pytest.raises(TypeError, match="must end in a skorch net"):
+        FeatureAblation().fit(pipe, X[NUMERIC])
+
+
+def test_dict_baseline_in_user_columns(penguins):
+    pipe, X, _ = penguins
+    base = {c: X[c].mode()[0] for c in X.columns}
+    ex = FeatureAblation(baseline=base).fit(pipe, X)
+    expected = pipe[:-1].transform(pd.DataFrame([base]))[0]
+    np.testing.assert_allclose(ex.baseline_.numpy()[0], expected, rtol=1e-5)
