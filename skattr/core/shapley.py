@@ -8,9 +8,12 @@ from ``x``, the others from ``b``. With several background rows the
 averaging ``v(S)`` over them first, because the Shapley value is linear in
 ``v``.
 
-The two coalitions that do not depend on the ordering, the empty one
-(``f(b)``) and the full one (``f(x)``), are never evaluated here: callers
-pass them in as ``fb`` and ``fx``, which they compute once per row anyway.
+Marginal contributions are always differences of two model outputs
+computed the same way (inside the chunked evaluation), so a group the model
+ignores gets exactly 0, not a rounding residue: the empty and the full
+coalition are evaluated once per (row, background row) with the others,
+rather than taken from a separate forward call whose rounding may differ
+with the batch shape.
 """
 
 from __future__ import annotations
@@ -33,8 +36,6 @@ def shapley_sampling(
     baseline: torch.Tensor,
     *,
     groups: torch.Tensor,
-    fx: torch.Tensor,
-    fb: torch.Tensor,
     n_samples: int,
     generator: torch.Generator,
     antithetic: bool = True,
@@ -63,11 +64,6 @@ def shapley_sampling(
         Background rows; the result is averaged over them.
     groups : Tensor of shape ``[p]``
         Group index of each column.
-    fx : Tensor of shape ``[n]``
-        ``f`` at the rows (the state with every group from ``x``).
-    fb : Tensor of shape ``[n]``
-        ``f`` at the baseline for each row's target, averaged over the
-        background rows (the state with no group from ``x``).
     n_samples : int
         Permutations per row; rounded up to an even number when
         ``antithetic``. The cap when ``tol`` is set.
@@ -90,8 +86,8 @@ def shapley_sampling(
     Returns
     -------
     values : Tensor of shape ``[n, g]``, float64
-        Estimated Shapley values; each row sums to ``fx - fb`` (efficiency
-        holds for every permutation, so up to float rounding).
+        Estimated Shapley values; each row sums to ``f(x) - f(baseline)``
+        (efficiency holds for every permutation, so up to float rounding).
     std : Tensor of shape ``[n, g]``, float64
         Standard errors: the standard deviation of the draws over the
         square root of their number; NaN for a row with a single draw.
@@ -100,15 +96,16 @@ def shapley_sampling(
 
     Notes
     -----
-    Cost: ``P * (g - 1) * B`` model rows for a row that uses ``P``
-    permutations (``n * P * (g - 1) * B`` in all without ``tol``).
+    Cost: ``(2 + P * (g - 1)) * B`` model rows for a row that uses ``P``
+    permutations: the all-baseline and all-``x`` states once per (row,
+    background row), as they are the same for every permutation, and the
+    ``g - 1`` inner states of every permutation.
     """
     device = X.device
     n = X.shape[0]
     g = n_groups(groups)
     groups = groups.to(device)
-    fx = fx.to(device, torch.float64)
-    fb = fb.to(device, torch.float64)
+    fb, fx = _end_states(f, X, baseline, batch_size, show_progress)
     per_draw = 2 if antithetic else 1
     cap = -(-n_samples // per_draw)  # draws per row at most
 
@@ -133,6 +130,26 @@ def shapley_sampling(
             precise = (se <= tol).all(-1)
             active = active[~precise]
     return mean, _standard_error(count, m2), count * per_draw
+
+
+def _end_states(f, X, baseline, batch_size, show_progress):
+    """``f`` at the baseline and at ``x`` per row, averaged over background rows."""
+    n, B = X.shape[0], baseline.shape[0]
+
+    def build(start: int, stop: int):
+        r, e, b = split_index(start, stop, (n, 2, B), X.device)
+        return torch.where(e[:, None] == 1, X[r], baseline[b]), r
+
+    values = evaluate(
+        f,
+        build,
+        n * 2 * B,
+        batch_size=batch_size,
+        show_progress=show_progress,
+        desc="ShapleyValueSampling",
+    )
+    values = values.to(torch.float64).reshape(n, 2, B).mean(-1)
+    return values[:, 0], values[:, 1]
 
 
 def _draw_ranks(
@@ -204,19 +221,18 @@ def shapley_exact(
     baseline: torch.Tensor,
     *,
     groups: torch.Tensor,
-    fx: torch.Tensor,
-    fb: torch.Tensor,
     batch_size: int,
     show_progress: bool = False,
 ) -> torch.Tensor:
     """Exact Shapley values from all ``2^g`` coalitions of the groups.
 
     Every coalition ``S`` (bit ``j`` of the integer ``S`` set when group
-    ``j`` is in it) is evaluated once per (row, background row), except the
-    empty and the full coalitions, which are ``fb`` and ``fx``. The values
-    are averaged over the background rows in float64 and the Shapley weights
-    are applied as one ``[n, 2^g] @ [2^g, g]`` matrix product in float64,
-    whatever the model's dtype.
+    ``j`` is in it) is evaluated once per (row, background row) and averaged
+    over the background rows in float64, whatever the model's dtype. For
+    each group ``j`` the ``2^(g-1)`` marginal contributions
+    ``v(S + j) - v(S)`` are gathered as one tensor ``[n, g, 2^(g-1)]`` and
+    the Shapley weights, which depend only on ``|S|``, are applied to it as
+    one matrix product in float64 (in chunks of rows, to bound memory).
 
     Parameters
     ----------
@@ -228,8 +244,6 @@ def shapley_exact(
         Background rows; the result is averaged over them.
     groups : Tensor of shape ``[p]``
         Group index of each column.
-    fx, fb : Tensor of shape ``[n]``
-        ``f`` at the rows and at the baseline (averaged over background rows).
     batch_size : int
         Most rows per call of ``f``.
     show_progress : bool, default=False
@@ -241,57 +255,76 @@ def shapley_exact(
 
     Notes
     -----
-    Cost: ``n * (2^g - 2) * B`` model rows; memory ``n * 2^g`` values of the
-    model's dtype plus the same in float64, and ``2^g * g`` float64 weights.
+    Cost: ``n * 2^g * B`` model rows. Memory: ``n * 2^g`` values of the
+    model's dtype and as many float64, plus ``g * 2^g`` long indices.
     """
     device = X.device
     n = X.shape[0]
     B = baseline.shape[0]
     g = n_groups(groups)
     groups = groups.to(device)
-    n_inner = 2**g - 2
     bits = 2 ** torch.arange(g, device=device)
 
     def build(start: int, stop: int):
-        r, c, b = split_index(start, stop, (n, n_inner, B), device)
-        mask = to_columns(((c[:, None] + 1) & bits) != 0, groups)
+        r, S, b = split_index(start, stop, (n, 2**g, B), device)
+        mask = to_columns((S[:, None] & bits) != 0, groups)
         return torch.where(mask, X[r], baseline[b]), r
 
-    if n_inner:
-        values = evaluate(
-            f,
-            build,
-            n * n_inner * B,
-            batch_size=batch_size,
-            show_progress=show_progress,
-            desc="ShapleyValues",
-        )
-        values = values.to(torch.float64).reshape(n, n_inner, B).mean(-1)
-    else:
-        values = torch.zeros(n, 0, dtype=torch.float64, device=device)
-    fx = fx.to(device, torch.float64)[:, None]
-    fb = fb.to(device, torch.float64)[:, None]
-    coalition_values = torch.cat([fb, values, fx], 1)  # [n, 2^g]
-    return coalition_values @ shapley_weights(g, device)
+    values = evaluate(
+        f,
+        build,
+        n * 2**g * B,
+        batch_size=batch_size,
+        show_progress=show_progress,
+        desc="ShapleyValues",
+    )
+    values = values.to(torch.float64).reshape(n, 2**g, B).mean(-1)
+    without, weights = _coalitions_without(g, device)
+    with_j = without | bits[:, None]
+    out = values.new_empty(n, g)
+    step = max(1, _CHUNK_ELEMENTS // (g * 2 ** (g - 1)))
+    for start in range(0, n, step):  # chunks of rows bound the memory
+        v = values[start : start + step]
+        marginal = v[:, with_j] - v[:, without]  # [rows, g, 2^(g-1)]
+        out[start : start + step] = marginal @ weights
+    return out
 
 
-def shapley_weights(g: int, device: torch.device | None = None) -> torch.Tensor:
-    """The ``[2^g, g]`` float64 matrix taking coalition values to Shapley values.
+#: most float64 marginal contributions held at once by :func:`shapley_exact`
+_CHUNK_ELEMENTS = 2**24
 
-    Entry ``(S, j)`` is ``w(|S| - 1)`` when group ``j`` is in ``S`` and
-    ``-w(|S|)`` when it is not, with ``w(s) = s! (g - s - 1)! / g!``.
+
+def _coalitions_without(g: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Coalitions without each group, ``[g, 2^(g-1)]``, and their weights.
+
+    Row ``j`` lists the coalitions ``S`` not containing group ``j``, in the
+    order of the ``g - 1`` other groups' bits, so that the weight of the
+    ``k``-th one, ``w(|S|)``, is the same for every ``j``: a vector
+    ``[2^(g-1)]`` of float64 with ``w(s) = s! (g - s - 1)! / g!``.
 
     Examples
     --------
-    >>> shapley_weights(2).tolist()
-    [[-0.5, -0.5], [0.5, -0.5], [-0.5, 0.5], [0.5, 0.5]]
+    >>> without, weights = _coalitions_without(2, "cpu")
+    >>> without.tolist(), weights.tolist()
+    ([[0, 2], [0, 1]], [0.5, 0.5])
     """
-    s = torch.arange(g, dtype=torch.float64)
-    w = torch.exp(torch.lgamma(s + 1) + torch.lgamma(g - s) - math.lgamma(g + 1))
-    w = w.to(device)
-    bits = 2 ** torch.arange(g, device=device)
-    member = (torch.arange(2**g, device=device)[:, None] & bits) != 0
-    size = member.sum(1, keepdim=True)
-    inside = w[(size - 1).clamp(min=0)]
-    outside = w[size.clamp(max=g - 1)]
-    return torch.where(member, inside, -outside)
+    k = torch.arange(2 ** (g - 1), device=device)
+    j = torch.arange(g, device=device)[:, None]
+    low = k & ((1 << j) - 1)  # bits below j stay, the others move up one
+    without = ((k - low) << 1) | low
+    size = ((k[:, None] >> torch.arange(g - 1, device=device)) & 1).sum(1)
+    return without, shapley_weight(g, size.to(torch.float64))
+
+
+def shapley_weight(g: int, size: torch.Tensor) -> torch.Tensor:
+    """``s! (g - s - 1)! / g!``: the weight of a coalition of size ``s``.
+
+    Examples
+    --------
+    >>> [round(w, 12) for w in shapley_weight(3, torch.tensor([0.0, 1.0, 2.0])).tolist()]
+    [0.333333333333, 0.166666666667, 0.333333333333]
+    """
+    size = size.to(torch.float64)
+    return torch.exp(
+        torch.lgamma(size + 1) + torch.lgamma(g - size) - math.lgamma(g + 1)
+    )

@@ -102,12 +102,16 @@ class ShapleyValueSampling(BaseExplainer):
 
     Notes
     -----
-    Cost of ``explain``: ``n_rows + n_background`` model rows for ``f(x)``
-    and ``f(baseline)``, plus ``(n_groups - 1) * n_background`` for every
-    permutation of every row: ``n_rows * P * (n_groups - 1) * n_background``
-    with ``P = n_samples`` (even when ``antithetic``); with ``tol``, ``P``
-    is each row's own count. The all-baseline and all-``x`` states are the
-    same for every permutation and are not evaluated again.
+    Cost of ``explain``, in model rows: ``n_rows + n_background`` to pick
+    the targets and report the base values, then, for each row and each
+    background row, ``2 + P * (n_groups - 1)``, where ``P`` is the number of
+    permutations (``n_samples``, rounded up to an even number when
+    ``antithetic``; with ``tol``, each row's own count): the all-baseline
+    and all-``x`` states are the same for every permutation and evaluated
+    once, the ``n_groups - 1`` states in between once per permutation. In
+    all, ``n_rows * (1 + n_background * (2 + P * (n_groups - 1))) +
+    n_background``: a DataFrame of background rows multiplies the cost by
+    their number.
 
     The frame returned by ``explain`` carries, in ``attrs``, without extra
     computation:
@@ -179,14 +183,12 @@ class ShapleyValueSampling(BaseExplainer):
 
     def _attribute(self, X, y):
         self._check_params()
-        f, fx, targets, base = self._setup(X, y)
+        f, _, targets, base = self._setup(X, y)
         values, std, counts = shapley_sampling(
             f,
             X,
             self.baseline_,
             groups=self._groups,
-            fx=fx,
-            fb=base,
             n_samples=self.n_samples,
             antithetic=bool(self.antithetic),
             tol=self.tol,
@@ -228,11 +230,12 @@ class ShapleyValues(BaseExplainer):
 
     Notes
     -----
-    Cost of ``explain``: ``n_rows + n_background`` model rows for ``f(x)``
-    and ``f(baseline)``, plus ``n_rows * (2^n_groups - 2) * n_background``
-    for the other coalitions. Memory: about ``12 * n_rows * 2^n_groups``
-    bytes for the coalition values and ``8 * n_groups * 2^n_groups`` for the
-    weights (160 MB at 20 groups).
+    Cost of ``explain``, in model rows: ``n_rows + n_background`` to pick
+    the targets and report the base values, then every coalition of every
+    row with every background row, ``n_rows * 2^n_groups * n_background``:
+    a DataFrame of background rows multiplies the cost by their number.
+    Memory: about ``12 * n_rows * 2^n_groups`` bytes for the coalition
+    values (12 MB per row at 20 groups).
 
     The frame returned by ``explain`` carries in ``attrs``:
     ``"base_values"``, ``f(baseline)`` per row (a Series), and ``"target"``,
@@ -286,20 +289,19 @@ class ShapleyValues(BaseExplainer):
         if g > self.max_groups:
             raise ValueError(
                 f"ShapleyValues needs 2^{g} = {2**g:,} model evaluations per row "
+                "(and per background row) "
                 f"for {g} features (groups), more than max_groups={self.max_groups} "
                 "allows. Use ShapleyValueSampling, merge features with "
                 "feature_groups, or raise max_groups."
             )
 
     def _attribute(self, X, y):
-        f, fx, targets, base = self._setup(X, y)
+        f, _, targets, base = self._setup(X, y)
         values = shapley_exact(
             f,
             X,
             self.baseline_,
             groups=self._groups,
-            fx=fx,
-            fb=base,
             batch_size=self.batch_size,
             show_progress=self.show_progress,
         )
