@@ -2,5 +2,11 @@
 
 from skattr.explainers._ablation import FeatureAblation
 from skattr.explainers._base import BaseExplainer
+from skattr.explainers._shapley import ShapleyValues, ShapleyValueSampling
 
-__all__ = ["BaseExplainer", "FeatureAblation"]
+__all__ = [
+    "BaseExplainer",
+    "FeatureAblation",
+    "ShapleyValueSampling",
+    "ShapleyValues",
+]

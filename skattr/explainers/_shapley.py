@@ -1,0 +1,308 @@
+"""ShapleyValueSampling and ShapleyValues: fair credit over feature coalitions."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from skattr._data import check_int, check_number
+from skattr.core.groups import n_groups
+from skattr.core.shapley import shapley_exact, shapley_sampling
+from skattr.explainers._base import BaseExplainer
+
+_SHARED_PARAMS = """\
+    baseline : "auto", "zeros", "mean", "median", float, array-like, dict, Series or DataFrame, default="auto"
+        Values a feature takes when it is not in a coalition. ``"auto"`` is
+        the mean of the ``X`` given to ``fit``, or zeros without it. A number
+        is used for every feature; a 1-D array, Series or dict gives one
+        value per feature; a DataFrame (or 2-D array) gives background rows:
+        the result is then the interventional Shapley value averaged over
+        them, at ``n_background`` times the cost.
+    target : None, int, class label, "predicted" or "true", default=None
+        Output explained. ``None``: the only output of a single-output
+        model, else each row's predicted class. An int selects an output
+        column; a class label (for models with ``classes_``) its column;
+        ``"true"`` each row's label in ``y``.
+    output : {"raw", "proba"}, default="raw"
+        Explain the module's raw output (e.g. logits) or probabilities
+        (skorch's predict nonlinearity; softmax or sigmoid for a module).
+    feature_groups : None, dict or array-like of int, default=None
+        ``None``: every column is a player. A dict ``{name: [columns]}``
+        makes those columns one player named ``name``; an integer array of
+        length ``n_features`` (Captum's ``feature_mask``) groups columns
+        with the same id, named by their columns joined with ``"+"``.
+    batch_size : int, default=4096
+        Most rows in one forward call; bounds memory.
+    device : str, default=None
+        Torch device to compute on; ``None`` uses the model's."""
+
+_ATTRIBUTES = """\
+    model_ : object
+        The model given to ``fit``.
+    device_ : torch.device
+        Device the computation runs on.
+    n_features_in_ : int
+        Number of features seen in ``fit``.
+    feature_names_in_ : ndarray of str
+        Column names seen in ``fit`` (only when ``X`` was a DataFrame).
+    baseline_ : Tensor of shape (n_background, n_model_inputs)
+        Resolved baseline rows, in the model's input space.
+    groups_ : ndarray of shape (n_model_inputs,)
+        Group index of each model input column.
+    group_names_ : list of str
+        Names of the result's columns.
+    n_outputs_ : int
+        Number of model outputs.
+    classes_ : ndarray or None
+        Class labels of a classifier, else ``None``."""
+
+
+class ShapleyValueSampling(BaseExplainer):
+    __doc__ = f"""Shapley values estimated from random feature orderings.
+
+    For each row, ``n_samples`` random permutations of the features (or
+    groups) are drawn; walking along a permutation, each feature in turn is
+    switched from the baseline to the row's value, and the change in the
+    model output is that feature's marginal contribution. Its mean over the
+    permutations estimates the Shapley value, as Captum's
+    ``ShapleyValueSampling``; the standard error of that mean comes with it.
+    All states of all permutations of all rows are built as tensors and
+    evaluated in a few large forward calls. Every row sums exactly (to float
+    rounding) to ``f(x) - f(baseline)``, whatever the permutations.
+
+    Parameters
+    ----------
+    n_samples : int, default=25
+        Permutations per row (rounded up to an even number when
+        ``antithetic``). With ``tol`` set, the most a row may use.
+    antithetic : bool, default=True
+        Draw permutations in pairs, a permutation and its reverse, which
+        usually lowers the variance. A pair counts as one draw in the
+        standard error.
+    tol : float, default=None
+        Sample to a precision: draw permutations in rounds (4 draws, then
+        doubling) and stop drawing for a row once the standard error of
+        every one of its attributions is at most ``tol``, in units of the
+        explained output, or when it reaches ``n_samples``. ``None`` draws
+        ``n_samples`` for every row.
+{_SHARED_PARAMS}
+    random_state : None, int or numpy.random.Generator, default=None
+        Seed of the permutations; the same seed gives the same result,
+        whatever ``batch_size``.
+    show_progress : bool, default=False
+        Show a tqdm progress bar over the forward batches.
+
+    Attributes
+    ----------
+{_ATTRIBUTES}
+
+    See Also
+    --------
+    ShapleyValues : Exact Shapley values for up to ``max_groups`` groups.
+    FeatureAblation : One feature removed at a time.
+
+    Notes
+    -----
+    Cost of ``explain``, in model rows: ``n_rows + n_background`` to pick
+    the targets and report the base values, then, for each row and each
+    background row, ``2 + P * (n_groups - 1)``, where ``P`` is the number of
+    permutations (``n_samples``, rounded up to an even number when
+    ``antithetic``; with ``tol``, each row's own count): the all-baseline
+    and all-``x`` states are the same for every permutation and evaluated
+    once, the ``n_groups - 1`` states in between once per permutation. In
+    all, ``n_rows * (1 + n_background * (2 + P * (n_groups - 1))) +
+    n_background``: a DataFrame of background rows multiplies the cost by
+    their number.
+
+    The frame returned by ``explain`` carries, in ``attrs``, without extra
+    computation:
+
+    - ``"base_values"``: ``f(baseline)`` per row (a Series);
+    - ``"std"``: the standard error of each attribution (a DataFrame like
+      the result; NaN when a row had a single draw);
+    - ``"n_samples"``: permutations used per row (a Series);
+    - ``"target"``: the output explained per row.
+
+    References
+    ----------
+    Castro, Gomez and Tejada (2009), "Polynomial calculation of the Shapley
+    value based on sampling". Captum, ``captum.attr.ShapleyValueSampling``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skattr import ShapleyValueSampling
+    >>> model = torch.nn.Linear(3, 1)
+    >>> with torch.no_grad():
+    ...     _ = model.weight.copy_(torch.tensor([[1.0, -2.0, 0.0]]))
+    ...     _ = model.bias.zero_()
+    >>> X = torch.tensor([[1.0, 1.0, 1.0], [2.0, 0.0, 5.0]])
+    >>> ex = ShapleyValueSampling(baseline="zeros", random_state=0).fit(model, X)
+    >>> attr = ex.explain(X)
+    >>> attr
+        x0   x1   x2
+    0  1.0 -2.0  0.0
+    1  2.0  0.0  0.0
+    >>> attr.attrs["n_samples"].tolist()
+    [26, 26]
+    """
+
+    def __init__(
+        self,
+        *,
+        n_samples=25,
+        antithetic=True,
+        tol=None,
+        baseline="auto",
+        target=None,
+        output="raw",
+        feature_groups=None,
+        batch_size=4096,
+        device=None,
+        random_state=None,
+        show_progress=False,
+    ):
+        self.n_samples = n_samples
+        self.antithetic = antithetic
+        self.tol = tol
+        self.baseline = baseline
+        self.target = target
+        self.output = output
+        self.feature_groups = feature_groups
+        self.batch_size = batch_size
+        self.device = device
+        self.random_state = random_state
+        self.show_progress = show_progress
+
+    def _check_params(self):
+        check_int("n_samples", self.n_samples)
+        if not isinstance(self.antithetic, (bool, np.bool_)):
+            raise TypeError(
+                f"antithetic must be True or False; got {self.antithetic!r}."
+            )
+        check_number("tol", self.tol, strict=True, allow_none=True)
+
+    def _attribute(self, X, y):
+        self._check_params()
+        f, _, targets, base = self._setup(X, y)
+        values, std, counts = shapley_sampling(
+            f,
+            X,
+            self.baseline_,
+            groups=self._groups,
+            n_samples=self.n_samples,
+            antithetic=bool(self.antithetic),
+            tol=self.tol,
+            generator=self._generator(),
+            batch_size=self.batch_size,
+            show_progress=self.show_progress,
+        )
+        extras = {"base_values": base, "std": std, "n_samples": counts}
+        return values, {**extras, "target": targets}
+
+
+class ShapleyValues(BaseExplainer):
+    __doc__ = f"""Exact Shapley values over all coalitions of the features.
+
+    The model is evaluated once on every coalition of features (or groups)
+    of every row, ``2^n_groups`` inputs per row (Captum's ``ShapleyValues``
+    walks all ``n_groups!`` orderings instead), and the Shapley weights are
+    applied to those values as one matrix product in float64, whatever the
+    model's dtype. Every row sums to ``f(x) - f(baseline)``.
+
+    Parameters
+    ----------
+    max_groups : int, default=20
+        Refuse more features (or groups) than this: the cost doubles with
+        each one. Use ``feature_groups`` to merge features, or
+        ``ShapleyValueSampling``.
+{_SHARED_PARAMS}
+    show_progress : bool, default=False
+        Show a tqdm progress bar over the forward batches.
+
+    Attributes
+    ----------
+{_ATTRIBUTES}
+
+    See Also
+    --------
+    ShapleyValueSampling : Estimates from random orderings, for many features.
+    KernelShap : Shapley values from a weighted linear regression.
+
+    Notes
+    -----
+    Cost of ``explain``, in model rows: ``n_rows + n_background`` to pick
+    the targets and report the base values, then every coalition of every
+    row with every background row, ``n_rows * 2^n_groups * n_background``:
+    a DataFrame of background rows multiplies the cost by their number.
+    Memory: about ``12 * n_rows * 2^n_groups`` bytes for the coalition
+    values (12 MB per row at 20 groups).
+
+    The frame returned by ``explain`` carries in ``attrs``:
+    ``"base_values"``, ``f(baseline)`` per row (a Series), and ``"target"``,
+    the output explained per row.
+
+    References
+    ----------
+    Shapley (1953), "A value for n-person games". Captum,
+    ``captum.attr.ShapleyValues``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skattr import ShapleyValues
+    >>> class Product(torch.nn.Module):
+    ...     def forward(self, x):
+    ...         return (x[:, :1] * x[:, 1:2]) + x[:, 2:]
+    >>> X = torch.tensor([[2.0, 3.0, 1.0]])
+    >>> ShapleyValues(baseline="zeros").fit(Product(), X).explain(X)
+        x0   x1   x2
+    0  3.0  3.0  1.0
+    """
+
+    def __init__(
+        self,
+        *,
+        max_groups=20,
+        baseline="auto",
+        target=None,
+        output="raw",
+        feature_groups=None,
+        batch_size=4096,
+        device=None,
+        show_progress=False,
+    ):
+        self.max_groups = max_groups
+        self.baseline = baseline
+        self.target = target
+        self.output = output
+        self.feature_groups = feature_groups
+        self.batch_size = batch_size
+        self.device = device
+        self.show_progress = show_progress
+
+    def _check_params(self):
+        check_int("max_groups", self.max_groups)
+
+    def _check_explain(self, X):
+        self._check_params()
+        g = n_groups(self._groups)
+        if g > self.max_groups:
+            raise ValueError(
+                f"ShapleyValues needs 2^{g} = {2**g:,} model evaluations per row "
+                "(and per background row) "
+                f"for {g} features (groups), more than max_groups={self.max_groups} "
+                "allows. Use ShapleyValueSampling, merge features with "
+                "feature_groups, or raise max_groups."
+            )
+
+    def _attribute(self, X, y):
+        f, _, targets, base = self._setup(X, y)
+        values = shapley_exact(
+            f,
+            X,
+            self.baseline_,
+            groups=self._groups,
+            batch_size=self.batch_size,
+            show_progress=self.show_progress,
+        )
+        return values, {"base_values": base, "target": targets}
