@@ -2,5 +2,16 @@
 
 from skattr.explainers._ablation import FeatureAblation
 from skattr.explainers._base import BaseExplainer
+from skattr.explainers._gradients import (
+    GradientShap,
+    LayerGradientShap,
+    NeuronGradient,
+)
 
-__all__ = ["BaseExplainer", "FeatureAblation"]
+__all__ = [
+    "BaseExplainer",
+    "FeatureAblation",
+    "GradientShap",
+    "LayerGradientShap",
+    "NeuronGradient",
+]
