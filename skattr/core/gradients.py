@@ -237,48 +237,55 @@ def gradient_shap(
         )
         fx = out_x.gather(1, targets[:, None]).squeeze(1)
     q = p if layer is None else act_b.shape[1]
-    total = torch.zeros(n, q, dtype=torch.float64, device=device)
-    gap = torch.zeros(n, dtype=torch.float64, device=device)  # sum of f(x_s) - f(b_s)
-    base = torch.zeros(n, dtype=torch.float64, device=device)  # sum of f(b_s)
-    sample_row = torch.arange(n, device=device).repeat_interleave(S)
+    total = torch.empty(n, q, dtype=torch.float64, device=device)
+    gap = torch.empty(n, dtype=torch.float64, device=device)  # sum of f(x_s) - f(b_s)
+    base = torch.empty(n, dtype=torch.float64, device=device)  # sum of f(b_s)
+    single = background.shape[0] == 1  # one baseline row: broadcast, no gather
+    fx64 = None if fx is None else fx.double()
+    # chunks of whole rows: each row's samples are reduced within one chunk
+    rows_per_chunk = max(1, batch_size // S)
     with contextlib.ExitStack() as stack:
         box = None
         if layer is not None:
             box = stack.enter_context(capture_layer(layer, to_input=to_input))
-        for start, stop in _chunks(N, batch_size, show_progress, "GradientShap"):
-            r = sample_row[start:stop]
-            x = X[r]
+        for r0, r1 in _chunks(n, rows_per_chunk, show_progress, "GradientShap"):
+            m, s0, s1 = r1 - r0, r0 * S, r1 * S
+            t = targets[r0:r1]
+            t_rows = t.repeat_interleave(S)[:, None]
+            x = X[r0:r1, None, :]  # [m, 1, p], or [m, S, p] with noise
             if noise is not None:
-                x = x + noise[start:stop]
-            bi = b_idx[start:stop]
-            b = background[bi]
-            a = alpha[start:stop, None]
-            point = (a * x + (1.0 - a) * b).requires_grad_(True)
+                x = x + noise[s0:s1].view(m, S, p)
+            bi = b_idx[s0:s1].view(m, S)
+            b = background[:1] if single else background[bi]
+            diff = x - b
+            a = alpha[s0:s1].view(m, S, 1)
+            # Captum's point a * x + (1 - a) * b, written b + a * (x - b)
+            point = torch.addcmul(b, a, diff).reshape(m * S, p).requires_grad_(True)
             with torch.enable_grad():
-                out = forward(point).gather(1, targets[r, None]).squeeze(1)
+                out = forward(point).gather(1, t_rows).squeeze(1)
                 wrt = point if box is None else box.take()
                 grad = _grad(out, wrt)
-            m = stop - start
             if grad is None:  # the target does not depend on it
                 grad = torch.zeros_like(wrt)
-            grad = grad.reshape(m, -1)
+            grad = grad.reshape(m, S, -1)
             if noise is None:
-                fxs = fx.double()[r]
-                ax = None if act_x is None else act_x[r]
+                fxs = fx64[r0:r1, None]
+                ax = None if act_x is None else act_x[r0:r1, None, :]
             else:
                 with torch.no_grad():
-                    out_x = forward(x)
-                    ax = None if box is None else box.take().reshape(m, -1)
-                fxs = out_x.gather(1, targets[r, None]).squeeze(1).double()
+                    out_x = forward(x.reshape(m * S, p))
+                    ax = None if box is None else box.take().reshape(m, S, -1)
+                fxs = out_x.gather(1, t_rows).view(m, S).double()
             if multiply_by_inputs:
-                diff = x - b if layer is None else ax - act_b[bi]
+                if layer is not None:
+                    diff = ax - (act_b[:1] if single else act_b[bi])
                 contrib = grad * diff
             else:
                 contrib = grad
-            total.index_add_(0, r, contrib.detach().double())
-            fbs = fb[bi, targets[r]]
-            gap.index_add_(0, r, fxs - fbs)
-            base.index_add_(0, r, fbs)
+            total[r0:r1] = contrib.sum(1, dtype=torch.float64)
+            fbs = fb[bi, t[:, None]]
+            gap[r0:r1] = (fxs - fbs).sum(1)
+            base[r0:r1] = fbs.sum(1)
     attributions = total / S
     delta = attributions.sum(1) - gap / S
     return attributions, delta, base / S
