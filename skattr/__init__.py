@@ -5,10 +5,20 @@ Each explainer is configured in its constructor, bound to a model with
 attributions from ``explain(X, y=None)``.
 """
 
-from skattr.explainers import FeatureAblation, ShapleyValues, ShapleyValueSampling
+from skattr.explainers import (
+    FeatureAblation,
+    GradientShap,
+    LayerGradientShap,
+    NeuronGradient,
+    ShapleyValues,
+    ShapleyValueSampling,
+)
 
 __all__ = [
     "FeatureAblation",
+    "GradientShap",
+    "LayerGradientShap",
+    "NeuronGradient",
     "ShapleyValueSampling",
     "ShapleyValues",
 ]

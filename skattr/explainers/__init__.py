@@ -2,11 +2,15 @@
 
 from skattr.explainers._ablation import FeatureAblation
 from skattr.explainers._base import BaseExplainer
+from skattr.explainers._gradients import GradientShap, LayerGradientShap, NeuronGradient
 from skattr.explainers._shapley import ShapleyValues, ShapleyValueSampling
 
 __all__ = [
     "BaseExplainer",
     "FeatureAblation",
+    "GradientShap",
+    "LayerGradientShap",
+    "NeuronGradient",
     "ShapleyValueSampling",
     "ShapleyValues",
 ]

@@ -113,15 +113,16 @@ class BaseExplainer(BaseEstimator):
         for attr in ("n_features_in_", "feature_names_in_"):
             if hasattr(self, attr):
                 delattr(self, attr)
-        if isinstance(self.baseline, pd.DataFrame):
-            check_input(self, self.baseline, reset=True, name="baseline")
-            return column_names(self.baseline, self.baseline.shape[1])
-        if isinstance(self.baseline, pd.Series):
-            names = [str(c) for c in self.baseline.index]
+        baseline = getattr(self, "baseline", "auto")
+        if isinstance(baseline, pd.DataFrame):
+            check_input(self, baseline, reset=True, name="baseline")
+            return column_names(baseline, baseline.shape[1])
+        if isinstance(baseline, pd.Series):
+            names = [str(c) for c in baseline.index]
             self.n_features_in_ = len(names)
             self.feature_names_in_ = np.asarray(names, dtype=object)
             return names
-        p = baseline_width(self.baseline)
+        p = baseline_width(baseline)
         if p is None and adapter.preprocess is None:
             p = adapter.n_features()
         if p is None:

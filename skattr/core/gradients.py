@@ -1,0 +1,352 @@
+"""Gradient methods: GradientSHAP (inputs and layers) and neuron gradients.
+
+Every function runs one chunked forward and backward pass over all rows and
+samples at once: the gradient of the *sum* of the per-row outputs with
+respect to a chunk of inputs (or of layer activations) is every row's own
+gradient, because rows do not interact in a model in eval mode. Layer
+activations are captured with a forward hook (a forward pre-hook for a
+layer's input) that is registered for the whole pass and removed in a
+``finally``, also when the model raises.
+
+``forward(Z) -> Tensor[m, k]`` is the model's output for inputs ``Z``
+``[m, p]``; ``targets`` ``[n]`` holds the output column explained for each
+row. Randomness is drawn up front on the CPU from ``generator`` and moved to
+the device, so results do not depend on ``batch_size``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+
+import torch
+from torch import nn
+
+#: ``forward(Z) -> Tensor[m, k]``: model outputs for inputs ``Z`` of shape ``[m, p]``.
+Forward = Callable[[torch.Tensor], torch.Tensor]
+
+#: Captum's neuron selector: an int, a tuple of ints and slices (indexing the
+#: layer's output without its batch dimension), or a callable that maps the
+#: layer's output ``[m, ...]`` to the selected values per row.
+NeuronSelector = int | tuple | Callable[[torch.Tensor], torch.Tensor]
+
+
+class _Capture:
+    """What a forward hook saw on one forward call: the layer's output or input."""
+
+    def __init__(self) -> None:
+        self.values: list[torch.Tensor] = []
+
+    def take(self) -> torch.Tensor:
+        """The single tensor captured since the last call, flattened per row."""
+        values, self.values = self.values, []
+        if len(values) != 1:
+            raise ValueError(
+                "The layer must run exactly once per forward call to be attributed; "
+                f"it ran {len(values)} times. Choose a layer that the model calls "
+                "once."
+            )
+        return values[0]
+
+
+@contextlib.contextmanager
+def capture_layer(layer: nn.Module, *, to_input: bool = False) -> Iterator[_Capture]:
+    """Capture ``layer``'s output (or first input) on every forward call.
+
+    The captured tensor is the one the layer produced (or received); the rest
+    of the model gets a clone, so that in-place operations downstream do not
+    change it and gradients with respect to it reach everything downstream.
+    The hook is removed on exit, also when the model raises.
+    """
+    box = _Capture()
+
+    def keep(t: object) -> torch.Tensor:
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(
+                f"The layer's {'input' if to_input else 'output'} must be one tensor "
+                f"to be attributed; got {type(t).__name__}."
+            )
+        box.values.append(t)
+        return t.clone()
+
+    if to_input:
+
+        def pre_hook(module, args):
+            if not args:
+                raise TypeError("The layer was called without a positional input.")
+            return (keep(args[0]), *args[1:])
+
+        handle = layer.register_forward_pre_hook(pre_hook)
+    else:
+
+        def hook(module, args, out):
+            return keep(out)
+
+        handle = layer.register_forward_hook(hook)
+    try:
+        yield box
+    finally:
+        handle.remove()
+
+
+def _chunks(n_total: int, batch_size: int, show_progress: bool, desc: str):
+    starts = range(0, n_total, batch_size)
+    if show_progress:
+        from tqdm.auto import tqdm
+
+        starts = tqdm(starts, desc=desc, unit="batch", leave=False)
+    for start in starts:
+        yield start, min(start + batch_size, n_total)
+
+
+def _evaluate_with_layer(
+    forward: Forward,
+    Z: torch.Tensor,
+    layer: nn.Module | None,
+    *,
+    to_input: bool,
+    batch_size: int,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Outputs ``[m, k]`` and flattened layer activations ``[m, q]``, no autograd."""
+    outs, acts = [], []
+    with contextlib.ExitStack() as stack, torch.no_grad():
+        box = (
+            None
+            if layer is None
+            else stack.enter_context(capture_layer(layer, to_input=to_input))
+        )
+        for start in range(0, Z.shape[0], batch_size):
+            chunk = Z[start : start + batch_size]
+            outs.append(forward(chunk))
+            if box is not None:
+                acts.append(box.take().reshape(chunk.shape[0], -1))
+    out = torch.cat(outs)
+    return out, (torch.cat(acts) if acts else None)
+
+
+def layer_width(
+    forward: Forward, Z: torch.Tensor, layer: nn.Module, *, to_input: bool = False
+) -> tuple[int, ...]:
+    """Shape of ``layer``'s output (or input) per row, from a forward on ``Z``."""
+    with torch.no_grad(), capture_layer(layer, to_input=to_input) as box:
+        forward(Z)
+        return tuple(box.take().shape[1:])
+
+
+def gradient_shap(
+    forward: Forward,
+    X: torch.Tensor,
+    background: torch.Tensor,
+    *,
+    targets: torch.Tensor,
+    n_samples: int,
+    stdevs: float,
+    multiply_by_inputs: bool,
+    batch_size: int,
+    generator: torch.Generator,
+    fx: torch.Tensor | None = None,
+    layer: nn.Module | None = None,
+    attribute_to_layer_input: bool = False,
+    show_progress: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """GradientSHAP of the inputs, or of a layer's units, as Captum's.
+
+    For each row ``x`` and each of its ``n_samples`` samples ``s``: a
+    background row ``b_s`` drawn uniformly from ``background``, a noisy input
+    ``x_s = x + N(0, stdevs^2)`` and a point ``z_s = a_s x_s + (1 - a_s) b_s``
+    with ``a_s ~ U(0, 1)``. The attribution is the mean over samples of
+    ``grad f(z_s) * (x_s - b_s)`` (inputs) or of
+    ``grad_L f(z_s) * (L(x_s) - L(b_s))`` (a layer ``L``: the gradient with
+    respect to the layer's activations, scaled by the difference of the
+    layer's activations at the input and at the baseline, as Captum's
+    ``LayerGradientShap``); with ``multiply_by_inputs=False`` the mean
+    gradient alone.
+
+    Parameters
+    ----------
+    forward : callable
+        ``forward(Z) -> Tensor[m, k]``.
+    X : Tensor of shape ``[n, p]``
+        Rows to explain.
+    background : Tensor of shape ``[B, p]``
+        The baseline distribution.
+    targets : Tensor of shape ``[n]``, long
+        Output column explained for each row.
+    n_samples : int
+        Samples per row.
+    stdevs : float
+        Standard deviation of the Gaussian noise added to the inputs.
+    multiply_by_inputs : bool
+        Multiply the gradients by the input (or activation) differences.
+    batch_size : int
+        Most model rows in one forward and backward call.
+    generator : torch.Generator
+        CPU generator for every draw.
+    fx : Tensor of shape ``[n]``, optional
+        ``f(x)`` at each row's target, when already known (saves a forward
+        pass when ``stdevs == 0``).
+    layer : torch.nn.Module, optional
+        Attribute to this layer's output (its input with
+        ``attribute_to_layer_input=True``) instead of the model's inputs.
+    show_progress : bool, default=False
+        Show a tqdm bar over the chunks.
+
+    Returns
+    -------
+    attributions : Tensor of shape ``[n, q]``, float64
+        ``q = p`` for the inputs, else the number of the layer's units.
+    delta : Tensor of shape ``[n]``, float64
+        Convergence delta: the sum of the attributions minus
+        ``mean_s f(x_s) - mean_s f(b_s)``, i.e. the mean over samples of
+        Captum's per-sample deltas (``f(x_s) = f(x)`` when ``stdevs == 0``).
+    base_values : Tensor of shape ``[n]``, float64
+        ``mean_s f(b_s)``, the mean output at the drawn baselines.
+
+    Notes
+    -----
+    Cost: ``n * n_samples`` model rows forward and backward, plus a forward
+    pass over ``min(B, n * n_samples)`` background rows; a layer adds one
+    over the ``n`` rows (``n * n_samples`` noisy rows when ``stdevs > 0``),
+    and ``stdevs > 0`` one over the noisy rows for the delta.
+    """
+    n, p = X.shape
+    S = n_samples
+    N = n * S
+    device, dtype = X.device, X.dtype
+    # every draw up front, on the CPU, independent of the chunking
+    b_idx = torch.randint(background.shape[0], (N,), generator=generator)
+    alpha = torch.rand(N, generator=generator, dtype=torch.float64)
+    noise = None
+    if stdevs > 0:
+        noise = torch.randn(N, p, generator=generator, dtype=torch.float64)
+        noise = noise.mul_(stdevs).to(device, dtype)
+    b_idx, alpha = b_idx.to(device), alpha.to(device, dtype)
+    if background.shape[0] > N:  # evaluate only the background rows drawn
+        background, b_idx = background[b_idx], torch.arange(N, device=device)
+    to_input = attribute_to_layer_input
+    targets = targets.to(device)
+    # f and the layer's activations at the background rows (and at X)
+    fb, act_b = _evaluate_with_layer(
+        forward, background, layer, to_input=to_input, batch_size=batch_size
+    )
+    fb = fb.double()
+    act_x = None
+    if noise is None and (layer is not None or fx is None):
+        out_x, act_x = _evaluate_with_layer(
+            forward, X, layer, to_input=to_input, batch_size=batch_size
+        )
+        fx = out_x.gather(1, targets[:, None]).squeeze(1)
+    q = p if layer is None else act_b.shape[1]
+    total = torch.empty(n, q, dtype=torch.float64, device=device)
+    gap = torch.empty(n, dtype=torch.float64, device=device)  # sum of f(x_s) - f(b_s)
+    base = torch.empty(n, dtype=torch.float64, device=device)  # sum of f(b_s)
+    single = background.shape[0] == 1  # one baseline row: broadcast, no gather
+    fx64 = None if fx is None else fx.double()
+    # chunks of whole rows: each row's samples are reduced within one chunk
+    rows_per_chunk = max(1, batch_size // S)
+    with contextlib.ExitStack() as stack:
+        box = None
+        if layer is not None:
+            box = stack.enter_context(capture_layer(layer, to_input=to_input))
+        for r0, r1 in _chunks(n, rows_per_chunk, show_progress, "GradientShap"):
+            m, s0, s1 = r1 - r0, r0 * S, r1 * S
+            t = targets[r0:r1]
+            t_rows = t.repeat_interleave(S)[:, None]
+            x = X[r0:r1, None, :]  # [m, 1, p], or [m, S, p] with noise
+            if noise is not None:
+                x = x + noise[s0:s1].view(m, S, p)
+            bi = b_idx[s0:s1].view(m, S)
+            b = background[:1] if single else background[bi]
+            diff = x - b
+            a = alpha[s0:s1].view(m, S, 1)
+            # Captum's point a * x + (1 - a) * b, written b + a * (x - b)
+            point = torch.addcmul(b, a, diff).reshape(m * S, p).requires_grad_(True)
+            with torch.enable_grad():
+                out = forward(point).gather(1, t_rows).squeeze(1)
+                wrt = point if box is None else box.take()
+                grad = _grad(out, wrt)
+            if grad is None:  # the target does not depend on it
+                grad = torch.zeros_like(wrt)
+            grad = grad.reshape(m, S, -1)
+            if noise is None:
+                fxs = fx64[r0:r1, None]
+                ax = None if act_x is None else act_x[r0:r1, None, :]
+            else:
+                with torch.no_grad():
+                    out_x = forward(x.reshape(m * S, p))
+                    ax = None if box is None else box.take().reshape(m, S, -1)
+                fxs = out_x.gather(1, t_rows).view(m, S).double()
+            if multiply_by_inputs:
+                if layer is not None:
+                    diff = ax - (act_b[:1] if single else act_b[bi])
+                contrib = grad * diff
+            else:
+                contrib = grad
+            total[r0:r1] = contrib.sum(1, dtype=torch.float64)
+            fbs = fb[bi, t[:, None]]
+            gap[r0:r1] = (fxs - fbs).sum(1)
+            base[r0:r1] = fbs.sum(1)
+    attributions = total / S
+    delta = attributions.sum(1) - gap / S
+    return attributions, delta, base / S
+
+
+def _grad(values: torch.Tensor, wrt: torch.Tensor) -> torch.Tensor | None:
+    """Gradient of ``values.sum()`` with respect to ``wrt`` (None: unconnected)."""
+    if not values.requires_grad or not wrt.requires_grad:
+        return None
+    (grad,) = torch.autograd.grad(values.sum(), wrt, allow_unused=True)
+    return grad
+
+
+def select_neuron(activation: torch.Tensor, neuron: NeuronSelector) -> torch.Tensor:
+    """The selected neuron's value per row, as Captum's neuron selector.
+
+    An int or a tuple of ints and slices indexes the activation without its
+    batch dimension (slices are summed per row); a callable gets the whole
+    activation ``[m, ...]``.
+    """
+    if callable(neuron):
+        return neuron(activation)
+    index = neuron if isinstance(neuron, tuple) else (neuron,)
+    if len(index) > activation.dim() - 1:
+        raise ValueError(
+            f"neuron={neuron!r} has {len(index)} indices, but the layer's activation "
+            f"has shape {tuple(activation.shape[1:])} per row."
+        )
+    selected = activation[(slice(None), *index)]
+    if any(isinstance(i, slice) for i in index):
+        selected = selected.reshape(selected.shape[0], -1).sum(1)
+    return selected
+
+
+def neuron_gradient(
+    forward: Forward,
+    X: torch.Tensor,
+    *,
+    layer: nn.Module,
+    neuron: NeuronSelector,
+    attribute_to_neuron_input: bool = False,
+    batch_size: int,
+    show_progress: bool = False,
+) -> torch.Tensor:
+    """Gradient of one neuron of ``layer`` with respect to the inputs.
+
+    As Captum's ``NeuronGradient``: the neuron is picked from the layer's
+    output (its input with ``attribute_to_neuron_input=True``) by
+    :func:`select_neuron`; when the selection holds several values per row
+    their sum is differentiated.
+
+    Returns
+    -------
+    Tensor of shape ``[n, p]``, in the input's dtype.
+    """
+    out = torch.empty_like(X)
+    with capture_layer(layer, to_input=attribute_to_neuron_input) as box:
+        for start, stop in _chunks(X.shape[0], batch_size, show_progress, "Neuron"):
+            Z = X[start:stop].detach().requires_grad_(True)
+            with torch.enable_grad():
+                forward(Z)
+                grad = _grad(select_neuron(box.take(), neuron), Z)
+            out[start:stop] = 0.0 if grad is None else grad
+    return out

@@ -1,0 +1,533 @@
+"""Gradient methods: GradientShap, LayerGradientShap and NeuronGradient."""
+
+from __future__ import annotations
+
+import numbers
+
+import torch
+from torch import nn
+
+from skattr._data import check_int, check_number
+from skattr._model import get_layer
+from skattr.core.gradients import (
+    gradient_shap,
+    layer_width,
+    neuron_gradient,
+    select_neuron,
+)
+from skattr.core.groups import sum_over_groups
+from skattr.explainers._base import BaseExplainer
+
+
+# ---------------------------------------------------------------- helpers
+def _check_bool(name: str, value: object) -> None:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False; got {value!r}.")
+
+
+def _check_layer_param(layer: object) -> None:
+    if not (isinstance(layer, nn.Module) or (isinstance(layer, str) and layer)):
+        raise TypeError(
+            "layer must be a dotted submodule name such as 'hidden.0' or a "
+            f"torch.nn.Module of the model; got {layer!r}."
+        )
+
+
+def _user_module(model) -> nn.Module | None:
+    """The user's own torch module inside a module, skorch net or Pipeline."""
+    if hasattr(model, "steps"):  # a Pipeline ends in the net
+        model = model.steps[-1][1]
+    module = getattr(model, "module_", model)
+    return module if isinstance(module, nn.Module) else None
+
+
+def _resolve_layer(explainer, layer) -> tuple[str, nn.Module]:
+    """``layer`` (name or module object) -> its dotted name and the module run.
+
+    A module object is looked up in the user's model (the module run may be a
+    copy on another ``device``), then found by name in the module run.
+    """
+    module = explainer._adapter.module
+    if isinstance(layer, nn.Module) and not any(m is layer for m in module.modules()):
+        original = _user_module(explainer.model_)
+        if original is not None and original is not module:
+            layer, _ = get_layer(original, layer)
+    return get_layer(module, layer)
+
+
+def _background(explainer, X_fit: torch.Tensor | None) -> torch.Tensor:
+    """The baseline distribution: the fit ``X`` unless ``baseline`` is explicit."""
+    baseline = explainer.baseline
+    if isinstance(baseline, str) and baseline == "auto" and X_fit is not None:
+        return X_fit
+    return explainer.baseline_
+
+
+def _shap(explainer, X: torch.Tensor, y, *, layer=None, to_input=False):
+    """Shared ``_attribute`` of GradientShap and LayerGradientShap."""
+    outputs = explainer._outputs(X)
+    targets = explainer._targets(outputs, y)
+    fx = outputs.gather(1, targets[:, None]).squeeze(1)
+    values, delta, base = gradient_shap(
+        explainer._adapter.forward,
+        X,
+        explainer.background_,
+        targets=targets,
+        n_samples=explainer.n_samples,
+        stdevs=float(explainer.stdevs),
+        multiply_by_inputs=explainer.multiply_by_inputs,
+        batch_size=explainer.batch_size,
+        generator=explainer._generator(),
+        fx=fx,
+        layer=layer,
+        attribute_to_layer_input=to_input,
+        show_progress=explainer.show_progress,
+    )
+    return values, {"delta": delta, "base_values": base, "target": targets}
+
+
+def _check_shap_params(explainer) -> None:
+    check_int("n_samples", explainer.n_samples)
+    check_number("stdevs", explainer.stdevs)
+    _check_bool("multiply_by_inputs", explainer.multiply_by_inputs)
+
+
+# ---------------------------------------------------------------- GradientShap
+class GradientShap(BaseExplainer):
+    """GradientSHAP: expected gradients on random points between baseline and input.
+
+    For each row ``x`` and each of ``n_samples`` samples, a baseline row ``b``
+    is drawn from the background distribution, Gaussian noise of standard
+    deviation ``stdevs`` is added to ``x``, and a point ``z`` is drawn
+    uniformly on the segment from ``b`` to the noisy ``x``. The attribution
+    is the mean over samples of ``grad f(z) * (x - b)`` (the mean gradient
+    alone with ``multiply_by_inputs=False``), as Captum's ``GradientShap``.
+    It approximates SHAP values; on a linear model it converges to
+    ``w * (x - mean(background))``. All rows and samples go through one
+    chunked forward and backward pass.
+
+    Parameters
+    ----------
+    n_samples : int, default=5
+        Samples (baseline draws and points on the path) per row.
+    stdevs : float, default=0.0
+        Standard deviation of the Gaussian noise added to the inputs (in the
+        model's input space).
+    multiply_by_inputs : bool, default=True
+        Multiply the gradients by ``x - b`` (global attribution). ``False``
+        returns the mean gradient (local attribution).
+    baseline : "auto", "zeros", "mean", "median", float, array-like, dict, Series or DataFrame, default="auto"
+        The baseline distribution. ``"auto"``: the rows of the ``X`` given to
+        ``fit`` (zeros without it). Anything else is used instead of those
+        rows, even when ``fit`` got ``X``: a DataFrame or 2-D array gives the
+        background rows; the other forms a single baseline row (see
+        :class:`FeatureAblation`).
+    target : None, int, class label, "predicted" or "true", default=None
+        Output explained. ``None``: the only output of a single-output
+        model, else each row's predicted class. An int selects an output
+        column; a class label (for models with ``classes_``) its column;
+        ``"true"`` each row's label in ``y``.
+    output : {"raw", "proba"}, default="raw"
+        Explain the module's raw output (e.g. logits) or probabilities
+        (skorch's predict nonlinearity; softmax or sigmoid for a module).
+    feature_groups : None, dict or array-like of int, default=None
+        ``None``: every column is a feature. A dict ``{name: [columns]}`` or
+        an integer array of length ``n_features`` (Captum's
+        ``feature_mask``): the attributions of the columns of a group are
+        summed.
+    batch_size : int, default=4096
+        Most model rows in one forward and backward call; bounds memory.
+    device : str, default=None
+        Torch device to compute on; ``None`` uses the model's.
+    random_state : None, int or numpy.random.Generator, default=None
+        Seeds the baseline draws, the noise and the points on the path.
+    show_progress : bool, default=False
+        Show a tqdm progress bar over the batches.
+
+    Attributes
+    ----------
+    model_ : object
+        The model given to ``fit``.
+    device_ : torch.device
+        Device the computation runs on.
+    n_features_in_ : int
+        Number of features seen in ``fit``.
+    feature_names_in_ : ndarray of str
+        Column names seen in ``fit`` (only when ``X`` was a DataFrame).
+    baseline_ : Tensor of shape (n_baseline_rows, n_model_inputs)
+        The resolved ``baseline`` parameter, in the model's input space.
+    background_ : Tensor of shape (n_background, n_model_inputs)
+        The baseline distribution the draws come from.
+    groups_ : ndarray of shape (n_model_inputs,)
+        Group index of each model input column.
+    group_names_ : list of str
+        Names of the result's columns.
+    n_outputs_ : int
+        Number of model outputs.
+    classes_ : ndarray or None
+        Class labels of a classifier, else ``None``.
+
+    See Also
+    --------
+    LayerGradientShap : The same for the units of a layer.
+    ShapleyValueSampling : Model-agnostic Shapley values.
+
+    Notes
+    -----
+    Cost: ``n_rows * n_samples`` model rows forward and backward, plus a
+    forward pass over the rows and over at most ``n_rows * n_samples``
+    background rows (and over the noisy rows when ``stdevs > 0``). The
+    frame returned by ``explain`` carries in ``attrs``: ``"delta"``, the
+    convergence delta per row (sum of the attributions minus
+    ``f(x) - mean f(b)`` over the drawn baselines; with noise, the mean of
+    ``f`` at the noisy inputs replaces ``f(x)``: it is the mean over samples
+    of Captum's per-sample deltas); ``"base_values"``, the mean of ``f``
+    at the drawn baselines; and ``"target"``, the output explained per row.
+
+    References
+    ----------
+    Lundberg and Lee, "A Unified Approach to Interpreting Model
+    Predictions", NeurIPS 2017. Captum, ``captum.attr.GradientShap``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skattr import GradientShap
+    >>> model = torch.nn.Linear(3, 1)
+    >>> with torch.no_grad():
+    ...     _ = model.weight.copy_(torch.tensor([[1.0, -2.0, 0.0]]))
+    ...     _ = model.bias.zero_()
+    >>> X = torch.tensor([[1.0, 1.0, 1.0], [2.0, 0.0, 5.0]])
+    >>> attr = GradientShap(baseline="zeros", random_state=0).fit(model, X).explain(X)
+    >>> attr
+        x0   x1   x2
+    0  1.0 -2.0  0.0
+    1  2.0  0.0  0.0
+    >>> attr.attrs["delta"].abs().max() < 1e-6
+    np.True_
+    """
+
+    _needs_grad = True
+
+    def __init__(
+        self,
+        *,
+        n_samples=5,
+        stdevs=0.0,
+        multiply_by_inputs=True,
+        baseline="auto",
+        target=None,
+        output="raw",
+        feature_groups=None,
+        batch_size=4096,
+        device=None,
+        random_state=None,
+        show_progress=False,
+    ):
+        self.n_samples = n_samples
+        self.stdevs = stdevs
+        self.multiply_by_inputs = multiply_by_inputs
+        self.baseline = baseline
+        self.target = target
+        self.output = output
+        self.feature_groups = feature_groups
+        self.batch_size = batch_size
+        self.device = device
+        self.random_state = random_state
+        self.show_progress = show_progress
+
+    def _check_params(self):
+        _check_shap_params(self)
+
+    def _fit_background(self, X_fit):
+        self.background_ = _background(self, X_fit)
+
+    def _attribute(self, X, y):
+        values, extras = _shap(self, X, y)
+        if len(self.group_names_) != X.shape[1]:
+            values = sum_over_groups(values, self._groups)
+        return values, extras
+
+
+# ---------------------------------------------------------------- LayerGradientShap
+class LayerGradientShap(BaseExplainer):
+    """GradientSHAP of the units of a layer, as Captum's ``LayerGradientShap``.
+
+    The samples are drawn as in :class:`GradientShap` (a background row
+    ``b``, noise on ``x``, a point ``z`` on the segment between them, all in
+    the model's input space). The attribution of each unit of ``layer`` is
+    the mean over samples of the gradient of the output with respect to the
+    layer's activation at ``z``, times the difference of the layer's
+    activations at the (noisy) input and at ``b``; or the mean gradient
+    alone with ``multiply_by_inputs=False``.
+
+    Parameters
+    ----------
+    layer : str or torch.nn.Module
+        The layer, by dotted name relative to the torch module (``"hidden.0"``;
+        for a skorch net relative to ``module_``). A module object is resolved
+        to its name in ``fit`` (kept in ``layer_``).
+    n_samples : int, default=5
+        Samples per row.
+    stdevs : float, default=0.0
+        Standard deviation of the Gaussian noise added to the inputs.
+    multiply_by_inputs : bool, default=True
+        Multiply the layer gradients by the activation differences.
+    attribute_to_layer_input : bool, default=False
+        Attribute to the layer's input instead of its output.
+    baseline : "auto", "zeros", "mean", "median", float, array-like, dict, Series or DataFrame, default="auto"
+        The baseline distribution, as in :class:`GradientShap`: ``"auto"``
+        is the rows of the ``X`` given to ``fit``; an explicit value wins.
+    target : None, int, class label, "predicted" or "true", default=None
+        Output explained, as in :class:`GradientShap`.
+    output : {"raw", "proba"}, default="raw"
+        Explain the raw output or probabilities.
+    batch_size : int, default=4096
+        Most model rows in one forward and backward call.
+    device : str, default=None
+        Torch device to compute on; ``None`` uses the model's.
+    random_state : None, int or numpy.random.Generator, default=None
+        Seeds the draws.
+    show_progress : bool, default=False
+        Show a tqdm progress bar over the batches.
+
+    Attributes
+    ----------
+    layer_ : str
+        Dotted name of the layer.
+    layer_shape_ : tuple of int
+        Shape of the layer's output (or input) per row; the result has one
+        column per element, named ``"<layer_>[i]"`` (flat index).
+    background_ : Tensor of shape (n_background, n_model_inputs)
+        The baseline distribution.
+    model_, device_, n_features_in_, feature_names_in_, baseline_, n_outputs_, classes_
+        As in :class:`GradientShap`.
+
+    See Also
+    --------
+    GradientShap : The same for the model's inputs.
+    NeuronGradient : Gradient of one unit with respect to the inputs.
+
+    Notes
+    -----
+    Cost: ``n_rows * n_samples`` model rows forward and backward, plus
+    forward passes over the rows and the drawn background rows (the noisy
+    rows when ``stdevs > 0``). ``attrs`` holds ``"delta"`` (sum of the
+    attributions minus ``f(x) - mean f(b)``, as in :class:`GradientShap`),
+    ``"base_values"`` and ``"target"``. Feature groups do not apply.
+
+    References
+    ----------
+    Captum, ``captum.attr.LayerGradientShap``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skattr import LayerGradientShap
+    >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+    <torch._C.Generator object at ...>
+    >>> model = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.Linear(2, 1))
+    >>> X = torch.randn(4, 3)
+    >>> ex = LayerGradientShap(layer="0", baseline="zeros", random_state=0)
+    >>> list(ex.fit(model, X).explain(X).columns)
+    ['0[0]', '0[1]']
+    """
+
+    _needs_grad = True
+
+    def __init__(
+        self,
+        layer,
+        *,
+        n_samples=5,
+        stdevs=0.0,
+        multiply_by_inputs=True,
+        attribute_to_layer_input=False,
+        baseline="auto",
+        target=None,
+        output="raw",
+        batch_size=4096,
+        device=None,
+        random_state=None,
+        show_progress=False,
+    ):
+        self.layer = layer
+        self.n_samples = n_samples
+        self.stdevs = stdevs
+        self.multiply_by_inputs = multiply_by_inputs
+        self.attribute_to_layer_input = attribute_to_layer_input
+        self.baseline = baseline
+        self.target = target
+        self.output = output
+        self.batch_size = batch_size
+        self.device = device
+        self.random_state = random_state
+        self.show_progress = show_progress
+
+    def _check_params(self):
+        _check_layer_param(self.layer)
+        _check_shap_params(self)
+        _check_bool("attribute_to_layer_input", self.attribute_to_layer_input)
+
+    def _fit_background(self, X_fit):
+        self.layer_, self._layer = _resolve_layer(self, self.layer)
+        self.background_ = _background(self, X_fit)
+        with self._adapter.evaluating():
+            self.layer_shape_ = layer_width(
+                self._adapter.forward,
+                self.baseline_[:1],
+                self._layer,
+                to_input=self.attribute_to_layer_input,
+            )
+
+    def _result_columns(self):
+        width = 1
+        for d in self.layer_shape_:
+            width *= d
+        return [f"{self.layer_}[{i}]" for i in range(width)]
+
+    def _attribute(self, X, y):
+        return _shap(
+            self, X, y, layer=self._layer, to_input=self.attribute_to_layer_input
+        )
+
+
+# ---------------------------------------------------------------- NeuronGradient
+class NeuronGradient(BaseExplainer):
+    """Gradient of one neuron of a layer with respect to the inputs.
+
+    As Captum's ``NeuronGradient``: the neuron is chosen in the output of
+    ``layer`` (its input with ``attribute_to_neuron_input=True``) by
+    ``neuron``, and the result is the gradient of its value with respect to
+    each input feature, for every row. When ``neuron`` selects several
+    values (slices, or a callable returning several), their sum is
+    differentiated. There is no target: the neuron is the output explained.
+
+    Parameters
+    ----------
+    layer : str or torch.nn.Module
+        The layer, by dotted name relative to the torch module (``"hidden.0"``;
+        for a skorch net relative to ``module_``). A module object is resolved
+        to its name in ``fit`` (kept in ``layer_``).
+    neuron : int, tuple of int and slice, or callable
+        Captum's neuron selector. An int or a tuple indexes the layer's
+        activation without its batch dimension (``(2,)``, ``(slice(0, 4),)``;
+        slices select several neurons, summed); a callable maps the
+        activation of shape ``(n_rows, ...)`` to the values per row.
+    attribute_to_neuron_input : bool, default=False
+        Select the neuron in the layer's input instead of its output.
+    batch_size : int, default=4096
+        Most rows in one forward and backward call.
+    device : str, default=None
+        Torch device to compute on; ``None`` uses the model's.
+    show_progress : bool, default=False
+        Show a tqdm progress bar over the batches.
+
+    Attributes
+    ----------
+    layer_ : str
+        Dotted name of the layer.
+    layer_shape_ : tuple of int
+        Shape of the layer's output (or input) per row.
+    model_, device_, n_features_in_, feature_names_in_, groups_, group_names_
+        As in :class:`GradientShap`. A Pipeline's one-hot columns are summed
+        into the feature they encode.
+
+    See Also
+    --------
+    LayerGradientShap : Attribution to the units of a layer.
+
+    Notes
+    -----
+    Cost: ``n_rows`` model rows forward and backward.
+
+    References
+    ----------
+    Captum, ``captum.attr.NeuronGradient``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skattr import NeuronGradient
+    >>> model = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.Tanh())
+    >>> with torch.no_grad():
+    ...     _ = model[0].weight.copy_(torch.tensor([[1.0, 0.0, 0.0], [0.5, -1.0, 2.0]]))
+    ...     _ = model[0].bias.zero_()
+    >>> X = torch.zeros(2, 3)
+    >>> NeuronGradient(layer="0", neuron=1).fit(model, X).explain(X)
+        x0   x1   x2
+    0  0.5 -1.0  2.0
+    1  0.5 -1.0  2.0
+    """
+
+    _needs_grad = True
+
+    def __init__(
+        self,
+        layer,
+        neuron,
+        *,
+        attribute_to_neuron_input=False,
+        batch_size=4096,
+        device=None,
+        show_progress=False,
+    ):
+        self.layer = layer
+        self.neuron = neuron
+        self.attribute_to_neuron_input = attribute_to_neuron_input
+        self.batch_size = batch_size
+        self.device = device
+        self.show_progress = show_progress
+
+    def _check_params(self):
+        _check_layer_param(self.layer)
+        _check_bool("attribute_to_neuron_input", self.attribute_to_neuron_input)
+        neuron = self.neuron
+        index = neuron if isinstance(neuron, tuple) else (neuron,)
+        ok = callable(neuron) or (
+            len(index) > 0
+            and all(
+                isinstance(i, slice)
+                or (isinstance(i, numbers.Integral) and not isinstance(i, bool))
+                for i in index
+            )
+        )
+        if not ok:
+            raise TypeError(
+                "neuron must be an int, a tuple of ints and slices, or a callable "
+                f"over the layer's activation; got {neuron!r}."
+            )
+
+    def _fit_background(self, X_fit):
+        self.layer_, self._layer = _resolve_layer(self, self.layer)
+        to_input = self.attribute_to_neuron_input
+        with self._adapter.evaluating():
+            self.layer_shape_ = layer_width(
+                self._adapter.raw_forward,
+                self.baseline_[:1],
+                self._layer,
+                to_input=to_input,
+            )
+        if not callable(self.neuron):
+            try:
+                select_neuron(torch.zeros(1, *self.layer_shape_), self.neuron)
+            except IndexError:
+                raise ValueError(
+                    f"neuron={self.neuron!r} is out of range for layer "
+                    f"{self.layer_!r}, whose {'input' if to_input else 'output'} "
+                    f"has shape {self.layer_shape_} per row."
+                ) from None
+
+    def _attribute(self, X, y):
+        values = neuron_gradient(
+            self._adapter.raw_forward,
+            X,
+            layer=self._layer,
+            neuron=self.neuron,
+            attribute_to_neuron_input=self.attribute_to_neuron_input,
+            batch_size=self.batch_size,
+            show_progress=self.show_progress,
+        )
+        if len(self.group_names_) != X.shape[1]:
+            values = sum_over_groups(values, self._groups)
+        return values, {}

@@ -1,0 +1,353 @@
+"""GradientShap, LayerGradientShap and NeuronGradient against Captum and closed forms."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from skattr import GradientShap, LayerGradientShap, NeuronGradient
+from tests.conftest import MLP, make_linear
+
+captum_attr = pytest.importorskip("captum.attr")
+
+
+def _tensor(X_frame):
+    return torch.tensor(X_frame.to_numpy())
+
+
+# ---------------------------------------------------------------- NeuronGradient
+SELECTORS = [
+    2,
+    (1,),
+    (slice(1, 3),),
+    (slice(None, None, 2),),
+    lambda act: act[:, 0] * act[:, 2],
+]
+
+
+@pytest.mark.parametrize("layer", ["hidden.0", "hidden.1", "out"])
+@pytest.mark.parametrize("to_input", [False, True])
+@pytest.mark.parametrize("neuron", SELECTORS, ids=lambda s: repr(s)[:20])
+def test_neuron_gradient_equals_captum(mlp, X_frame, layer, to_input, neuron):
+    X = _tensor(X_frame)
+    ours = NeuronGradient(
+        layer=layer, neuron=neuron, attribute_to_neuron_input=to_input
+    )
+    got = ours.fit(mlp, X_frame).explain(X_frame)
+    module = dict(mlp.named_modules())[layer]
+    ref = captum_attr.NeuronGradient(mlp, module).attribute(
+        X.clone(), neuron_selector=neuron, attribute_to_neuron_input=to_input
+    )
+    np.testing.assert_array_equal(got.to_numpy(), ref.double().numpy())
+    assert list(got.index) == list(X_frame.index)
+
+
+def test_neuron_gradient_is_the_weight_row_of_a_linear_layer(mlp, X_frame):
+    got = NeuronGradient(layer="hidden.0", neuron=4).fit(mlp, X_frame).explain(X_frame)
+    w = mlp.hidden[0].weight[4].detach().double().numpy()
+    np.testing.assert_allclose(got.to_numpy(), np.tile(w, (len(X_frame), 1)))
+
+
+def test_neuron_gradient_on_a_skorch_net_names_layers_in_module_(breast_cancer_net):
+    net, X, _ = breast_cancer_net
+    X = X.iloc[:20]
+    got = NeuronGradient(layer="1", neuron=(slice(0, 8),)).fit(net, X).explain(X)
+    ref = captum_attr.NeuronGradient(net.module_, net.module_[1]).attribute(
+        torch.tensor(X.to_numpy()), neuron_selector=(slice(0, 8),)
+    )
+    np.testing.assert_array_equal(got.to_numpy(), ref.double().numpy())
+    assert list(got.columns) == list(X.columns)
+
+
+@pytest.mark.parametrize(
+    "neuron, error, match",
+    [
+        (8, ValueError, "out of range"),
+        ((0, 1), ValueError, "2 indices"),
+        ("a", TypeError, "neuron must be"),
+        (True, TypeError, "neuron must be"),
+        ((), TypeError, "neuron must be"),
+    ],
+)
+def test_neuron_errors(mlp, X_frame, neuron, error, match):
+    with pytest.raises(error, match=match):
+        NeuronGradient(layer="hidden.0", neuron=neuron).fit(mlp, X_frame)
+
+
+def test_neuron_gradient_fits_without_X(mlp, X_frame):
+    got = (
+        NeuronGradient(layer="hidden.0", neuron=1).fit(mlp).explain(X_frame.to_numpy())
+    )
+    assert got.shape == X_frame.shape
+
+
+# ---------------------------------------------------------------- layers by name
+@pytest.mark.parametrize("cls", [LayerGradientShap, NeuronGradient])
+def test_wrong_layer_name_lists_available_layers(cls, mlp, X_frame):
+    extra = {"neuron": 0} if cls is NeuronGradient else {}
+    with pytest.raises(ValueError, match=r"hidden\.9.*'hidden\.0', 'hidden\.1', 'out'"):
+        cls(layer="hidden.9", **extra).fit(mlp, X_frame)
+    with pytest.raises(TypeError, match="layer must be"):
+        cls(layer=3, **extra).fit(mlp, X_frame)
+    with pytest.raises(ValueError, match="not a submodule"):
+        cls(layer=nn.Linear(2, 2), **extra).fit(mlp, X_frame)
+
+
+def test_module_object_is_resolved_to_its_name(mlp, X_frame):
+    ex = LayerGradientShap(layer=mlp.hidden[1], random_state=0).fit(mlp, X_frame)
+    assert ex.layer_ == "hidden.1"
+    assert ex.get_params()["layer"] is mlp.hidden[1]
+    by_name = LayerGradientShap(layer="hidden.1", random_state=0).fit(mlp, X_frame)
+    np.testing.assert_array_equal(
+        ex.explain(X_frame).to_numpy(), by_name.explain(X_frame).to_numpy()
+    )
+    assert list(ex.explain(X_frame).columns) == [f"hidden.1[{i}]" for i in range(8)]
+
+
+# ---------------------------------------------------------------- GradientShap
+@pytest.mark.parametrize("multiply", [True, False])
+@pytest.mark.parametrize("baseline_as", ["array", "frame"])
+def test_gradient_shap_equals_captum_on_linear_model(X_frame, multiply, baseline_as):
+    torch.manual_seed(1)
+    model = nn.Linear(5, 3)
+    X = _tensor(X_frame)
+    b = torch.randn(1, 5)
+    baseline = b.numpy() if baseline_as == "array" else X_frame.iloc[:1] * 0 + b.numpy()
+    ex = GradientShap(
+        n_samples=7,
+        baseline=baseline,
+        target=1,
+        multiply_by_inputs=multiply,
+        random_state=0,
+    )
+    got = ex.fit(model, X_frame).explain(X_frame)
+    cap = captum_attr.GradientShap(model, multiply_by_inputs=multiply)
+    ref, delta = cap.attribute(
+        X, baselines=b, n_samples=7, target=1, return_convergence_delta=True
+    )
+    np.testing.assert_allclose(
+        got.to_numpy(), ref.double().numpy(), rtol=1e-5, atol=1e-6
+    )
+    if multiply:  # delta = mean of Captum's per-sample deltas
+        np.testing.assert_allclose(
+            got.attrs["delta"].to_numpy(),
+            delta.reshape(len(X), 7).double().mean(1).numpy(),
+            atol=1e-5,
+        )
+
+
+@pytest.mark.parametrize("layer, to_input", [("hidden.1", False), ("out", True)])
+@pytest.mark.parametrize("multiply", [True, False])
+def test_layer_gradient_shap_equals_captum_when_linear_after_layer(
+    mlp, X_frame, layer, to_input, multiply
+):
+    X = _tensor(X_frame)
+    b = torch.linspace(-1, 1, 5)[None]
+    ex = LayerGradientShap(
+        layer=layer,
+        n_samples=6,
+        baseline=b.numpy(),
+        target=2,
+        multiply_by_inputs=multiply,
+        attribute_to_layer_input=to_input,
+        random_state=0,
+    )
+    got = ex.fit(mlp, X_frame).explain(X_frame)
+    module = dict(mlp.named_modules())[layer]
+    cap = captum_attr.LayerGradientShap(mlp, module, multiply_by_inputs=multiply)
+    ref, delta = cap.attribute(
+        X,
+        baselines=b,
+        n_samples=6,
+        target=2,
+        return_convergence_delta=True,
+        attribute_to_layer_input=to_input,
+    )
+    np.testing.assert_allclose(
+        got.to_numpy(), ref.double().numpy(), rtol=1e-5, atol=1e-6
+    )
+    assert list(got.columns) == [f"{layer}[{i}]" for i in range(8)]
+    if multiply:
+        np.testing.assert_allclose(
+            got.attrs["delta"].to_numpy(),
+            delta.reshape(len(X), 6).double().mean(1).numpy(),
+            atol=1e-5,
+        )
+
+
+def test_gradient_shap_converges_to_w_times_x_minus_mean_background(X_frame):
+    w = np.array([1.0, -2.0, 0.0, 0.5, 3.0])
+    model = make_linear(w, bias=0.7)
+    background = X_frame.iloc[:8]
+    X = X_frame.iloc[8:]
+    exact = w * (X.to_numpy() - background.to_numpy().mean(0))
+    errors = []
+    for n_samples in (10, 4000):
+        ex = GradientShap(n_samples=n_samples, random_state=0).fit(model, background)
+        attr = ex.explain(X)
+        assert attr["f2"].abs().max() == 0.0  # an ignored feature gets exactly 0
+        # linear model: every sample is exact, so the delta vanishes
+        assert attr.attrs["delta"].abs().max() < 1e-5
+        errors.append(np.abs(attr.to_numpy() - exact).max())
+    assert errors[1] < errors[0] / 4
+    assert errors[1] < 0.15
+
+
+def test_baseline_distribution_precedence(mlp, X_frame):
+    auto = GradientShap().fit(mlp, X_frame)
+    torch.testing.assert_close(auto.background_, _tensor(X_frame))
+    zeros = GradientShap(baseline="zeros").fit(mlp, X_frame)
+    assert zeros.background_.shape == (1, 5) and zeros.background_.abs().sum() == 0
+    rows = GradientShap(baseline=X_frame.iloc[:3]).fit(mlp, X_frame)
+    torch.testing.assert_close(rows.background_, _tensor(X_frame.iloc[:3]))
+    assert GradientShap().fit(mlp).background_.abs().sum() == 0  # no X: zeros
+
+
+@pytest.mark.parametrize("cls", [GradientShap, LayerGradientShap])
+def test_delta_shrinks_with_n_samples(cls, mlp, X_frame):
+    extra = {"layer": "hidden.0"} if cls is LayerGradientShap else {}
+    small = cls(n_samples=4, random_state=0, **extra).fit(mlp, X_frame)
+    large = cls(n_samples=1600, random_state=0, **extra).fit(mlp, X_frame)
+    d_small = small.explain(X_frame).attrs["delta"].abs().mean()
+    d_large = large.explain(X_frame).attrs["delta"].abs().mean()
+    assert d_large < d_small / 4
+
+
+@pytest.mark.parametrize("stdevs", [0.0, 0.3])
+def test_delta_and_base_values_are_consistent(mlp, X_frame, stdevs):
+    ex = GradientShap(n_samples=4, stdevs=stdevs, random_state=0, target=0)
+    attr = ex.fit(mlp, X_frame).explain(X_frame)
+    fx = mlp(_tensor(X_frame))[:, 0].detach().double().numpy()
+    gap = attr.sum(1) - attr.attrs["delta"] + attr.attrs["base_values"]
+    if stdevs == 0:
+        np.testing.assert_allclose(gap.to_numpy(), fx, atol=1e-5)
+    else:  # mean f at the noisy inputs: near f(x), not equal
+        assert not np.allclose(gap.to_numpy(), fx, atol=1e-5)
+        assert np.abs(gap.to_numpy() - fx).max() < 1.0
+
+
+@pytest.mark.parametrize("cls", [GradientShap, LayerGradientShap])
+def test_noise_does_not_depend_on_batch_size(cls, mlp, X_frame):
+    extra = {"layer": "hidden.0"} if cls is LayerGradientShap else {}
+    a = cls(stdevs=0.5, random_state=3, **extra).fit(mlp, X_frame).explain(X_frame)
+    b = cls(stdevs=0.5, random_state=3, batch_size=5, **extra).fit(mlp, X_frame)
+    b = b.explain(X_frame)
+    np.testing.assert_allclose(a.to_numpy(), b.to_numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(a.attrs["delta"], b.attrs["delta"], atol=1e-5)
+    c = cls(stdevs=0.0, random_state=3, **extra).fit(mlp, X_frame).explain(X_frame)
+    assert not np.allclose(a.to_numpy(), c.to_numpy())
+
+
+def test_feature_groups_sum_attributions(mlp, X_frame):
+    groups = {"ab": ["f0", "f3"], "cd": ["f2", "f4"]}
+    plain = GradientShap(random_state=0).fit(mlp, X_frame).explain(X_frame)
+    grouped = GradientShap(feature_groups=groups, random_state=0).fit(mlp, X_frame)
+    grouped = grouped.explain(X_frame)
+    assert list(grouped.columns) == ["ab", "f1", "cd"]
+    np.testing.assert_allclose(grouped["ab"], plain["f0"] + plain["f3"], atol=1e-6)
+    np.testing.assert_allclose(grouped["cd"], plain["f2"] + plain["f4"], atol=1e-6)
+    np.testing.assert_allclose(grouped["f1"], plain["f1"])
+
+
+@pytest.mark.parametrize(
+    "params, error",
+    [
+        ({"n_samples": 0}, ValueError),
+        ({"stdevs": -1.0}, ValueError),
+        ({"multiply_by_inputs": "yes"}, TypeError),
+    ],
+)
+def test_shap_param_errors(mlp, X_frame, params, error):
+    with pytest.raises(error, match=next(iter(params))):
+        GradientShap(**params).fit(mlp, X_frame)
+    with pytest.raises(error, match=next(iter(params))):
+        LayerGradientShap(layer="out", **params).fit(mlp, X_frame)
+
+
+# ---------------------------------------------------------------- model state
+class FailingMLP(MLP):
+    """Raises on the ``fail_at``-th forward call, or on any call under autograd."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = 0
+        self.fail_at = None
+        self.fail_on_grad = False
+
+    def forward(self, x):
+        self.calls += 1
+        if self.fail_at is not None and self.calls >= self.fail_at:
+            raise RuntimeError("model failure on purpose")
+        if self.fail_on_grad and x.requires_grad:
+            raise RuntimeError("model failure on purpose")
+        return super().forward(x)
+
+
+def _state(model):
+    return (
+        [m.training for m in model.modules()],
+        [p.requires_grad for p in model.parameters()],
+        [
+            (len(m._forward_hooks), len(m._forward_pre_hooks), len(m._backward_hooks))
+            for m in model.modules()
+        ],
+    )
+
+
+EXPLAINERS = [
+    (GradientShap, {}),
+    (LayerGradientShap, {"layer": "hidden.0"}),
+    (LayerGradientShap, {"layer": "out", "attribute_to_layer_input": True}),
+    (LayerGradientShap, {"layer": "hidden.1", "stdevs": 0.2}),
+    (NeuronGradient, {"layer": "hidden.1", "neuron": 0}),
+    (NeuronGradient, {"layer": "out", "neuron": 0, "attribute_to_neuron_input": True}),
+]
+
+
+@pytest.mark.parametrize("cls, params", EXPLAINERS, ids=lambda v: str(v)[:40])
+def test_hooks_flags_and_modes_restored_when_the_model_raises(cls, params, X_frame):
+    model = FailingMLP()
+    model.train()
+    model.hidden[1].eval()
+    model.out.weight.requires_grad_(False)
+    state = _state(model)
+    ex = cls(**params).fit(model, X_frame)
+    model.calls = 0
+    ex.explain(X_frame)
+    assert _state(model) == state
+    n_calls = model.calls
+    # fail in each forward call of explain in turn, then in the autograd pass
+    for fail_at in range(1, n_calls + 2):
+        model.calls = 0
+        model.fail_at = fail_at if fail_at <= n_calls else None
+        model.fail_on_grad = fail_at > n_calls
+        with pytest.raises(RuntimeError, match="on purpose"):
+            ex.explain(X_frame)
+        assert _state(model) == state
+        assert all(p.grad is None for p in model.parameters())
+
+
+def test_explain_works_under_no_grad(mlp, X_frame):
+    ex = GradientShap(random_state=0).fit(mlp, X_frame)
+    a = ex.explain(X_frame)
+    with torch.no_grad():
+        b = ex.explain(X_frame)
+    np.testing.assert_array_equal(a.to_numpy(), b.to_numpy())
+
+
+def test_layer_called_twice_is_refused(X_frame):
+    class Twice(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(5, 5)
+            self.out = nn.Linear(5, 1)
+
+        def forward(self, x):
+            return self.out(self.lin(self.lin(x)))
+
+    model = Twice()
+    with pytest.raises(ValueError, match="ran 2 times"):
+        LayerGradientShap(layer="lin").fit(model, X_frame)
+    assert not model.lin._forward_hooks
