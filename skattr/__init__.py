@@ -5,10 +5,11 @@ Each explainer is configured in its constructor, bound to a model with
 attributions from ``explain(X, y=None)``.
 """
 
-from skattr.explainers import FeatureAblation
+from skattr.explainers import FeatureAblation, FeaturePermutation
 
 __all__ = [
     "FeatureAblation",
+    "FeaturePermutation",
 ]
 
 __version__ = "0.1.0.dev0"

@@ -33,6 +33,7 @@ class MLP(nn.Module):
 #: ``test_every_explainer_has_fast_settings``: add it when you export one.
 FAST_PARAMS: dict[str, dict] = {
     "FeatureAblation": {},
+    "FeaturePermutation": {"n_repeats": 2},
 }
 
 

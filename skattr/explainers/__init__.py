@@ -2,5 +2,6 @@
 
 from skattr.explainers._ablation import FeatureAblation
 from skattr.explainers._base import BaseExplainer
+from skattr.explainers._permutation import FeaturePermutation
 
-__all__ = ["BaseExplainer", "FeatureAblation"]
+__all__ = ["BaseExplainer", "FeatureAblation", "FeaturePermutation"]
