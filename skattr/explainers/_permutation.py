@@ -536,7 +536,7 @@ def _fast_scores(scoring, view, responses, y, weights) -> np.ndarray | None:
         pred = view.classes_[responses["label_index"]]  # [S, m]
         if pred.dtype.kind not in "iufb" or y.dtype.kind not in "iufb":
             return None  # string labels: leave comparisons to scikit-learn
-        return (pred == y[None, :]) @ w
+        return _weighted_mean(pred == y[None, :], w)
     regression = (
         "neg_mean_squared_error",
         "neg_root_mean_squared_error",
@@ -549,15 +549,24 @@ def _fast_scores(scoring, view, responses, y, weights) -> np.ndarray | None:
             return None  # multi-output: scikit-learn averages its own way
         err = pred - y[None, :].astype(np.float64)
         if scoring == "neg_mean_absolute_error":
-            return -(np.abs(err) @ w)
-        mse = (err**2) @ w
+            return -_weighted_mean(np.abs(err), w)
+        mse = _weighted_mean(err**2, w)
         if scoring == "neg_mean_squared_error":
             return -mse
         if scoring == "neg_root_mean_squared_error":
             return -np.sqrt(mse)
-        y_mean = y @ w
-        total = ((y - y_mean) ** 2) @ w
+        y_mean = _weighted_mean(y, w)
+        total = _weighted_mean((y - y_mean) ** 2, w)
         if total == 0:
             return None  # constant y: scikit-learn's special cases
         return 1.0 - mse / total
     return None
+
+
+def _weighted_mean(values: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Mean over the last axis with weights ``w`` (summing to 1).
+
+    Row by row (not a matrix product), so that equal rows give bitwise equal
+    results and a feature the model ignores scores exactly 0.
+    """
+    return (values * w).sum(axis=-1)
