@@ -7,6 +7,7 @@ attributions from ``explain(X, y=None)``.
 
 from skattr.explainers import (
     FeatureAblation,
+    FeaturePermutation,
     GradientShap,
     LayerGradientShap,
     NeuronGradient,
@@ -16,6 +17,7 @@ from skattr.explainers import (
 
 __all__ = [
     "FeatureAblation",
+    "FeaturePermutation",
     "GradientShap",
     "LayerGradientShap",
     "NeuronGradient",

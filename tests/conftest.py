@@ -33,6 +33,7 @@ class MLP(nn.Module):
 #: ``test_every_explainer_has_fast_settings``: add it when you export one.
 FAST_PARAMS: dict[str, dict] = {
     "FeatureAblation": {},
+    "FeaturePermutation": {"n_repeats": 2},
     "GradientShap": {"n_samples": 3},
     "LayerGradientShap": {"layer": "hidden.0", "n_samples": 3},
     "NeuronGradient": {"layer": "hidden.0", "neuron": 2},

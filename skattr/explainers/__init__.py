@@ -3,11 +3,13 @@
 from skattr.explainers._ablation import FeatureAblation
 from skattr.explainers._base import BaseExplainer
 from skattr.explainers._gradients import GradientShap, LayerGradientShap, NeuronGradient
+from skattr.explainers._permutation import FeaturePermutation
 from skattr.explainers._shapley import ShapleyValues, ShapleyValueSampling
 
 __all__ = [
     "BaseExplainer",
     "FeatureAblation",
+    "FeaturePermutation",
     "GradientShap",
     "LayerGradientShap",
     "NeuronGradient",

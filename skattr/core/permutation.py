@@ -1,0 +1,162 @@
+"""Feature permutation: shuffle one group's columns across the rows of a batch."""
+
+from __future__ import annotations
+
+import torch
+
+from skattr.core.forward import evaluate, split_index
+from skattr.core.groups import n_groups
+
+
+def random_permutations(
+    n: int,
+    count: int,
+    *,
+    generator: torch.Generator,
+    avoid_identity: bool = False,
+) -> torch.Tensor:
+    """``count`` independent uniform permutations of ``0..n-1``, drawn on the CPU.
+
+    Parameters
+    ----------
+    n : int
+        Length of each permutation (the number of rows).
+    count : int
+        Number of permutations.
+    generator : torch.Generator
+        CPU generator; the draw does not depend on anything else.
+    avoid_identity : bool, default=False
+        Redraw any permutation that leaves every row in place, as Captum's
+        ``FeaturePermutation`` does (only likely for a handful of rows).
+        Needs ``n >= 2``.
+
+    Returns
+    -------
+    Tensor of shape ``[count, n]``, dtype long, on the CPU
+
+    Examples
+    --------
+    >>> g = torch.Generator().manual_seed(0)
+    >>> perms = random_permutations(4, 3, generator=g)
+    >>> perms.shape, sorted(perms[0].tolist())
+    (torch.Size([3, 4]), [0, 1, 2, 3])
+    """
+    perms = torch.rand(count, n, generator=generator).argsort(dim=1)
+    if avoid_identity and n >= 2:
+        ident = torch.arange(n)
+        stuck = (perms == ident).all(dim=1)
+        while bool(stuck.any()):  # rounds of redraws, not a loop over rows
+            k = int(stuck.sum())
+            perms[stuck] = torch.rand(k, n, generator=generator).argsort(dim=1)
+            stuck = (perms == ident).all(dim=1)
+    return perms
+
+
+def permuted_outputs(
+    f,
+    X: torch.Tensor,
+    perms: torch.Tensor,
+    *,
+    groups: torch.Tensor,
+    batch_size: int,
+    show_progress: bool = False,
+) -> torch.Tensor:
+    """``f`` on every copy of ``X`` with one group's columns shuffled across rows.
+
+    The virtual input has ``g * R * n`` rows in C order ``(group, repeat,
+    row)``: row ``i`` of copy ``(j, r)`` is ``X[i]`` with the columns of group
+    ``j`` taken from row ``perms[j, r, i]`` (the same row for every column of
+    the group). It is built chunk by chunk and evaluated in calls of at most
+    ``batch_size`` rows.
+
+    Parameters
+    ----------
+    f : callable
+        ``f(Z, rows) -> Tensor[m, ...]``, see :mod:`skattr.core.forward`;
+        ``rows`` is the row of ``X`` each input stands for.
+    X : Tensor of shape ``[n, p]``
+        The batch.
+    perms : Tensor of shape ``[g, R, n]``, long
+        Row permutation of each group and repeat.
+    groups : Tensor of shape ``[p]``
+        Group index of each column.
+    batch_size : int
+        Most rows per call of ``f``.
+
+    Returns
+    -------
+    Tensor of shape ``[g, R, n, ...]``
+        The values of ``f``, in its dtype.
+    """
+    n, _ = X.shape
+    g = n_groups(groups)
+    if perms.shape[0] != g or perms.shape[2] != n:
+        raise ValueError(
+            f"perms must have shape [{g}, n_repeats, {n}]; got {tuple(perms.shape)}."
+        )
+    R = perms.shape[1]
+    groups = groups.to(X.device)
+    perms = perms.to(X.device)
+
+    def build(start: int, stop: int):
+        j, r, i = split_index(start, stop, (g, R, n), X.device)
+        source = perms[j, r, i]
+        Z = torch.where(groups[None, :] == j[:, None], X[source], X[i])
+        return Z, i
+
+    out = evaluate(
+        f,
+        build,
+        g * R * n,
+        batch_size=batch_size,
+        show_progress=show_progress,
+        desc="FeaturePermutation",
+    )
+    return out.reshape(g, R, n, *out.shape[1:])
+
+
+def feature_permutation(
+    f,
+    X: torch.Tensor,
+    perms: torch.Tensor,
+    *,
+    groups: torch.Tensor,
+    fx: torch.Tensor,
+    batch_size: int,
+    show_progress: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Local permutation attribution: f(x) minus f(x with the group permuted).
+
+    Parameters
+    ----------
+    f : callable
+        ``f(Z, rows) -> Tensor[m]``, the scalar output at each row's target.
+    X : Tensor of shape ``[n, p]``
+        The batch; rows lend each other their values.
+    perms : Tensor of shape ``[g, R, n]``, long
+        Row permutation of each group and repeat (see
+        :func:`random_permutations`).
+    groups : Tensor of shape ``[p]``
+        Group index of each column.
+    fx : Tensor of shape ``[n]``
+        ``f`` at the rows themselves.
+    batch_size : int
+        Most rows per call of ``f``.
+
+    Returns
+    -------
+    mean : Tensor of shape ``[n, g]``, float64
+        The attribution averaged over the ``R`` repeats.
+    std : Tensor of shape ``[n, g]``, float64
+        Its standard deviation over the repeats (``ddof=0``).
+    """
+    fz = permuted_outputs(
+        f,
+        X,
+        perms,
+        groups=groups,
+        batch_size=batch_size,
+        show_progress=show_progress,
+    )
+    diff = fx.double()[None, None, :] - fz.double()  # [g, R, n]
+    return diff.mean(1).T, diff.std(1, correction=0).T
