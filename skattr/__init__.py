@@ -5,10 +5,12 @@ Each explainer is configured in its constructor, bound to a model with
 attributions from ``explain(X, y=None)``.
 """
 
-from skattr.explainers import FeatureAblation
+from skattr.explainers import FeatureAblation, KernelShap, Lime
 
 __all__ = [
     "FeatureAblation",
+    "KernelShap",
+    "Lime",
 ]
 
 __version__ = "0.1.0.dev0"

@@ -33,6 +33,8 @@ class MLP(nn.Module):
 #: ``test_every_explainer_has_fast_settings``: add it when you export one.
 FAST_PARAMS: dict[str, dict] = {
     "FeatureAblation": {},
+    "KernelShap": {"n_samples": 20},
+    "Lime": {"n_samples": 20},
 }
 
 

@@ -2,5 +2,6 @@
 
 from skattr.explainers._ablation import FeatureAblation
 from skattr.explainers._base import BaseExplainer
+from skattr.explainers._surrogate import KernelShap, Lime
 
-__all__ = ["BaseExplainer", "FeatureAblation"]
+__all__ = ["BaseExplainer", "FeatureAblation", "KernelShap", "Lime"]
