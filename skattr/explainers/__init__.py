@@ -5,13 +5,16 @@ from skattr.explainers._base import BaseExplainer
 from skattr.explainers._gradients import GradientShap, LayerGradientShap, NeuronGradient
 from skattr.explainers._permutation import FeaturePermutation
 from skattr.explainers._shapley import ShapleyValues, ShapleyValueSampling
+from skattr.explainers._surrogate import KernelShap, Lime
 
 __all__ = [
     "BaseExplainer",
     "FeatureAblation",
     "FeaturePermutation",
     "GradientShap",
+    "KernelShap",
     "LayerGradientShap",
+    "Lime",
     "NeuronGradient",
     "ShapleyValueSampling",
     "ShapleyValues",

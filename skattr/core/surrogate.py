@@ -1,0 +1,452 @@
+"""Surrogate models for every row at once: Kernel SHAP and LIME.
+
+Both methods explain a row ``x`` by a linear model over binary coalitions
+``z in {0, 1}^g`` of the feature groups, where a coalition stands for the
+model input ``where(to_columns(z, groups), x, baseline)``. The coalitions are
+drawn as one tensor, the model inputs of all rows are built chunk by chunk
+inside :func:`skattr.core.forward.evaluate`, and the surrogates of all rows
+are fitted together:
+
+- :func:`kernel_shap`: weighted least squares with the Shapley kernel and the
+  efficiency constraint enforced exactly. The coalitions are shared by all
+  rows, so one factorisation of the ``(g - 1) x (g - 1)`` normal matrix
+  serves every row.
+- :func:`lime_samples` + :func:`weighted_lasso`: per-row similarity weights
+  and a weighted Lasso with scikit-learn's objective, solved for all rows
+  at once by FISTA on per-row Gram matrices.
+
+With several background rows, a coalition's value is the mean of the model
+output over the background rows (the interventional definition of SHAP's
+KernelExplainer).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+
+from skattr.core.forward import ScalarFunction, evaluate, split_index
+from skattr.core.groups import n_groups, to_columns
+
+#: ``similarity(X, Z_interp, Z_inputs) -> Tensor[m]``: LIME weight of each
+#: perturbed input ``Z_inputs[i]`` (coalition ``Z_interp[i]``) of row ``X[i]``.
+Similarity = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+# ---------------------------------------------------------------- coalitions
+
+
+def enumerate_coalitions(g: int, device=None) -> torch.Tensor:
+    """All ``2**g - 2`` coalitions but the empty and the full one, ``[m, g]`` bool."""
+    codes = torch.arange(1, 2**g - 1, device=device)
+    bits = 2 ** torch.arange(g, device=device)
+    return (codes[:, None] & bits[None, :]) != 0
+
+
+def shapley_kernel(sizes: torch.Tensor, g: int) -> torch.Tensor:
+    """Shapley kernel ``(g - 1) / (C(g, k) k (g - k))`` of coalition sizes ``k``."""
+    k = sizes.double()
+    log_binom = math.lgamma(g + 1) - torch.lgamma(k + 1) - torch.lgamma(g - k + 1)
+    return (g - 1) / (torch.exp(log_binom) * k * (g - k))
+
+
+def sample_coalitions(
+    g: int, n_samples: int, generator: torch.Generator, *, paired: bool = True
+) -> torch.Tensor:
+    """Coalitions drawn from the Shapley kernel, ``[n_samples, g]`` bool (CPU).
+
+    The size ``k`` of a coalition is drawn with probability proportional to
+    ``(g - 1) / (k (g - k))``, ``1 <= k <= g - 1``, then a subset of that size
+    uniformly (Captum's and SHAP's sampling). With the kernel folded into the
+    sampling, every sample has weight 1. ``paired``: each drawn coalition is
+    followed by its complement (same kernel weight, antithetic).
+    """
+    m = -(-n_samples // 2) if paired else n_samples
+    k = torch.arange(1, g, dtype=torch.float64)
+    probs = (g - 1) / (k * (g - k))
+    size = torch.multinomial(probs, m, replacement=True, generator=generator) + 1
+    ranks = torch.rand(m, g, generator=generator).argsort(1).argsort(1)
+    Z = ranks < size[:, None]
+    if paired:
+        Z = torch.stack([Z, ~Z], 1).reshape(2 * m, g)
+    return Z[:n_samples]
+
+
+def bernoulli_coalitions(
+    n_rows: int, n_groups: int, n_samples: int, generator: torch.Generator
+) -> torch.Tensor:
+    """LIME's default: each group kept with probability 1/2, ``[n, s, g]`` bool."""
+    return torch.rand(n_rows, n_samples, n_groups, generator=generator) < 0.5
+
+
+# ---------------------------------------------------------------- evaluation
+
+
+def _coalition_values(
+    f: ScalarFunction,
+    X: torch.Tensor,
+    baseline: torch.Tensor,
+    Z: torch.Tensor,
+    *,
+    groups: torch.Tensor,
+    batch_size: int,
+    show_progress: bool,
+    desc: str,
+    similarity: Similarity | None = None,
+) -> torch.Tensor:
+    """Model value (and LIME similarity) of every (row, coalition).
+
+    ``Z`` is ``[s, g]`` (shared by all rows) or ``[n, s, g]`` (per row). The
+    virtual input tensor has ``n * s * B`` rows ``(r, j, b)``; the value of a
+    coalition is the mean over the ``B`` background rows. Returns ``[n, s]``
+    float64, or ``[n, s, 2]`` (value, similarity) with ``similarity``.
+    """
+    n = X.shape[0]
+    B = baseline.shape[0]
+    shared = Z.dim() == 2
+    s = Z.shape[-2]
+    Zc = to_columns(Z.to(X.device), groups.to(X.device))  # [(n,) s, p] bool
+
+    def mask(r, j):
+        return Zc[j] if shared else Zc[r, j]
+
+    def build(start: int, stop: int):
+        r, j, b = split_index(start, stop, (n, s, B), X.device)
+        inputs = torch.where(mask(r, j), X[r], baseline[b])
+        return inputs, torch.arange(start, stop, device=X.device)
+
+    def value(inputs: torch.Tensor, flat: torch.Tensor) -> torch.Tensor:
+        r, j, _ = torch.unravel_index(flat, (n, s, B))
+        out = f(inputs, r).double()
+        if similarity is None:
+            return out
+        interp = (Z.to(X.device)[j] if shared else Z.to(X.device)[r, j]).to(X.dtype)
+        sim = torch.as_tensor(similarity(X[r], interp, inputs)).reshape(-1)
+        return torch.stack([out, sim.to(out.device).double()], 1)
+
+    out = evaluate(
+        value,
+        build,
+        n * s * B,
+        batch_size=batch_size,
+        show_progress=show_progress,
+        desc=desc,
+    )
+    return out.reshape(n, s, B, *out.shape[1:]).mean(2)
+
+
+# ---------------------------------------------------------------- Kernel SHAP
+
+
+def kernel_shap(
+    f: ScalarFunction,
+    X: torch.Tensor,
+    baseline: torch.Tensor,
+    *,
+    groups: torch.Tensor,
+    fx: torch.Tensor,
+    base: torch.Tensor,
+    n_samples: int,
+    batch_size: int,
+    generator: torch.Generator,
+    show_progress: bool = False,
+) -> tuple[torch.Tensor, bool]:
+    """Kernel SHAP values of every row, efficiency enforced exactly.
+
+    When all ``2**g - 2`` non-trivial coalitions fit in ``n_samples`` they are
+    all evaluated with the Shapley kernel as weights, and the result equals
+    the exact Shapley values. Otherwise ``n_samples`` coalitions are drawn
+    from the kernel (paired with their complements) with weight 1 each. The
+    coalitions are shared by all rows. The constrained weighted least squares
+    problem ``min sum_k w_k (v(z_k) - v(0) - z_k . phi)**2`` subject to
+    ``sum(phi) = v(1) - v(0)`` is solved by eliminating the last coefficient:
+    one pseudo-inverse of the ``(g - 1) x (g - 1)`` normal matrix for all rows.
+
+    Parameters
+    ----------
+    f : callable
+        ``f(Z, rows) -> Tensor[m]``, see :mod:`skattr.core.forward`.
+    X : Tensor of shape ``[n, p]``
+        Rows to explain.
+    baseline : Tensor of shape ``[B, p]``
+        Background rows; a coalition's value is the mean over them.
+    groups : Tensor of shape ``[p]``
+        Group index of each column.
+    fx, base : Tensor of shape ``[n]``
+        ``v(1) = f(x)`` and ``v(0)``, the mean of ``f`` over the background.
+    n_samples : int
+        Coalitions per row (the empty and full ones are not counted).
+    batch_size : int
+        Most rows per call of ``f``.
+    generator : torch.Generator
+        CPU generator for the coalitions.
+
+    Returns
+    -------
+    values : Tensor of shape ``[n, g]``, float64
+    exact : bool
+        Whether all coalitions were enumerated.
+    """
+    g = n_groups(groups)
+    fx, base = fx.double(), base.double()
+    delta = fx - base
+    if g == 1:
+        return delta[:, None], True
+    exact = 2**g - 2 <= n_samples
+    if exact:
+        Z = enumerate_coalitions(g)
+        w = shapley_kernel(Z.sum(1), g)
+    else:
+        Z = sample_coalitions(g, n_samples, generator)
+        w = torch.ones(Z.shape[0], dtype=torch.float64)
+    v = _coalition_values(
+        f,
+        X,
+        baseline,
+        Z,
+        groups=groups,
+        batch_size=batch_size,
+        show_progress=show_progress,
+        desc="KernelShap",
+    )  # [n, s]
+    dev = v.device
+    Zd, w = Z.to(dev).double(), w.to(dev)
+    # phi_last = delta - sum(phi_rest): v - v0 - z_last*delta = (z_rest - z_last) . phi_rest
+    A = Zd[:, :-1] - Zd[:, -1:]  # [s, g-1]
+    T = v - base[:, None] - Zd[None, :, -1] * delta[:, None]  # [n, s]
+    AtW = A.T * w[None, :]
+    rest = (torch.linalg.pinv(AtW @ A) @ (AtW @ T.T)).T  # [n, g-1]
+    last = delta - rest.sum(1)
+    return torch.cat([rest, last[:, None]], 1), exact
+
+
+# ---------------------------------------------------------------- LIME
+
+
+def exp_kernel_similarity(distance: str = "cosine", kernel_width: float = 1.0):
+    """Captum's ``get_exp_kernel_similarity_function``, batched.
+
+    Returns ``similarity(X, Z_interp, Z_inputs) -> Tensor[m]``:
+    ``exp(-d**2 / (2 * kernel_width**2))`` with ``d`` the cosine distance
+    ``1 - cos(x, input)`` or the Euclidean distance ``|x - input|`` between
+    each row and its perturbed model input.
+    """
+    if distance not in ("cosine", "euclidean"):
+        raise ValueError(f"distance must be 'cosine' or 'euclidean'; got {distance!r}.")
+
+    def similarity(X, Z_interp, Z_inputs):
+        X, Z_inputs = X.float(), Z_inputs.float()  # Captum computes in float32
+        if distance == "cosine":
+            d = 1 - torch.nn.functional.cosine_similarity(X, Z_inputs, dim=1)
+        else:
+            d = torch.linalg.vector_norm(X - Z_inputs, dim=1)
+        return torch.exp(-(d**2) / (2 * kernel_width**2))
+
+    return similarity
+
+
+def lime_samples(
+    f: ScalarFunction,
+    X: torch.Tensor,
+    baseline: torch.Tensor,
+    Z: torch.Tensor,
+    *,
+    groups: torch.Tensor,
+    similarity: Similarity,
+    batch_size: int,
+    show_progress: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Model values and similarity weights of LIME's perturbed inputs.
+
+    Parameters
+    ----------
+    Z : Tensor of shape ``[n, s, g]`` or ``[s, g]``
+        Binary coalitions per row (or shared by all rows).
+    similarity : callable
+        ``similarity(X, Z_interp, Z_inputs) -> Tensor[m]``, called per chunk
+        with the explained rows, the coalitions (float) and the model inputs.
+
+    Returns
+    -------
+    y, w : Tensors of shape ``[n, s]``, float64
+        The target output and the weight of each perturbed input, both
+        averaged over the background rows.
+    """
+    out = _coalition_values(
+        f,
+        X,
+        baseline,
+        Z,
+        groups=groups,
+        batch_size=batch_size,
+        show_progress=show_progress,
+        desc="Lime",
+        similarity=similarity,
+    )
+    return out[..., 0], out[..., 1]
+
+
+def weighted_lasso(
+    Z: torch.Tensor,
+    y: torch.Tensor,
+    w: torch.Tensor,
+    alpha: float,
+    *,
+    tol: float = 1e-12,
+    max_iter: int = 20000,
+    chunk_rows: int = 256,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Weighted Lasso with intercept for every row at once.
+
+    Row ``r`` minimises scikit-learn's objective::
+
+        1 / (2 * sum(w_r)) * sum_i w_ri (y_ri - Z_ri . b - c)**2 + alpha * |b|_1
+
+    (``Lasso(alpha).fit(Z_r, y_r, sample_weight=w_r)``: scikit-learn rescales
+    the weights to sum to the number of samples). ``Z`` and ``y`` are centred
+    by their weighted means, the per-row Gram matrices built once, and FISTA
+    with adaptive restart runs on all rows together until every row's
+    duality gap is at most ``tol`` times its weighted variance of ``y``; then
+    the solution is polished by solving the KKT system on each row's active
+    set, kept where it satisfies the optimality conditions.
+
+    Parameters
+    ----------
+    Z : Tensor of shape ``[n, s, g]`` or ``[s, g]``
+        Interpretable inputs per row (or shared).
+    y, w : Tensor of shape ``[n, s]``
+        Targets and non-negative sample weights.
+    alpha : float
+        L1 penalty; ``0`` gives weighted least squares.
+
+    Returns
+    -------
+    coef : Tensor of shape ``[n, g]``, float64
+    intercept : Tensor of shape ``[n]``, float64
+    """
+    y, w = y.double(), w.double()
+    n, s = y.shape
+    g = Z.shape[-1]
+    if Z.dim() == 2:
+        Z = Z.expand(n, s, g)
+    dev = y.device
+    sw = w.sum(1).clamp_min(torch.finfo(torch.float64).tiny)
+    wn = w / sw[:, None]  # weights summing to 1
+    G = torch.empty(n, g, g, dtype=torch.float64, device=dev)
+    c = torch.empty(n, g, dtype=torch.float64, device=dev)
+    zmean = torch.empty(n, g, dtype=torch.float64, device=dev)
+    for start in range(0, n, chunk_rows):  # bounded memory for [n, s, g]
+        sl = slice(start, start + chunk_rows)
+        Zr = Z[sl].to(dev).double()
+        zm = torch.einsum("rs,rsg->rg", wn[sl], Zr)
+        Zr = Zr - zm[:, None, :]
+        Zw = Zr * wn[sl, :, None]
+        G[sl] = Zw.transpose(1, 2) @ Zr
+        ym = (wn[sl] * y[sl]).sum(1)
+        c[sl] = (Zw * (y[sl] - ym[:, None])[:, :, None]).sum(1)
+        zmean[sl] = zm
+    ymean = (wn * y).sum(1)
+    yy = (wn * (y - ymean[:, None]) ** 2).sum(1)
+    coef = _lasso_gram(G, c, yy, float(alpha), tol=tol, max_iter=max_iter)
+    intercept = ymean - (zmean * coef).sum(1)
+    return coef, intercept
+
+
+def _gv(G: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Batched matrix-vector product ``G[r] @ v[r]``."""
+    return (G @ v[:, :, None]).squeeze(2)
+
+
+def _lasso_gram(G, c, yy, alpha, *, tol, max_iter, check_every=10):
+    """``min 0.5 b'Gb - c'b + alpha |b|_1`` per row by FISTA, then a KKT polish."""
+    n, g = c.shape
+    if alpha == 0:
+        return (torch.linalg.pinv(G) @ c[:, :, None]).squeeze(2)
+    L = _largest_eigenvalue(G)
+    b = torch.zeros(n, g, dtype=G.dtype, device=G.device)
+    v = b.clone()
+    t = torch.ones(n, 1, dtype=G.dtype, device=G.device)
+    scale = yy.clamp_min(1e-300)
+    last = _objective(G, c, yy, b, alpha)
+    for it in range(1, max_iter + 1):
+        step = 1.0 / L
+        u = v - step * (_gv(G, v) - c)
+        b_new = torch.sign(u) * (u.abs() - step * alpha).clamp_min(0)
+        # adaptive restart (O'Donoghue and Candes): drop momentum going uphill
+        restart = ((v - b_new) * (b_new - b)).sum(1, keepdim=True) > 0
+        t = torch.where(restart, torch.ones_like(t), t)
+        t_new = (1 + torch.sqrt(1 + 4 * t * t)) / 2
+        v = b_new + ((t - 1) / t_new) * (b_new - b)
+        b, t = b_new, t_new
+        if it % check_every:
+            continue
+        if bool((_duality_gap(G, c, yy, b, alpha) <= tol * scale).all()):
+            break
+        # safeguard: L from power iteration is a lower bound; back off on ascent
+        obj = _objective(G, c, yy, b, alpha)
+        up = (obj > last * (1 + 1e-12) + 1e-300)[:, None]
+        L = torch.where(up, 2 * L, L)
+        v = torch.where(up, b, v)
+        t = torch.where(up, torch.ones_like(t), t)
+        last = torch.minimum(obj, last)
+    return _polish(G, c, b, alpha)
+
+
+def _largest_eigenvalue(G, n_iter=30):
+    """Largest eigenvalue of each PSD ``G[r]`` by power iteration, ``[n, 1]``.
+
+    Scaled up by 5 percent; :func:`_lasso_gram` doubles it where the
+    objective goes up.
+    """
+    v = torch.ones(G.shape[:2], dtype=G.dtype, device=G.device)
+    v = v + 0.01 * torch.arange(G.shape[1], dtype=G.dtype, device=G.device)
+    for _ in range(n_iter):
+        v = _gv(G, v)
+        v = v / v.norm(dim=1, keepdim=True).clamp_min(1e-300)
+    lam = (v * _gv(G, v)).sum(1, keepdim=True)
+    trace = torch.diagonal(G, dim1=1, dim2=2).sum(1, keepdim=True)
+    return (
+        (1.05 * lam)
+        .clamp(min=1e-12 * trace.clamp_min(1e-300), max=trace)
+        .clamp_min(1e-300)
+    )
+
+
+def _objective(G, c, yy, b, alpha):
+    return 0.5 * (
+        yy - 2 * (c * b).sum(1) + (b * _gv(G, b)).sum(1)
+    ) + alpha * b.abs().sum(1)
+
+
+def _duality_gap(G, c, yy, b, alpha):
+    """scikit-learn's duality gap of the Gram-form Lasso, per row."""
+    Gb = _gv(G, b)
+    cb = (c * b).sum(1)
+    r2 = (yy - 2 * cb + (b * Gb).sum(1)).clamp_min(0)
+    dual_norm = (c - Gb).abs().amax(1)
+    const = torch.where(
+        dual_norm > alpha,
+        alpha / dual_norm.clamp_min(1e-300),
+        torch.ones_like(dual_norm),
+    )
+    return 0.5 * r2 * (1 + const**2) + alpha * b.abs().sum(1) - const * (yy - cb)
+
+
+def _polish(G, c, b, alpha):
+    """Exact solution on each row's active set where the KKT conditions hold."""
+    n, g = c.shape
+    active = b != 0
+    sign = torch.sign(b)
+    eye = torch.eye(g, dtype=G.dtype, device=G.device).expand(n, g, g)
+    both = active[:, :, None] & active[:, None, :]
+    M = torch.where(both, G, eye * 1.0)
+    rhs = torch.where(active, c - alpha * sign, torch.zeros_like(c))
+    sol, info = torch.linalg.solve_ex(M, rhs)
+    sol = torch.where(active, sol, torch.zeros_like(sol))
+    grad = c - (G @ sol[:, :, None]).squeeze(2)
+    slack = 1e-9 * (1 + alpha)
+    ok = (info == 0) & torch.isfinite(sol).all(1)
+    ok &= torch.where(active, sol * sign > 0, grad.abs() <= alpha + slack).all(1)
+    return torch.where(ok[:, None], sol, b)
