@@ -15,7 +15,26 @@ import torch
 from torch import nn
 
 #: Settings per explainer for the demo (those not listed use their defaults).
+MEASUREMENTS = [
+    "radius",
+    "texture",
+    "perimeter",
+    "area",
+    "smoothness",
+    "compactness",
+    "concavity",
+    "concave points",
+    "symmetry",
+    "fractal dimension",
+]
 DEMO_PARAMS: dict[str, dict] = {
+    # exact Shapley over 10 groups (mean, error and worst of each measurement):
+    # 2^10 coalitions per row, where 30 single features would need 2^30
+    "ShapleyValues": {
+        "feature_groups": {
+            m: [f"mean {m}", f"{m} error", f"worst {m}"] for m in MEASUREMENTS
+        }
+    },
     "LayerGradientShap": {"layer": "hidden.0"},
     "NeuronGradient": {"layer": "out", "neuron": 1},
 }
@@ -105,7 +124,7 @@ def run_demo(n_rows: int = 100, seed: int = 0) -> pd.DataFrame:
         print("Feature importance (share of each method's total), best first:")
         print(table.to_string(float_format=lambda v: f"{v:.3f}"))
         for name, imp in others.items():
-            print(f"\n{name}: top units")
+            print(f"\n{name}: top 5 of {len(imp)}")
             print(imp.head(5).to_string(float_format=lambda v: f"{v:.4f}"))
     print("\nSeconds per explainer (fit + importance):")
     for name, seconds in timings:
