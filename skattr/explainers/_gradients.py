@@ -65,20 +65,16 @@ def _background(explainer, X_fit: torch.Tensor | None) -> torch.Tensor:
 
 def _shap(explainer, X: torch.Tensor, y, *, layer=None, to_input=False):
     """Shared ``_attribute`` of GradientShap and LayerGradientShap."""
-    outputs = explainer._outputs(X)
-    targets = explainer._targets(outputs, y)
-    fx = outputs.gather(1, targets[:, None]).squeeze(1)
-    values, delta, base = gradient_shap(
+    values, delta, base, targets = gradient_shap(
         explainer._adapter.forward,
         X,
         explainer.background_,
-        targets=targets,
+        targets=lambda outputs: explainer._targets(outputs, y),
         n_samples=explainer.n_samples,
         stdevs=float(explainer.stdevs),
         multiply_by_inputs=explainer.multiply_by_inputs,
         batch_size=explainer.batch_size,
         generator=explainer._generator(),
-        fx=fx,
         layer=layer,
         attribute_to_layer_input=to_input,
         show_progress=explainer.show_progress,
