@@ -21,7 +21,7 @@ SHAP_ROWS = 20  # SHAP's GradientExplainer loops over rows: time a subset
 
 def cases(w):
     n, _ = w.X.shape
-    common = dict(target=w.target, batch_size=w.batch_size, random_state=0)
+    common = {"target": w.target, "batch_size": w.batch_size, "random_state": 0}
     gs = skattr.GradientShap(n_samples=N_SAMPLES, baseline=w.baseline, **common)
     gs.fit(w.model, w.X[:1])
     lgs = skattr.LayerGradientShap(

@@ -199,8 +199,8 @@ class GradientShap(BaseExplainer):
         x0   x1   x2
     0  1.0 -2.0  0.0
     1  2.0  0.0  0.0
-    >>> attr.attrs["delta"].abs().max() < 1e-6
-    np.True_
+    >>> bool(attr.attrs["delta"].abs().max() < 1e-6)
+    True
     """
 
     _needs_grad = True
