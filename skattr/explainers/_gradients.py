@@ -504,7 +504,14 @@ class NeuronGradient(BaseExplainer):
                 self._layer,
                 to_input=to_input,
             )
-        if not callable(self.neuron):
+        if callable(self.neuron):
+            probe = self.neuron(torch.zeros(1, *self.layer_shape_))
+            if not isinstance(probe, torch.Tensor):
+                raise TypeError(
+                    "neuron, as a callable, must return a tensor of the selected "
+                    f"values per row; it returned a {type(probe).__name__}."
+                )
+        else:
             try:
                 select_neuron(torch.zeros(1, *self.layer_shape_), self.neuron)
             except IndexError:
