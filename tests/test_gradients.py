@@ -76,6 +76,11 @@ def test_neuron_errors(mlp, X_frame, neuron, error, match):
         NeuronGradient(layer="hidden.0", neuron=neuron).fit(mlp, X_frame)
 
 
+def test_neuron_callable_must_return_a_tensor(mlp, X_frame):
+    with pytest.raises(TypeError, match="must return a tensor"):
+        NeuronGradient(layer="hidden.0", neuron=lambda act: 3.0).fit(mlp, X_frame)
+
+
 def test_neuron_gradient_fits_without_X(mlp, X_frame):
     got = (
         NeuronGradient(layer="hidden.0", neuron=1).fit(mlp).explain(X_frame.to_numpy())
@@ -109,7 +114,10 @@ def test_module_object_is_resolved_to_its_name(mlp, X_frame):
 # ---------------------------------------------------------------- GradientShap
 @pytest.mark.parametrize("multiply", [True, False])
 @pytest.mark.parametrize("baseline_as", ["array", "frame"])
-def test_gradient_shap_equals_captum_on_linear_model(X_frame, multiply, baseline_as):
+@pytest.mark.parametrize("target", [1, None])
+def test_gradient_shap_equals_captum_on_linear_model(
+    X_frame, multiply, baseline_as, target
+):
     torch.manual_seed(1)
     model = nn.Linear(5, 3)
     X = _tensor(X_frame)
@@ -118,14 +126,20 @@ def test_gradient_shap_equals_captum_on_linear_model(X_frame, multiply, baseline
     ex = GradientShap(
         n_samples=7,
         baseline=baseline,
-        target=1,
+        target=target,
         multiply_by_inputs=multiply,
         random_state=0,
     )
     got = ex.fit(model, X_frame).explain(X_frame)
+    # target=None on a multi-output model: each row's predicted class
+    ref_target = 1 if target == 1 else model(X).argmax(1).tolist()
+    assert len(set(got.attrs["target"])) > 1 or target == 1
+    np.testing.assert_array_equal(
+        got.attrs["target"], np.broadcast_to(ref_target, len(X))
+    )
     cap = captum_attr.GradientShap(model, multiply_by_inputs=multiply)
     ref, delta = cap.attribute(
-        X, baselines=b, n_samples=7, target=1, return_convergence_delta=True
+        X, baselines=b, n_samples=7, target=ref_target, return_convergence_delta=True
     )
     np.testing.assert_allclose(
         got.to_numpy(), ref.double().numpy(), rtol=1e-5, atol=1e-6
@@ -175,6 +189,20 @@ def test_layer_gradient_shap_equals_captum_when_linear_after_layer(
             delta.reshape(len(X), 6).double().mean(1).numpy(),
             atol=1e-5,
         )
+
+
+def test_layer_gradient_shap_on_a_skorch_net_equals_captum(breast_cancer_net):
+    net, X, _ = breast_cancer_net
+    X = X.iloc[:15]
+    ex = LayerGradientShap(layer="1", baseline="zeros", target=1, random_state=0)
+    got = ex.fit(net, X).explain(X)  # "1": the ReLU of module_, linear after it
+    cap = captum_attr.LayerGradientShap(net.module_, net.module_[1])
+    ref = cap.attribute(
+        torch.tensor(X.to_numpy()), baselines=torch.zeros(1, 30), n_samples=5, target=1
+    )
+    np.testing.assert_allclose(got.to_numpy(), ref.double().numpy(), atol=1e-6)
+    assert list(got.columns) == [f"1[{i}]" for i in range(16)]
+    assert list(got.attrs["target"].unique()) == [1]  # class label 1
 
 
 def test_gradient_shap_converges_to_w_times_x_minus_mean_background(X_frame):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -29,6 +30,15 @@ Forward = Callable[[torch.Tensor], torch.Tensor]
 #: layer's output without its batch dimension), or a callable that maps the
 #: layer's output ``[m, ...]`` to the selected values per row.
 NeuronSelector = int | tuple | Callable[[torch.Tensor], torch.Tensor]
+
+
+class GradientShapResult(NamedTuple):
+    """What :func:`gradient_shap` returns."""
+
+    attributions: torch.Tensor  #: ``[n, q]`` float64
+    delta: torch.Tensor  #: ``[n]`` float64
+    base_values: torch.Tensor  #: ``[n]`` float64
+    targets: torch.Tensor  #: ``[n]`` long
 
 
 class _Capture:
@@ -138,17 +148,16 @@ def gradient_shap(
     X: torch.Tensor,
     background: torch.Tensor,
     *,
-    targets: torch.Tensor,
+    targets: torch.Tensor | Callable[[torch.Tensor], torch.Tensor],
     n_samples: int,
     stdevs: float,
     multiply_by_inputs: bool,
     batch_size: int,
     generator: torch.Generator,
-    fx: torch.Tensor | None = None,
     layer: nn.Module | None = None,
     attribute_to_layer_input: bool = False,
     show_progress: bool = False,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+) -> GradientShapResult:
     """GradientSHAP of the inputs, or of a layer's units, as Captum's.
 
     For each row ``x`` and each of its ``n_samples`` samples ``s``: a
@@ -170,8 +179,10 @@ def gradient_shap(
         Rows to explain.
     background : Tensor of shape ``[B, p]``
         The baseline distribution.
-    targets : Tensor of shape ``[n]``, long
-        Output column explained for each row.
+    targets : Tensor of shape ``[n]``, long, or callable
+        Output column explained for each row, or a function that picks them
+        from the model's outputs at ``X`` (``[n, k]``), which are computed
+        anyway (in the same forward pass as the background rows').
     n_samples : int
         Samples per row.
     stdevs : float
@@ -182,9 +193,6 @@ def gradient_shap(
         Most model rows in one forward and backward call.
     generator : torch.Generator
         CPU generator for every draw.
-    fx : Tensor of shape ``[n]``, optional
-        ``f(x)`` at each row's target, when already known (saves a forward
-        pass when ``stdevs == 0``).
     layer : torch.nn.Module, optional
         Attribute to this layer's output (its input with
         ``attribute_to_layer_input=True``) instead of the model's inputs.
@@ -193,6 +201,8 @@ def gradient_shap(
 
     Returns
     -------
+    GradientShapResult
+        A named tuple of:
     attributions : Tensor of shape ``[n, q]``, float64
         ``q = p`` for the inputs, else the number of the layer's units.
     delta : Tensor of shape ``[n]``, float64
@@ -201,13 +211,17 @@ def gradient_shap(
         Captum's per-sample deltas (``f(x_s) = f(x)`` when ``stdevs == 0``).
     base_values : Tensor of shape ``[n]``, float64
         ``mean_s f(b_s)``, the mean output at the drawn baselines.
+    targets : Tensor of shape ``[n]``, long
+        The output column explained for each row.
 
     Notes
     -----
-    Cost: ``n * n_samples`` model rows forward and backward, plus a forward
-    pass over ``min(B, n * n_samples)`` background rows; a layer adds one
-    over the ``n`` rows (``n * n_samples`` noisy rows when ``stdevs > 0``),
-    and ``stdevs > 0`` one over the noisy rows for the delta.
+    Cost: ``n * n_samples`` model rows forward and backward, plus one
+    forward pass (no autograd) over the ``n`` rows and
+    ``min(B, n * n_samples)`` background rows; ``stdevs > 0`` adds one over
+    the ``n * n_samples`` noisy inputs (for the delta and, for a layer, its
+    activations there). A chunk holds the samples of
+    ``max(1, batch_size // n_samples)`` whole rows.
     """
     n, p = X.shape
     S = n_samples
@@ -224,18 +238,19 @@ def gradient_shap(
     if background.shape[0] > N:  # evaluate only the background rows drawn
         background, b_idx = background[b_idx], torch.arange(N, device=device)
     to_input = attribute_to_layer_input
-    targets = targets.to(device)
-    # f and the layer's activations at the background rows (and at X)
-    fb, act_b = _evaluate_with_layer(
-        forward, background, layer, to_input=to_input, batch_size=batch_size
+    # f and the layer's activations at X and at the background rows, in one pass
+    out, act = _evaluate_with_layer(
+        forward,
+        torch.cat([X, background]),
+        layer,
+        to_input=to_input,
+        batch_size=batch_size,
     )
-    fb = fb.double()
-    act_x = None
-    if noise is None and (layer is not None or fx is None):
-        out_x, act_x = _evaluate_with_layer(
-            forward, X, layer, to_input=to_input, batch_size=batch_size
-        )
-        fx = out_x.gather(1, targets[:, None]).squeeze(1)
+    out_x, fb = out[:n], out[n:].double()
+    act_x, act_b = (None, None) if act is None else (act[:n], act[n:])
+    targets = targets(out_x) if callable(targets) else targets
+    targets = targets.to(device)
+    fx = out_x.gather(1, targets[:, None]).squeeze(1)
     q = p if layer is None else act_b.shape[1]
     total = torch.empty(n, q, dtype=torch.float64, device=device)
     gap = torch.empty(n, dtype=torch.float64, device=device)  # sum of f(x_s) - f(b_s)
@@ -288,7 +303,7 @@ def gradient_shap(
             base[r0:r1] = fbs.sum(1)
     attributions = total / S
     delta = attributions.sum(1) - gap / S
-    return attributions, delta, base / S
+    return GradientShapResult(attributions, delta, base / S, targets)
 
 
 def _grad(values: torch.Tensor, wrt: torch.Tensor) -> torch.Tensor | None:

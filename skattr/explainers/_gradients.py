@@ -65,20 +65,16 @@ def _background(explainer, X_fit: torch.Tensor | None) -> torch.Tensor:
 
 def _shap(explainer, X: torch.Tensor, y, *, layer=None, to_input=False):
     """Shared ``_attribute`` of GradientShap and LayerGradientShap."""
-    outputs = explainer._outputs(X)
-    targets = explainer._targets(outputs, y)
-    fx = outputs.gather(1, targets[:, None]).squeeze(1)
-    values, delta, base = gradient_shap(
+    values, delta, base, targets = gradient_shap(
         explainer._adapter.forward,
         X,
         explainer.background_,
-        targets=targets,
+        targets=lambda outputs: explainer._targets(outputs, y),
         n_samples=explainer.n_samples,
         stdevs=float(explainer.stdevs),
         multiply_by_inputs=explainer.multiply_by_inputs,
         batch_size=explainer.batch_size,
         generator=explainer._generator(),
-        fx=fx,
         layer=layer,
         attribute_to_layer_input=to_input,
         show_progress=explainer.show_progress,
@@ -203,8 +199,8 @@ class GradientShap(BaseExplainer):
         x0   x1   x2
     0  1.0 -2.0  0.0
     1  2.0  0.0  0.0
-    >>> attr.attrs["delta"].abs().max() < 1e-6
-    np.True_
+    >>> bool(attr.attrs["delta"].abs().max() < 1e-6)
+    True
     """
 
     _needs_grad = True
@@ -508,7 +504,14 @@ class NeuronGradient(BaseExplainer):
                 self._layer,
                 to_input=to_input,
             )
-        if not callable(self.neuron):
+        if callable(self.neuron):
+            probe = self.neuron(torch.zeros(1, *self.layer_shape_))
+            if not isinstance(probe, torch.Tensor):
+                raise TypeError(
+                    "neuron, as a callable, must return a tensor of the selected "
+                    f"values per row; it returned a {type(probe).__name__}."
+                )
+        else:
             try:
                 select_neuron(torch.zeros(1, *self.layer_shape_), self.neuron)
             except IndexError:
