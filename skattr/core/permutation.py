@@ -95,13 +95,18 @@ def permuted_outputs(
             f"perms must have shape [{g}, n_repeats, {n}]; got {tuple(perms.shape)}."
         )
     R = perms.shape[1]
-    groups = groups.to(X.device)
+    columns = _group_columns(groups.to(X.device))  # [g, s]
     perms = perms.to(X.device)
 
     def build(start: int, stop: int):
         j, r, i = split_index(start, stop, (g, R, n), X.device)
         source = perms[j, r, i]
-        Z = torch.where(groups[None, :] == j[:, None], X[source], X[i])
+        # copy the rows, then overwrite only the permuted group's columns
+        Z = X[i]
+        cols = columns[j]
+        Z[torch.arange(stop - start, device=X.device)[:, None], cols] = X[
+            source[:, None], cols
+        ]
         return Z, i
 
     out = evaluate(
@@ -113,6 +118,30 @@ def permuted_outputs(
         desc="FeaturePermutation",
     )
     return out.reshape(g, R, n, *out.shape[1:])
+
+
+def _group_columns(groups: torch.Tensor) -> torch.Tensor:
+    """The columns of each group as a ``[g, s]`` table, ``s`` the largest size.
+
+    Short rows are padded with the group's first column: writing a column
+    twice with the same value is harmless.
+
+    Examples
+    --------
+    >>> _group_columns(torch.tensor([0, 1, 0, 2, 0])).tolist()
+    [[0, 2, 4], [1, 1, 1], [3, 3, 3]]
+    """
+    g = n_groups(groups)
+    order = torch.argsort(groups, stable=True)  # columns sorted by group
+    sizes = torch.bincount(groups, minlength=g)
+    starts = torch.cumsum(sizes, 0) - sizes
+    sorted_groups = groups[order]
+    position = (
+        torch.arange(groups.numel(), device=groups.device) - starts[sorted_groups]
+    )
+    table = order[starts][:, None].repeat(1, int(sizes.max()))
+    table[sorted_groups, position] = order
+    return table
 
 
 def feature_permutation(
