@@ -1,0 +1,122 @@
+"""KernelShap and Lime: skattr against Captum, SHAP's KernelExplainer and lime.
+
+W1: 100 rows, 200 samples per row, every implementation on every row.
+W2: 500 samples per row; skattr explains all 2,000 rows, the peers (which
+fit one surrogate per row in Python) 5 rows, scaled to 2,000 (the note gives
+seconds per explained row).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import torch
+from run import Case
+
+import skattr
+
+#: rows timed for the per-row peers on W2 (scaled to all rows)
+PEER_ROWS = {"W1": None, "W2": 5}
+N_SAMPLES = {"W1": 200, "W2": 500}
+
+
+def cases(w):
+    if w.name not in N_SAMPLES:
+        return []
+    n, p = w.X.shape
+    s = N_SAMPLES[w.name]
+    rows = n * (1 + s)
+    k = PEER_ROWS[w.name] or n
+    Xp = w.X[:k]
+    scale = n / k
+    note = "" if k == n else f"{k} of {n} rows, scaled"
+
+    def peer(method, impl, fn):
+        per_row = f"; s/row = time / {n}" if k != n else ""
+        return Case(method, impl, fn, rows=rows, scale=scale, note=note + per_row)
+
+    out = []
+    common = {"baseline": "zeros", "target": w.target, "batch_size": w.batch_size}
+    ks = skattr.KernelShap(n_samples=s, random_state=0, **common).fit(w.model, w.X[:1])
+    lime = skattr.Lime(n_samples=s, random_state=0, **common).fit(w.model, w.X[:1])
+    out.append(Case("KernelShap", "skattr", lambda: ks.explain(w.X), rows=rows))
+    out.append(Case("Lime", "skattr", lambda: lime.explain(w.X), rows=rows))
+    out += _captum(w, Xp, s, peer)
+    out += _shap(w, Xp, s, peer)
+    out += _lime_package(w, Xp, s, peer)
+    return out
+
+
+def _captum(w, Xp, s, peer):
+    try:
+        from captum.attr import KernelShap, Lime
+    except ImportError:
+        return []
+    out = []
+    for method, cls in (("KernelShap", KernelShap), ("Lime", Lime)):
+        explainer = cls(w.model)
+        # Captum fits one row at a time; its best setting evaluates all of a
+        # row's samples in one forward call
+        for ppe in (1, s):
+
+            def run(explainer=explainer, ppe=ppe):
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    return explainer.attribute(
+                        Xp,
+                        baselines=w.baseline,
+                        target=w.target,
+                        n_samples=s,
+                        perturbations_per_eval=ppe,
+                    )
+
+            out.append(peer(method, f"captum (ppe={ppe})", run))
+    return out
+
+
+def _predict(w):
+    def predict(X: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            Z = torch.as_tensor(np.asarray(X), dtype=torch.float32, device=w.device)
+            return w.model(Z)[:, w.target].cpu().numpy()
+
+    return predict
+
+
+def _shap(w, Xp, s, peer):
+    try:
+        import shap
+    except ImportError:
+        return []
+    explainer = shap.KernelExplainer(_predict(w), w.baseline.cpu().numpy())
+    Xn = Xp.cpu().numpy()
+
+    def run():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return explainer.shap_values(Xn, nsamples=s, silent=True)
+
+    return [peer("KernelShap", "shap KernelExplainer", run)]
+
+
+def _lime_package(w, Xp, s, peer):
+    try:
+        from lime.lime_tabular import LimeTabularExplainer
+    except ImportError:
+        return []
+    background = (w.X_all if w.X_all is not None else w.X).cpu().numpy()
+    explainer = LimeTabularExplainer(
+        background, mode="regression", discretize_continuous=False, random_state=0
+    )
+    predict = _predict(w)
+    Xn = Xp.cpu().numpy()
+    p = Xn.shape[1]
+
+    def run():
+        return [
+            explainer.explain_instance(x, predict, num_features=p, num_samples=s)
+            for x in Xn
+        ]
+
+    return [peer("Lime", "lime LimeTabularExplainer", run)]
