@@ -78,7 +78,8 @@ def bernoulli_coalitions(
     n_rows: int, n_groups: int, n_samples: int, generator: torch.Generator
 ) -> torch.Tensor:
     """LIME's default: each group kept with probability 1/2, ``[n, s, g]`` bool."""
-    return torch.rand(n_rows, n_samples, n_groups, generator=generator) < 0.5
+    size = (n_rows, n_samples, n_groups)
+    return torch.randint(0, 2, size, dtype=torch.bool, generator=generator)
 
 
 # ---------------------------------------------------------------- evaluation
