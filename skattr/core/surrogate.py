@@ -357,8 +357,6 @@ def weighted_lasso(
 
 def _gv(G: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """Batched matrix-vector product ``G[r] @ v[r]``."""
-    if G.device.type == "cpu":  # cheaper than many tiny BLAS calls on CPU
-        return (G * v[:, None, :]).sum(2)
     return (G @ v[:, :, None]).squeeze(2)
 
 
