@@ -377,18 +377,22 @@ def test_lime_background_rows_and_batch_size(mlp, X_frame):
     np.testing.assert_allclose(ka.to_numpy(), kb.to_numpy(), atol=1e-6)
 
 
-def test_lime_model_rows_evaluated(X_frame):
+@pytest.mark.parametrize(
+    "cls, n_samples, evaluated",
+    [(Lime, 7, 7), (KernelShap, 7, 7), (KernelShap, 100, 30)],
+)
+def test_model_rows_evaluated(X_frame, cls, n_samples, evaluated):
     model = MLP()
     seen = []
     model.register_forward_pre_hook(lambda m, args: seen.append(args[0].shape[0]))
-    Lime(n_samples=7, baseline=X_frame.iloc[:2], random_state=0).fit(model, X_frame)
+    ex = cls(n_samples=n_samples, baseline=X_frame.iloc[:2], random_state=0)
+    ex.fit(model, X_frame)
     seen.clear()
-    Lime(n_samples=7, baseline=X_frame.iloc[:2], random_state=0).fit(
-        model, X_frame
-    ).explain(X_frame)
-    # fit probes 2 rows; explain: the rows, the 2 background rows, n*s*B perturbed
+    ex.explain(X_frame)
+    # the rows, the 2 background rows, then n * s * B perturbed rows (KernelShap
+    # with n_samples >= 2**5 - 2: the 30 non-trivial coalitions)
     n = len(X_frame)
-    assert sum(seen) == 2 + n + 2 + n * 7 * 2
+    assert sum(seen) == n + 2 + n * evaluated * 2
 
 
 @pytest.mark.parametrize(

@@ -108,14 +108,16 @@ def _coalition_values(
     B = baseline.shape[0]
     shared = Z.dim() == 2
     s = Z.shape[-2]
-    Zc = to_columns(Z.to(X.device), groups.to(X.device))  # [(n,) s, p] bool
+    Z = Z.to(X.device)
+    groups = groups.to(X.device)
 
-    def mask(r, j):
-        return Zc[j] if shared else Zc[r, j]
+    def coalitions(r, j):
+        return Z[j] if shared else Z[r, j]
 
     def build(start: int, stop: int):
         r, j, b = split_index(start, stop, (n, s, B), X.device)
-        inputs = torch.where(mask(r, j), X[r], baseline[b])
+        keep = to_columns(coalitions(r, j), groups)
+        inputs = torch.where(keep, X[r], baseline[b])
         return inputs, torch.arange(start, stop, device=X.device)
 
     def value(inputs: torch.Tensor, flat: torch.Tensor) -> torch.Tensor:
@@ -123,7 +125,7 @@ def _coalition_values(
         out = f(inputs, r).double()
         if similarity is None:
             return out
-        interp = (Z.to(X.device)[j] if shared else Z.to(X.device)[r, j]).to(X.dtype)
+        interp = coalitions(r, j).to(X.dtype)
         sim = torch.as_tensor(similarity(X[r], interp, inputs)).reshape(-1)
         return torch.stack([out, sim.to(out.device).double()], 1)
 
@@ -357,8 +359,6 @@ def weighted_lasso(
 
 def _gv(G: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """Batched matrix-vector product ``G[r] @ v[r]``."""
-    if G.device.type == "cpu":  # cheaper than many tiny BLAS calls on CPU
-        return (G * v[:, None, :]).sum(2)
     return (G @ v[:, :, None]).squeeze(2)
 
 
