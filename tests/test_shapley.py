@@ -339,3 +339,17 @@ def test_bad_antithetic_and_max_groups(mlp, X_frame):
         ShapleyValueSampling(antithetic="yes").fit(mlp, X_frame)
     with pytest.raises(ValueError, match="max_groups must be an integer"):
         ShapleyValues(max_groups=0).fit(mlp, X_frame)
+
+
+@pytest.mark.parametrize("cls", [ShapleyValueSampling, ShapleyValues])
+def test_chunking_paths_agree(cls, mlp64, X64):
+    """Chunks of whole permutations (rows) and arbitrary chunks: same result."""
+    background = X64.iloc[:3]
+    results = []
+    for batch_size in (1, 5, 11, 4096):  # below and above one permutation's rows
+        ex = cls(baseline=background, target=0, batch_size=batch_size)
+        if cls is ShapleyValueSampling:
+            ex.set_params(n_samples=4, random_state=0)
+        results.append(ex.fit(mlp64, X64).explain(X64[:5]).to_numpy())
+    for other in results[1:]:
+        np.testing.assert_allclose(other, results[0], rtol=0, atol=1e-12)

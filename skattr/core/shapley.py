@@ -157,7 +157,8 @@ def _draw_ranks(
 ) -> torch.Tensor:
     """Rank of each group in each permutation: ``[n, draws * per_draw, g]``."""
     u = torch.rand(n, draws, g, generator=generator)
-    rank = u.argsort(-1).argsort(-1)
+    perm = u.argsort(-1)
+    rank = torch.empty_like(perm).scatter_(-1, perm, torch.arange(g).expand_as(perm))
     if antithetic:  # the reversed permutation: rank g-1-r
         rank = torch.stack([rank, g - 1 - rank], 2).reshape(n, 2 * draws, g)
     dtype = torch.int16 if g < 2**15 else torch.int32
@@ -167,16 +168,33 @@ def _draw_ranks(
 def _marginals(f, X, baseline, groups, fx, fb, active, rank, per_draw, **kwargs):
     """Marginal contributions per draw ``[n_active, draws, g]``, float64."""
     na, Q, g = rank.shape
-    B = baseline.shape[0]
+    B, p = baseline.shape
     inner = g - 1
+    per_perm = inner * B  # model rows of one permutation
+    # rank of each column in each permutation, as X's dtype for the weights
+    col_rank = to_columns(rank, groups).reshape(na * Q, p).to(X.dtype)
+    rows = active.repeat_interleave(Q)  # explained row of each permutation
+    # state t (1..g-1) takes the columns of rank < t from x: the weight
+    # clamp(t - rank, 0, 1) is exactly 1 there and 0 elsewhere, and lerp
+    # returns its end points exactly, so inputs are x or b bit for bit
+    steps = torch.arange(1, inner + 1, device=X.device, dtype=X.dtype)
+
+    def build_whole(start: int, stop: int):
+        # whole permutations: every state by broadcasting, no per-row gathers
+        a, z = start // per_perm, stop // per_perm
+        w = (steps[None, :, None, None] - col_rank[a:z, None, None, :]).clamp_(0, 1)
+        Z = torch.lerp(baseline[None, None], X[rows[a:z], None, None, :], w)
+        return Z.reshape(-1, p), rows[a:z, None].expand(z - a, per_perm).reshape(-1)
 
     def build(start: int, stop: int):
-        i, q, t, b = split_index(start, stop, (na, Q, inner, B), X.device)
-        # state t + 1: the groups of rank <= t come from x
-        mask = to_columns(rank[i, q] <= t[:, None], groups)
-        r = active[i]
-        return torch.where(mask, X[r], baseline[b]), r
+        iq, t, b = split_index(start, stop, (na * Q, inner, B), X.device)
+        w = (steps[t, None] - col_rank[iq]).clamp_(0, 1)
+        return torch.lerp(baseline[b], X[rows[iq]], w), rows[iq]
 
+    batch_size = kwargs.pop("batch_size")
+    if per_perm <= batch_size:  # chunks of whole permutations, at most batch_size
+        build, batch_size = build_whole, batch_size // per_perm * per_perm
+    kwargs["batch_size"] = batch_size
     n_total = na * Q * inner * B
     if n_total:
         values = evaluate(f, build, n_total, desc="ShapleyValueSampling", **kwargs)
@@ -269,6 +287,22 @@ def shapley_exact(
         r, S, b = split_index(start, stop, (n, 2**g, B), device)
         mask = to_columns((S[:, None] & bits) != 0, groups)
         return torch.where(mask, X[r], baseline[b]), r
+
+    per_row = 2**g * B
+    if per_row <= batch_size:  # chunks of whole rows: every coalition at once
+        coalitions = (torch.arange(2**g, device=device)[:, None] & bits) != 0
+        weight = to_columns(coalitions, groups).to(X.dtype)  # exactly 0 or 1
+        rows = torch.arange(n, device=device)
+
+        def build(start: int, stop: int):  # noqa: F811
+            a, z = start // per_row, stop // per_row
+            Z = torch.lerp(
+                baseline[None, None], X[a:z, None, None, :], weight[None, :, None, :]
+            )
+            p = X.shape[1]
+            return Z.reshape(-1, p), rows[a:z, None].expand(z - a, per_row).reshape(-1)
+
+        batch_size = batch_size // per_row * per_row
 
     values = evaluate(
         f,
