@@ -33,6 +33,12 @@ def check_int(name: str, value: object, *, minimum: int = 1, allow_none=False) -
         raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}.")
 
 
+def check_bool(name: str, value: object) -> None:
+    """Raise if ``value`` is not ``True`` or ``False``."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False; got {value!r}.")
+
+
 def check_number(
     name: str, value: object, *, minimum: float = 0.0, strict=False, allow_none=False
 ) -> None:
@@ -236,6 +242,23 @@ def check_y(y, n_rows: int) -> np.ndarray | None:
             f"y has {arr.shape[0]} entries but X has {n_rows} rows; they must match."
         )
     return arr
+
+
+def check_sample_weight(sample_weight, n_rows: int) -> np.ndarray | None:
+    """Return ``sample_weight`` as float64 of length ``n_rows`` (or ``None``)."""
+    if sample_weight is None:
+        return None
+    if isinstance(sample_weight, torch.Tensor):
+        sample_weight = sample_weight.detach().cpu().numpy()
+    w = np.asarray(sample_weight, dtype=np.float64)
+    if w.ndim != 1 or w.shape[0] != n_rows:
+        raise ValueError(
+            f"sample_weight must be 1-D with one weight per row of X ({n_rows}); got "
+            f"shape {w.shape}."
+        )
+    if not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
+        raise ValueError("sample_weight must be finite, non-negative and not all zero.")
+    return w
 
 
 # --------------------------------------------------------------- baseline

@@ -64,6 +64,7 @@ class ModelAdapter:
         classes=None,
         preprocess=None,
         kind: str = "module",
+        user_module: nn.Module | None = None,
     ):
         self.module = module
         self.device = device
@@ -72,6 +73,8 @@ class ModelAdapter:
         self.classes = classes
         self.preprocess = preprocess
         self.kind = kind
+        #: the user's own module; ``module`` is a copy when ``device`` differs
+        self.user_module = module if user_module is None else user_module
 
     # ------------------------------------------------------------ creation
     @classmethod
@@ -115,6 +118,7 @@ class ModelAdapter:
                 f"{type(model).__module__}.{type(model).__name__}."
             )
         target_device = own_device if device is None else torch.device(device)
+        user_module = module
         if target_device != own_device:
             module = copy.deepcopy(module).to(target_device)
         adapter = cls(
@@ -125,6 +129,7 @@ class ModelAdapter:
             classes=classes,
             preprocess=preprocess,
             kind=kind,
+            user_module=user_module,
         )
         return adapter
 

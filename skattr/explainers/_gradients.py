@@ -7,7 +7,7 @@ import numbers
 import torch
 from torch import nn
 
-from skattr._data import check_int, check_number
+from skattr._data import check_bool, check_int, check_number
 from skattr._model import get_layer
 from skattr.core.gradients import (
     gradient_shap,
@@ -20,25 +20,12 @@ from skattr.explainers._base import BaseExplainer
 
 
 # ---------------------------------------------------------------- helpers
-def _check_bool(name: str, value: object) -> None:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be True or False; got {value!r}.")
-
-
 def _check_layer_param(layer: object) -> None:
     if not (isinstance(layer, nn.Module) or (isinstance(layer, str) and layer)):
         raise TypeError(
             "layer must be a dotted submodule name such as 'hidden.0' or a "
             f"torch.nn.Module of the model; got {layer!r}."
         )
-
-
-def _user_module(model) -> nn.Module | None:
-    """The user's own torch module inside a module, skorch net or Pipeline."""
-    if hasattr(model, "steps"):  # a Pipeline ends in the net
-        model = model.steps[-1][1]
-    module = getattr(model, "module_", model)
-    return module if isinstance(module, nn.Module) else None
 
 
 def _resolve_layer(explainer, layer) -> tuple[str, nn.Module]:
@@ -49,8 +36,8 @@ def _resolve_layer(explainer, layer) -> tuple[str, nn.Module]:
     """
     module = explainer._adapter.module
     if isinstance(layer, nn.Module) and not any(m is layer for m in module.modules()):
-        original = _user_module(explainer.model_)
-        if original is not None and original is not module:
+        original = explainer._adapter.user_module
+        if original is not module:
             layer, _ = get_layer(original, layer)
     return get_layer(module, layer)
 
@@ -85,7 +72,7 @@ def _shap(explainer, X: torch.Tensor, y, *, layer=None, to_input=False):
 def _check_shap_params(explainer) -> None:
     check_int("n_samples", explainer.n_samples)
     check_number("stdevs", explainer.stdevs)
-    _check_bool("multiply_by_inputs", explainer.multiply_by_inputs)
+    check_bool("multiply_by_inputs", explainer.multiply_by_inputs)
 
 
 # ---------------------------------------------------------------- GradientShap
@@ -363,7 +350,7 @@ class LayerGradientShap(BaseExplainer):
     def _check_params(self):
         _check_layer_param(self.layer)
         _check_shap_params(self)
-        _check_bool("attribute_to_layer_input", self.attribute_to_layer_input)
+        check_bool("attribute_to_layer_input", self.attribute_to_layer_input)
 
     def _fit_background(self, X_fit):
         self.layer_, self._layer = _resolve_layer(self, self.layer)
@@ -477,7 +464,7 @@ class NeuronGradient(BaseExplainer):
 
     def _check_params(self):
         _check_layer_param(self.layer)
-        _check_bool("attribute_to_neuron_input", self.attribute_to_neuron_input)
+        check_bool("attribute_to_neuron_input", self.attribute_to_neuron_input)
         neuron = self.neuron
         index = neuron if isinstance(neuron, tuple) else (neuron,)
         ok = callable(neuron) or (

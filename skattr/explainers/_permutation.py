@@ -9,7 +9,7 @@ import pandas as pd
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 
-from skattr._data import check_input, check_int, check_y
+from skattr._data import check_input, check_int, check_sample_weight, check_y
 from skattr._model import _sigmoid_or_softmax
 from skattr.core.groups import n_groups
 from skattr.core.permutation import (
@@ -266,7 +266,7 @@ class FeaturePermutation(BaseExplainer):
         X = check_input(self, X, reset=False)
         n = X.shape[0]
         y = check_y(y, n)
-        weights = _check_sample_weight(sample_weight, n)
+        weights = check_sample_weight(sample_weight, n)
         gen = self._generator()
         rows = _subsample(n, max_samples, gen)
         if self.scoring is None:
@@ -375,22 +375,6 @@ def _check_two_rows(n: int, where: str) -> None:
             "row together with others (e.g. background rows), or use "
             "FeatureAblation for a single row."
         )
-
-
-def _check_sample_weight(sample_weight, n: int) -> np.ndarray | None:
-    if sample_weight is None:
-        return None
-    if isinstance(sample_weight, torch.Tensor):
-        sample_weight = sample_weight.detach().cpu().numpy()
-    w = np.asarray(sample_weight, dtype=np.float64)
-    if w.ndim != 1 or w.shape[0] != n:
-        raise ValueError(
-            f"sample_weight must be 1-D with one weight per row of X ({n}); got "
-            f"shape {w.shape}."
-        )
-    if not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
-        raise ValueError("sample_weight must be finite, non-negative and not all zero.")
-    return w
 
 
 def _subsample(n: int, max_samples, generator) -> torch.Tensor | None:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import numpy as np
-
-from skattr._data import check_int, check_number
+from skattr._data import check_bool, check_int, check_number
 from skattr.core.groups import n_groups
 from skattr.core.shapley import shapley_exact, shapley_sampling
 from skattr.explainers._base import BaseExplainer
@@ -175,10 +173,7 @@ class ShapleyValueSampling(BaseExplainer):
 
     def _check_params(self):
         check_int("n_samples", self.n_samples)
-        if not isinstance(self.antithetic, (bool, np.bool_)):
-            raise TypeError(
-                f"antithetic must be True or False; got {self.antithetic!r}."
-            )
+        check_bool("antithetic", self.antithetic)
         check_number("tol", self.tol, strict=True, allow_none=True)
 
     def _attribute(self, X, y):
