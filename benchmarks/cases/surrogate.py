@@ -1,9 +1,9 @@
 """KernelShap and Lime: skattr against Captum, SHAP's KernelExplainer and lime.
 
 W1: 100 rows, 200 samples per row, every implementation on every row.
-W2: 500 samples per row; skattr explains all 2,000 rows, the peers (which
-fit one surrogate per row in Python) 5 rows, scaled to 2,000 (the note gives
-seconds per explained row).
+W2 and W3 (GPU): 500 samples per row; skattr explains all 2,000 (20,000)
+rows, the peers (which fit one surrogate per row in Python) 5 rows, scaled
+to all rows (the note gives seconds per explained row).
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from run import Case
 import skattr
 
 #: rows timed for the per-row peers on W2 (scaled to all rows)
-PEER_ROWS = {"W1": None, "W2": 5}
-N_SAMPLES = {"W1": 200, "W2": 500}
+PEER_ROWS = {"W1": None, "W2": 5, "W3": 5}
+N_SAMPLES = {"W1": 200, "W2": 500, "W3": 500}
 
 
 def cases(w):

@@ -10,8 +10,8 @@ layer's input) that is registered for the whole pass and removed in a
 
 ``forward(Z) -> Tensor[m, k]`` is the model's output for inputs ``Z``
 ``[m, p]``; ``targets`` ``[n]`` holds the output column explained for each
-row. Randomness is drawn up front on the CPU from ``generator`` and moved to
-the device, so results do not depend on ``batch_size``.
+row. Randomness is drawn up front from ``generator`` (on its device), so
+results do not depend on ``batch_size``.
 """
 
 from __future__ import annotations
@@ -192,7 +192,7 @@ def gradient_shap(
     batch_size : int
         Most model rows in one forward and backward call.
     generator : torch.Generator
-        CPU generator for every draw.
+        Generator of every draw, on the device of ``X``.
     layer : torch.nn.Module, optional
         Attribute to this layer's output (its input with
         ``attribute_to_layer_input=True``) instead of the model's inputs.
@@ -227,12 +227,13 @@ def gradient_shap(
     S = n_samples
     N = n * S
     device, dtype = X.device, X.dtype
-    # every draw up front, on the CPU, independent of the chunking
-    b_idx = torch.randint(background.shape[0], (N,), generator=generator)
-    alpha = torch.rand(N, generator=generator, dtype=torch.float64)
+    # every draw up front, on the generator's device, independent of the chunking
+    draw = {"generator": generator, "device": generator.device}
+    b_idx = torch.randint(background.shape[0], (N,), **draw)
+    alpha = torch.rand(N, dtype=torch.float64, **draw)
     noise = None
     if stdevs > 0:
-        noise = torch.randn(N, p, generator=generator, dtype=torch.float64)
+        noise = torch.randn(N, p, dtype=torch.float64, **draw)
         noise = noise.mul_(stdevs).to(device, dtype)
     b_idx, alpha = b_idx.to(device), alpha.to(device, dtype)
     if background.shape[0] > N:  # evaluate only the background rows drawn

@@ -15,7 +15,7 @@ def random_permutations(
     generator: torch.Generator,
     avoid_identity: bool = False,
 ) -> torch.Tensor:
-    """``count`` independent uniform permutations of ``0..n-1``, drawn on the CPU.
+    """``count`` independent uniform permutations of ``0..n-1``.
 
     Parameters
     ----------
@@ -24,7 +24,8 @@ def random_permutations(
     count : int
         Number of permutations.
     generator : torch.Generator
-        CPU generator; the draw does not depend on anything else.
+        Generator of the draw, which happens on its device and depends on
+        nothing else.
     avoid_identity : bool, default=False
         Redraw any permutation that leaves every row in place, as Captum's
         ``FeaturePermutation`` does (only likely for a handful of rows).
@@ -32,7 +33,7 @@ def random_permutations(
 
     Returns
     -------
-    Tensor of shape ``[count, n]``, dtype long, on the CPU
+    Tensor of shape ``[count, n]``, dtype long, on the generator's device
 
     Examples
     --------
@@ -41,13 +42,15 @@ def random_permutations(
     >>> perms.shape, sorted(perms[0].tolist())
     (torch.Size([3, 4]), [0, 1, 2, 3])
     """
-    perms = torch.rand(count, n, generator=generator).argsort(dim=1)
+    device = generator.device
+    perms = torch.rand(count, n, generator=generator, device=device).argsort(dim=1)
     if avoid_identity and n >= 2:
-        ident = torch.arange(n)
+        ident = torch.arange(n, device=device)
         stuck = (perms == ident).all(dim=1)
         while bool(stuck.any()):  # rounds of redraws, not a loop over rows
             k = int(stuck.sum())
-            perms[stuck] = torch.rand(k, n, generator=generator).argsort(dim=1)
+            redraw = torch.rand(k, n, generator=generator, device=device)
+            perms[stuck] = redraw.argsort(dim=1)
             stuck = (perms == ident).all(dim=1)
     return perms
 

@@ -68,7 +68,8 @@ def shapley_sampling(
         Permutations per row; rounded up to an even number when
         ``antithetic``. The cap when ``tol`` is set.
     generator : torch.Generator
-        CPU generator for the permutations; they are drawn independently of
+        Generator of the permutations (on the device of ``X``); they are drawn
+        independently of
         ``batch_size`` and of the other rows' progress.
     antithetic : bool, default=True
         Draw permutations in pairs: a permutation and its reverse. A pair
@@ -156,9 +157,10 @@ def _draw_ranks(
     n: int, draws: int, g: int, antithetic: bool, generator: torch.Generator
 ) -> torch.Tensor:
     """Rank of each group in each permutation: ``[n, draws * per_draw, g]``."""
-    u = torch.rand(n, draws, g, generator=generator)
+    u = torch.rand(n, draws, g, generator=generator, device=generator.device)
     perm = u.argsort(-1)
-    rank = torch.empty_like(perm).scatter_(-1, perm, torch.arange(g).expand_as(perm))
+    order = torch.arange(g, device=perm.device).expand_as(perm)
+    rank = torch.empty_like(perm).scatter_(-1, perm, order)
     if antithetic:  # the reversed permutation: rank g-1-r
         rank = torch.stack([rank, g - 1 - rank], 2).reshape(n, 2 * draws, g)
     dtype = torch.int16 if g < 2**15 else torch.int32

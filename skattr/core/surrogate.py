@@ -55,7 +55,7 @@ def shapley_kernel(sizes: torch.Tensor, g: int) -> torch.Tensor:
 def sample_coalitions(
     g: int, n_samples: int, generator: torch.Generator, *, paired: bool = True
 ) -> torch.Tensor:
-    """Coalitions drawn from the Shapley kernel, ``[n_samples, g]`` bool (CPU).
+    """Coalitions drawn from the Shapley kernel, ``[n_samples, g]`` bool.
 
     The size ``k`` of a coalition is drawn with probability proportional to
     ``(g - 1) / (k (g - k))``, ``1 <= k <= g - 1``, then a subset of that size
@@ -64,10 +64,12 @@ def sample_coalitions(
     followed by its complement (same kernel weight, antithetic).
     """
     m = -(-n_samples // 2) if paired else n_samples
-    k = torch.arange(1, g, dtype=torch.float64)
+    device = generator.device
+    k = torch.arange(1, g, dtype=torch.float64, device=device)
     probs = (g - 1) / (k * (g - k))
     size = torch.multinomial(probs, m, replacement=True, generator=generator) + 1
-    ranks = torch.rand(m, g, generator=generator).argsort(1).argsort(1)
+    u = torch.rand(m, g, generator=generator, device=device)
+    ranks = u.argsort(1).argsort(1)
     Z = ranks < size[:, None]
     if paired:
         Z = torch.stack([Z, ~Z], 1).reshape(2 * m, g)
@@ -77,9 +79,21 @@ def sample_coalitions(
 def bernoulli_coalitions(
     n_rows: int, n_groups: int, n_samples: int, generator: torch.Generator
 ) -> torch.Tensor:
-    """LIME's default: each group kept with probability 1/2, ``[n, s, g]`` bool."""
-    size = (n_rows, n_samples, n_groups)
-    return torch.randint(0, 2, size, dtype=torch.bool, generator=generator)
+    """LIME's default: each group kept with probability 1/2, ``[n, s, g]`` bool.
+
+    Drawn on the generator's device as random 56-bit words, seven random bytes
+    each, unpacked into bits: one random number per 56 coalition entries.
+    """
+    words = -(-n_groups // 56)
+    device = generator.device
+    draw = torch.randint(
+        0, 2**56, (n_rows, n_samples, words), generator=generator, device=device
+    )
+    shifts = torch.arange(0, 56, 8, device=device)
+    octets = ((draw[..., None] >> shifts) & 255).to(torch.uint8)  # [n, s, W, 7]
+    bits = torch.arange(8, dtype=torch.uint8, device=device)
+    Z = ((octets[..., None] >> bits) & 1).bool()  # [n, s, W, 7, 8]
+    return Z.reshape(n_rows, n_samples, words * 56)[..., :n_groups]
 
 
 # ---------------------------------------------------------------- evaluation
@@ -184,7 +198,7 @@ def kernel_shap(
     batch_size : int
         Most rows per call of ``f``.
     generator : torch.Generator
-        CPU generator for the coalitions.
+        Generator of the coalitions, on the device of ``X``.
 
     Returns
     -------

@@ -289,13 +289,18 @@ class BaseExplainer(BaseEstimator):
 
     # ------------------------------------------------------------ helpers
     def _generator(self) -> torch.Generator:
-        """A CPU generator drawn from ``random_state``, fresh for this call."""
+        """A generator on ``device_``, seeded from ``random_state``, fresh per call.
+
+        Random draws happen where the model runs, so that a GPU does not wait
+        for the CPU's random numbers; the same seed on the same device gives
+        the same draws (a CPU and a GPU draw different numbers).
+        """
         rs = self.random_state
         if isinstance(rs, np.random.Generator):
             seed = int(rs.integers(0, 2**63 - 1))
         else:
             seed = int(check_random_state(rs).randint(0, np.iinfo(np.int32).max))
-        return torch.Generator(device="cpu").manual_seed(seed)
+        return torch.Generator(device=self.device_).manual_seed(seed)
 
     def _outputs(self, X: torch.Tensor) -> torch.Tensor:
         """All model outputs ``[n, k]`` for the rows, in chunks, no autograd."""

@@ -228,7 +228,7 @@ class FeaturePermutation(BaseExplainer):
     def _permutations(
         self, n: int, *, avoid_identity: bool, generator=None
     ) -> torch.Tensor:
-        """Row permutations ``[g, n_repeats, n]``, drawn up front on the CPU."""
+        """Row permutations ``[g, n_repeats, n]``, drawn up front on the device."""
         g, R = n_groups(self._groups), self.n_repeats
         gen = self._generator() if generator is None else generator
         perms = random_permutations(
@@ -299,8 +299,9 @@ class FeaturePermutation(BaseExplainer):
         Xt = self._to_model(X)
         if rows is not None:
             Xt = Xt[rows.to(Xt.device)]
-            y = None if y is None else y[rows.numpy()]
-            weights = None if weights is None else weights[rows.numpy()]
+            kept = rows.cpu().numpy()
+            y = None if y is None else y[kept]
+            weights = None if weights is None else weights[kept]
         m = Xt.shape[0]
         _check_two_rows(m, "importance")
         view = _model_view(self)
@@ -396,7 +397,8 @@ def _subsample(n: int, max_samples, generator) -> torch.Tensor | None:
         )
     if m == n:
         return None
-    return torch.randperm(n, generator=generator)[:m].sort().values
+    rows = torch.randperm(n, generator=generator, device=generator.device)
+    return rows[:m].sort().values
 
 
 # ---------------------------------------------------------------- scorer view

@@ -227,8 +227,9 @@ class Lime(BaseExplainer):
         ``perturb_func(n_rows, n_groups, n_samples, generator) -> Tensor``
         of shape ``(n_rows, n_samples, n_groups)`` (coalitions per row) or
         ``(n_samples, n_groups)`` (shared by all rows), with values in
-        {0, 1} (1: the group keeps the row's value). ``generator`` is a CPU
-        ``torch.Generator`` seeded from ``random_state``: draw from it to
+        {0, 1} (1: the group keeps the row's value). ``generator`` is a
+        ``torch.Generator`` on the explainer's device, seeded from
+        ``random_state``: draw from it (with ``device=generator.device``) to
         stay reproducible. ``None``: each group kept with probability 1/2.
     similarity_func : callable, default=None
         ``similarity_func(X, Z_interp, Z_inputs) -> Tensor`` of shape
