@@ -13,6 +13,7 @@ from sklearn.linear_model import Lasso, LinearRegression
 
 from skattr import KernelShap, Lime
 from skattr.core.surrogate import (
+    bernoulli_coalitions,
     enumerate_coalitions,
     sample_coalitions,
     weighted_lasso,
@@ -114,6 +115,22 @@ def test_kernel_shap_coalitions():
     assert bool(((sizes >= 1) & (sizes <= 5)).all())
     full = enumerate_coalitions(4)
     assert full.shape == (14, 4) and len({tuple(r.tolist()) for r in full}) == 14
+
+
+@pytest.mark.parametrize("g", [1, 7, 56, 57, 130])
+def test_bernoulli_coalitions_are_fair_independent_bits(g):
+    gen = torch.Generator().manual_seed(0)
+    Z = bernoulli_coalitions(40, g, 500, gen)
+    assert Z.shape == (40, 500, g) and Z.dtype == torch.bool
+    flat = Z.reshape(-1, g).double()  # 20,000 draws per column
+    # each column (every bit of every random word) is kept with probability 1/2
+    assert (flat.mean(0) - 0.5).abs().max() < 0.02
+    if g > 1:  # and columns are uncorrelated
+        centred = 2 * flat - 1
+        corr = centred.T @ centred / flat.shape[0]
+        assert (corr - torch.eye(g, dtype=corr.dtype)).abs().max() < 0.04
+    again = bernoulli_coalitions(40, g, 500, torch.Generator().manual_seed(0))
+    assert torch.equal(Z, again)
 
 
 def test_kernel_shap_single_group(mlp, X_frame):
