@@ -10,7 +10,6 @@ forms that hold whatever is drawn (a linear model) and with themselves.
 from __future__ import annotations
 
 import copy
-import inspect
 
 import numpy as np
 import pytest
@@ -18,7 +17,8 @@ import torch
 from torch import nn
 
 import skattr
-from tests.conftest import FAST_PARAMS, MLP
+from tests.conftest import MLP
+from tests.test_common import build
 
 pytestmark = pytest.mark.skipif(
     not torch.cuda.is_available(), reason="needs a CUDA device"
@@ -26,14 +26,6 @@ pytestmark = pytest.mark.skipif(
 
 EXPLAINERS = [getattr(skattr, name) for name in skattr.__all__]
 CUDA = torch.device("cuda")
-
-
-def build(cls, **extra):
-    params = dict(FAST_PARAMS[cls.__name__])
-    if "random_state" in inspect.signature(cls).parameters:
-        params.setdefault("random_state", 0)
-    params.update(extra)
-    return cls(**params)
 
 
 #: explainers whose result does not depend on random draws (with these settings)
@@ -168,3 +160,16 @@ def test_model_restored_when_it_raises_on_cuda(X_frame):
         ex.explain(X_frame)
     assert model.training
     assert all(p.requires_grad for p in model.parameters())
+
+
+def test_large_result_comes_back_through_pinned_staging():
+    # 3,000 x 60 float64 attributions (1.4 MB): above the staging threshold
+    X = torch.randn(3000, 60, generator=torch.Generator().manual_seed(0))
+    model = nn.Linear(60, 1)
+    expected = X.double() * model.weight.detach().double()
+    ex = skattr.FeatureAblation(baseline="zeros").fit(model.to(CUDA), X)
+    got = ex.explain(X)
+    assert got.shape == (3000, 60)
+    np.testing.assert_allclose(got.to_numpy(), expected.numpy(), atol=1e-5)
+    got.iloc[0, 0] = 123.0  # the frame owns writable memory
+    assert got.iloc[0, 0] == 123.0
