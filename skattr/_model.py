@@ -22,6 +22,8 @@ from collections.abc import Callable, Iterator
 import torch
 from torch import nn
 
+from skattr._data import to_numpy
+
 
 def _identity(y: torch.Tensor) -> torch.Tensor:
     return y
@@ -139,7 +141,7 @@ class ModelAdapter:
         if self.preprocess is None:
             return X
         if isinstance(X, torch.Tensor):
-            X = X.detach().cpu().numpy()
+            X = to_numpy(X)
         return self.preprocess.transform(X)
 
     def raw_forward(self, Z: torch.Tensor) -> torch.Tensor:
@@ -228,6 +230,15 @@ def layer_names(module: nn.Module) -> list[str]:
     return [name for name, _ in module.named_modules() if name]
 
 
+def check_layer(layer: object) -> None:
+    """``layer`` must be a non-empty dotted submodule name or a module."""
+    if not (isinstance(layer, nn.Module) or (isinstance(layer, str) and layer)):
+        raise TypeError(
+            "layer must be a dotted submodule name such as 'hidden.0' or a "
+            f"torch.nn.Module of the model; got {layer!r}."
+        )
+
+
 def get_layer(module: nn.Module, layer) -> tuple[str, nn.Module]:
     """Resolve ``layer`` (dotted name or module object) to ``(name, module)``.
 
@@ -241,10 +252,7 @@ def get_layer(module: nn.Module, layer) -> tuple[str, nn.Module]:
             f"The layer {type(layer).__name__} given is not a submodule of the model. "
             f"Available layers: {layer_names(module)}."
         )
-    if not isinstance(layer, str) or not layer:
-        raise TypeError(
-            f"layer must be a dotted submodule name such as 'hidden.0' or a module; got {layer!r}."
-        )
+    check_layer(layer)
     named = dict(module.named_modules())
     if layer not in named:
         raise ValueError(

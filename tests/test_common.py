@@ -74,6 +74,16 @@ def test_not_fitted(cls, X_frame):
 
 
 @pytest.mark.parametrize("cls", EXPLAINERS, ids=explainer_ids)
+def test_params_set_after_fit_are_checked_again(cls, mlp, X_frame, y_labels):
+    ex = build(cls).fit(mlp, X_frame)
+    ex.set_params(batch_size=0)
+    with pytest.raises(ValueError, match="batch_size"):
+        ex.explain(X_frame)
+    with pytest.raises(ValueError, match="batch_size"):
+        ex.importance(X_frame, y_labels)
+
+
+@pytest.mark.parametrize("cls", EXPLAINERS, ids=explainer_ids)
 def test_fit_returns_self_and_frame_follows_X(cls, mlp, X_frame):
     ex = build(cls)
     assert ex.fit(mlp, X_frame) is ex

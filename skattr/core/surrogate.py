@@ -138,10 +138,7 @@ def _coalition_values(
             z = flat_Z[r * s + j]
         x = X[r]
         keep = z if identity else to_columns(z, groups)
-        if B == 1:
-            inputs = torch.where(keep, x, baseline[0])
-        else:
-            inputs = torch.where(keep, x, baseline[b])
+        inputs = torch.where(keep, x, baseline[0] if B == 1 else baseline[b])
         chunk.update(z=z, x=x)
         return inputs, r
 

@@ -19,6 +19,7 @@ from skattr._data import (
     column_names,
     resolve_baseline,
     row_index,
+    to_numpy,
     to_tensor,
 )
 from skattr._model import ModelAdapter
@@ -66,8 +67,7 @@ class BaseExplainer(BaseEstimator):
         self : object
             The fitted explainer.
         """
-        self._check_common_params()
-        self._check_params()
+        self._check_all_params()
         adapter = ModelAdapter.from_model(
             model, output=getattr(self, "output", "raw"), device=self.device
         )
@@ -165,6 +165,12 @@ class BaseExplainer(BaseEstimator):
         """Hook for subclasses that keep more of the background data."""
 
     # ------------------------------------------------------------ params
+    def _check_all_params(self) -> None:
+        """Checked in ``fit`` and again in ``explain``: ``set_params`` may have
+        changed them since."""
+        self._check_common_params()
+        self._check_params()
+
     def _check_common_params(self) -> None:
         check_option("output", getattr(self, "output", "raw"), ("raw", "proba"))
         check_int("batch_size", self.batch_size)
@@ -248,6 +254,7 @@ class BaseExplainer(BaseEstimator):
             holds the per-call extras the method's docstring lists.
         """
         self._check_fitted()
+        self._check_all_params()
         X = check_input(self, X, reset=False)
         index = row_index(X)
         Xt = self._to_model(X)
@@ -400,11 +407,11 @@ class BaseExplainer(BaseEstimator):
             }
         # the arrays are ours: the frames take them without pandas' copy
         frame = pd.DataFrame(
-            _host(values.double()), index=index, columns=columns, copy=False
+            to_numpy(values.double()), index=index, columns=columns, copy=False
         )
         for key, value in extras.items():
             if isinstance(value, torch.Tensor):
-                value = _host(value)
+                value = to_numpy(value)
                 if (
                     key == "target"
                     and self.classes_ is not None
@@ -422,23 +429,6 @@ class BaseExplainer(BaseEstimator):
 
     def _result_columns(self) -> list[str]:
         return list(self.group_names_)
-
-
-def _host(t: torch.Tensor) -> np.ndarray:
-    """A result tensor's values as a NumPy array on the host.
-
-    On the CPU the array shares the tensor's memory (results are fresh
-    tensors that nothing else holds). From a GPU, results of a megabyte or
-    more go through a page-locked staging buffer (reused from torch's
-    caching host allocator): a direct copy into fresh pageable memory ran at
-    under 2 GB/s on an H100 machine, the staged one at more than twice that.
-    """
-    t = t.detach()
-    if t.device.type != "cuda" or t.numel() * t.element_size() < 2**20:
-        return t.cpu().numpy()
-    staging = torch.empty(t.shape, dtype=t.dtype, pin_memory=True)
-    staging.copy_(t)
-    return staging.numpy().copy()
 
 
 def _rank(

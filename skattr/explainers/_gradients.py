@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from skattr._data import check_bool, check_int, check_number
-from skattr._model import get_layer
+from skattr._model import check_layer, get_layer
 from skattr.core.gradients import (
     gradient_shap,
     layer_width,
@@ -20,14 +20,6 @@ from skattr.explainers._base import BaseExplainer
 
 
 # ---------------------------------------------------------------- helpers
-def _check_layer_param(layer: object) -> None:
-    if not (isinstance(layer, nn.Module) or (isinstance(layer, str) and layer)):
-        raise TypeError(
-            "layer must be a dotted submodule name such as 'hidden.0' or a "
-            f"torch.nn.Module of the model; got {layer!r}."
-        )
-
-
 def _resolve_layer(explainer, layer) -> tuple[str, nn.Module]:
     """``layer`` (name or module object) -> its dotted name and the module run.
 
@@ -348,7 +340,7 @@ class LayerGradientShap(BaseExplainer):
         self.show_progress = show_progress
 
     def _check_params(self):
-        _check_layer_param(self.layer)
+        check_layer(self.layer)
         _check_shap_params(self)
         check_bool("attribute_to_layer_input", self.attribute_to_layer_input)
 
@@ -463,7 +455,7 @@ class NeuronGradient(BaseExplainer):
         self.show_progress = show_progress
 
     def _check_params(self):
-        _check_layer_param(self.layer)
+        check_layer(self.layer)
         check_bool("attribute_to_neuron_input", self.attribute_to_neuron_input)
         neuron = self.neuron
         index = neuron if isinstance(neuron, tuple) else (neuron,)

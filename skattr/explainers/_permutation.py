@@ -9,7 +9,13 @@ import pandas as pd
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 
-from skattr._data import check_input, check_int, check_sample_weight, check_y
+from skattr._data import (
+    check_input,
+    check_int,
+    check_sample_weight,
+    check_y,
+    to_numpy,
+)
 from skattr._model import _sigmoid_or_softmax
 from skattr.core.groups import n_groups
 from skattr.core.permutation import (
@@ -263,6 +269,7 @@ class FeaturePermutation(BaseExplainer):
             ``std`` over rows, and ``mean`` (the signed mean attribution).
         """
         self._check_fitted()
+        self._check_all_params()
         X = check_input(self, X, reset=False)
         n = X.shape[0]
         y = check_y(y, n)
@@ -275,7 +282,7 @@ class FeaturePermutation(BaseExplainer):
 
     def _attribution_importance(self, X, y, weights, rows):
         if rows is not None:
-            idx = rows.cpu().numpy()
+            idx = to_numpy(rows)
             X = X.iloc[idx] if isinstance(X, pd.DataFrame) else X[idx]
             y = None if y is None else y[idx]
             weights = None if weights is None else weights[idx]
@@ -299,7 +306,7 @@ class FeaturePermutation(BaseExplainer):
         Xt = self._to_model(X)
         if rows is not None:
             Xt = Xt[rows.to(Xt.device)]
-            kept = rows.cpu().numpy()
+            kept = to_numpy(rows)
             y = None if y is None else y[kept]
             weights = None if weights is None else weights[kept]
         m = Xt.shape[0]
@@ -346,8 +353,8 @@ class FeaturePermutation(BaseExplainer):
     def _scores_one_by_one(self, scorer, view, responses, Xt, perms, y, weights):
         """Call the scikit-learn scorer on every slice of the precomputed responses."""
         g, R, _ = perms.shape
-        X_np = Xt.detach().cpu().numpy()
-        perm_np = perms.cpu().numpy()
+        X_np = to_numpy(Xt)
+        perm_np = to_numpy(perms)
         cols = [np.flatnonzero(self.groups_ == j) for j in range(g)]
         by_name = isinstance(self.scoring, str)
 
@@ -446,7 +453,7 @@ class _View(BaseEstimator):
 
 class _RegressorView(RegressorMixin, _View):
     def _responses(self, outputs):
-        out = outputs.detach().double().cpu().numpy()
+        out = to_numpy(outputs.double())
         return {"predict": out[..., 0] if out.shape[-1] == 1 else out}
 
     def predict(self, X):
@@ -457,10 +464,10 @@ class _ClassifierView(ClassifierMixin, _View):
     def _responses(self, outputs):
         ex = self.explainer
         proba = outputs if ex.output == "proba" else _proba_nonlinearity(ex)(outputs)
-        proba = proba.detach().cpu().numpy()
+        proba = to_numpy(proba)
         out = {"predict_proba": proba, "label_index": proba.argmax(axis=-1)}
         if ex.output == "raw":
-            raw = outputs.detach().cpu().numpy()
+            raw = to_numpy(outputs)
             out["decision_function"] = (
                 raw[..., 1] - raw[..., 0] if raw.shape[-1] == 2 else raw
             )

@@ -177,7 +177,6 @@ class ShapleyValueSampling(BaseExplainer):
         check_number("tol", self.tol, strict=True, allow_none=True)
 
     def _attribute(self, X, y):
-        self._check_params()
         f, _, targets, base = self._setup(X, y)
         values, std, counts = shapley_sampling(
             f,
@@ -279,7 +278,6 @@ class ShapleyValues(BaseExplainer):
         check_int("max_groups", self.max_groups)
 
     def _check_explain(self, X):
-        self._check_params()
         g = n_groups(self._groups)
         if g > self.max_groups:
             raise ValueError(

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from sklearn.base import clone
 
-from skattr._data import check_int, check_number, check_option
+from skattr._data import check_int, check_number, check_option, to_numpy
 from skattr.core.groups import n_groups
 from skattr.core.surrogate import (
     bernoulli_coalitions,
@@ -387,8 +387,7 @@ class Lime(BaseExplainer):
         """The slow path: one scikit-learn fit per row."""
         n, s = v.shape
         Zn = Z.expand(n, *Z.shape[-2:]) if Z.dim() == 2 else Z
-        Zn = Zn.double().cpu().numpy()
-        vn, wn = v.cpu().numpy(), w.cpu().numpy()
+        Zn, vn, wn = to_numpy(Zn.double()), to_numpy(v), to_numpy(w)
         coefs, intercepts = [], []
         for r in range(n):
             model = clone(self.interpretable_model)
