@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from skattr.core.ablation import feature_ablation
-from skattr.explainers._base import BaseExplainer
+from skattr.explainers._base import FITTED_ATTRIBUTES_DOC, BaseExplainer
 
 
 class FeatureAblation(BaseExplainer):
-    """Attribution by ablation: how much the output drops without each feature.
+    __doc__ = f"""Attribution by ablation: how much the output drops without each feature.
 
     For each row ``x`` and each feature (or group) ``j``, the attribution is
     ``f(x) - f(x with j set to the baseline)``, as Captum's
@@ -28,11 +28,11 @@ class FeatureAblation(BaseExplainer):
         model, else each row's predicted class. An int selects an output
         column; a class label (for models with ``classes_``) its column;
         ``"true"`` each row's label in ``y``.
-    output : {"raw", "proba"}, default="raw"
+    output : {{"raw", "proba"}}, default="raw"
         Explain the module's raw output (e.g. logits) or probabilities
         (skorch's predict nonlinearity; softmax or sigmoid for a module).
     feature_groups : None, dict or array-like of int, default=None
-        ``None``: every column is a feature. A dict ``{name: [columns]}``
+        ``None``: every column is a feature. A dict ``{{name: [columns]}}``
         ablates those columns together under ``name``; an integer array of
         length ``n_features`` (Captum's ``feature_mask``) groups columns
         with the same id, named by their columns joined with ``"+"``.
@@ -45,24 +45,7 @@ class FeatureAblation(BaseExplainer):
 
     Attributes
     ----------
-    model_ : object
-        The model given to ``fit``.
-    device_ : torch.device
-        Device the computation runs on.
-    n_features_in_ : int
-        Number of features seen in ``fit``.
-    feature_names_in_ : ndarray of str
-        Column names seen in ``fit`` (only when ``X`` was a DataFrame).
-    baseline_ : Tensor of shape (n_background, n_model_inputs)
-        Resolved baseline rows, in the model's input space.
-    groups_ : ndarray of shape (n_model_inputs,)
-        Group index of each model input column.
-    group_names_ : list of str
-        Names of the result's columns.
-    n_outputs_ : int
-        Number of model outputs.
-    classes_ : ndarray or None
-        Class labels of a classifier, else ``None``.
+{FITTED_ATTRIBUTES_DOC}
 
     See Also
     --------

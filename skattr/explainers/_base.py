@@ -27,6 +27,28 @@ from skattr.core.forward import evaluate_rows
 from skattr.core.groups import make_groups
 from skattr.exceptions import NotFittedError
 
+#: numpydoc ``Attributes`` entries that every explainer fitted with
+#: baselines shares; explainers' docstrings include it.
+FITTED_ATTRIBUTES_DOC = """\
+    model_ : object
+        The model given to ``fit``.
+    device_ : torch.device
+        Device the computation runs on.
+    n_features_in_ : int
+        Number of features seen in ``fit``.
+    feature_names_in_ : ndarray of str
+        Column names seen in ``fit`` (only when ``X`` was a DataFrame).
+    baseline_ : Tensor of shape (n_background, n_model_inputs)
+        Resolved baseline rows, in the model's input space.
+    groups_ : ndarray of shape (n_model_inputs,)
+        Group index of each model input column.
+    group_names_ : list of str
+        Names of the result's columns.
+    n_outputs_ : int
+        Number of model outputs.
+    classes_ : ndarray or None
+        Class labels of a classifier, else ``None``."""
+
 _TARGET_WORDS = ("predicted", "true")
 
 

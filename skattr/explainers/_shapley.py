@@ -5,7 +5,7 @@ from __future__ import annotations
 from skattr._data import check_bool, check_int, check_number
 from skattr.core.groups import n_groups
 from skattr.core.shapley import shapley_exact, shapley_sampling
-from skattr.explainers._base import BaseExplainer
+from skattr.explainers._base import FITTED_ATTRIBUTES_DOC, BaseExplainer
 
 _SHARED_PARAMS = """\
     baseline : "auto", "zeros", "mean", "median", float, array-like, dict, Series or DataFrame, default="auto"
@@ -32,26 +32,6 @@ _SHARED_PARAMS = """\
         Most rows in one forward call; bounds memory.
     device : str, default=None
         Torch device to compute on; ``None`` uses the model's."""
-
-_ATTRIBUTES = """\
-    model_ : object
-        The model given to ``fit``.
-    device_ : torch.device
-        Device the computation runs on.
-    n_features_in_ : int
-        Number of features seen in ``fit``.
-    feature_names_in_ : ndarray of str
-        Column names seen in ``fit`` (only when ``X`` was a DataFrame).
-    baseline_ : Tensor of shape (n_background, n_model_inputs)
-        Resolved baseline rows, in the model's input space.
-    groups_ : ndarray of shape (n_model_inputs,)
-        Group index of each model input column.
-    group_names_ : list of str
-        Names of the result's columns.
-    n_outputs_ : int
-        Number of model outputs.
-    classes_ : ndarray or None
-        Class labels of a classifier, else ``None``."""
 
 
 class ShapleyValueSampling(BaseExplainer):
@@ -91,7 +71,7 @@ class ShapleyValueSampling(BaseExplainer):
 
     Attributes
     ----------
-{_ATTRIBUTES}
+{FITTED_ATTRIBUTES_DOC}
 
     See Also
     --------
@@ -215,7 +195,7 @@ class ShapleyValues(BaseExplainer):
 
     Attributes
     ----------
-{_ATTRIBUTES}
+{FITTED_ATTRIBUTES_DOC}
 
     See Also
     --------

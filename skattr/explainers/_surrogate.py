@@ -15,7 +15,7 @@ from skattr.core.surrogate import (
     lime_samples,
     weighted_lasso,
 )
-from skattr.explainers._base import BaseExplainer
+from skattr.explainers._base import FITTED_ATTRIBUTES_DOC, BaseExplainer
 
 _SHARED_DOC = """
     baseline : "auto", "zeros", "mean", "median", float, array-like, dict, Series or DataFrame, default="auto"
@@ -48,30 +48,10 @@ _SHARED_DOC = """
     show_progress : bool, default=False
         Show a tqdm progress bar over the forward batches."""
 
-_ATTRIBUTES_DOC = """
-    model_ : object
-        The model given to ``fit``.
-    device_ : torch.device
-        Device the computation runs on.
-    n_features_in_ : int
-        Number of features seen in ``fit``.
-    feature_names_in_ : ndarray of str
-        Column names seen in ``fit`` (only when ``X`` was a DataFrame).
-    baseline_ : Tensor of shape (n_background, n_model_inputs)
-        Resolved baseline rows, in the model's input space.
-    groups_ : ndarray of shape (n_model_inputs,)
-        Group index of each model input column.
-    group_names_ : list of str
-        Names of the result's columns.
-    n_outputs_ : int
-        Number of model outputs.
-    classes_ : ndarray or None
-        Class labels of a classifier, else ``None``."""
-
 
 def _doc(cls):
     cls.__doc__ = cls.__doc__.replace("    {shared}", _SHARED_DOC.strip("\n")).replace(
-        "    {attributes}", _ATTRIBUTES_DOC.strip("\n")
+        "    {attributes}", FITTED_ATTRIBUTES_DOC
     )
     return cls
 
