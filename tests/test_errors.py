@@ -108,6 +108,16 @@ def test_true_target_label_out_of_range(mlp, X_frame):
         ex.explain(X_frame, np.full(len(X_frame), 7))
 
 
+def test_true_target_label_not_a_class(breast_cancer_net):
+    net, X, y = breast_cancer_net
+    rows = X.iloc[:4]
+    ex = FeatureAblation(target="true").fit(net, X)
+    got = ex.explain(rows, y[:4])  # labels map to the classes' columns
+    assert list(got.attrs["target"]) == list(y[:4])
+    with pytest.raises(ValueError, match=r"labels \[7\] that are not classes"):
+        ex.explain(rows, np.array([0, 7, 1, 7]))
+
+
 class _Cube(nn.Module):
     def forward(self, x):
         return x[:, :, None] * torch.ones(1, 1, 2)

@@ -57,10 +57,10 @@ def make_groups(
     if isinstance(feature_groups, Mapping):
         names = [labels[c] for c in first_cols]
     else:
-        names = [
-            "+".join(columns[c] for c in range(p) if int(groups[c]) == j)
-            for j in range(len(first_cols))
-        ]
+        members: list[list[str]] = [[] for _ in first_cols]
+        for c, j in enumerate(groups.tolist()):
+            members[j].append(columns[c])
+        names = ["+".join(m) for m in members]
     return groups, [str(n) for n in names]
 
 

@@ -153,7 +153,7 @@ class BaseExplainer(BaseEstimator):
                 "data to fit(model, X), or a baseline with one value per feature."
             )
         self.n_features_in_ = int(p)
-        return [f"x{i}" for i in range(p)]
+        return column_names(None, p)
 
     def _label_model_columns(self, adapter, columns) -> list[str]:
         """A name per model-input column, in the user's terms (for errors)."""
@@ -360,14 +360,14 @@ class BaseExplainer(BaseEstimator):
 
     def _label_columns(self, y: np.ndarray) -> np.ndarray:
         if self.classes_ is not None:
-            lookup = {c: i for i, c in enumerate(self.classes_.tolist())}
-            unknown = sorted({v for v in y.tolist() if v not in lookup}, key=str)
-            if unknown:
+            columns = pd.Index(self.classes_).get_indexer(y)  # -1: not a class
+            if (columns < 0).any():
+                unknown = sorted(set(y[columns < 0].tolist()), key=str)
                 raise ValueError(
                     f"y holds labels {unknown[:5]} that are not classes of the model "
                     f"({self.classes_.tolist()})."
                 )
-            return np.asarray([lookup[v] for v in y.tolist()], dtype=np.int64)
+            return columns.astype(np.int64)
         k = self.n_outputs_
         if y.dtype.kind not in "iu" and not (
             y.dtype.kind == "f" and np.all(np.mod(y, 1) == 0)
