@@ -71,13 +71,18 @@ class Batch:
     index: pd.Index  #: index of the result (``X.index`` for a DataFrame)
 
 
-def check_input(estimator, X, *, reset: bool, name: str = "X"):
+def check_input(estimator, X, *, reset: bool, numeric: bool = True, name: str = "X"):
     """Check the shape, emptiness and column names of ``X``; return it 2-D.
 
-    ``reset=True`` (in ``fit``) records ``n_features_in_`` and, for a
-    DataFrame, ``feature_names_in_`` on ``estimator``; ``reset=False`` (in
-    ``explain``) checks ``X`` against them, with scikit-learn's messages.
-    Values are not converted here: a Pipeline may still need to encode them.
+    ``numeric=True`` (a model without a Pipeline to encode the columns)
+    first refuses non-numeric columns, naming them. ``reset=True`` (in
+    ``fit``) records ``n_features_in_`` and, for a DataFrame,
+    ``feature_names_in_`` on ``estimator``; ``reset=False`` (in ``explain``)
+    checks ``X`` against what ``fit`` recorded, with scikit-learn's
+    messages: the names and their order when ``fit`` saw names, the number
+    of columns when it saw only that, nothing when it saw neither (then
+    each call takes its columns from its own ``X``). Values are not
+    converted here: a Pipeline may still need to encode them.
     """
     if X is None:
         raise ValueError(
@@ -102,8 +107,43 @@ def check_input(estimator, X, *, reset: bool, name: str = "X"):
         raise ValueError(f"{name} is empty: it has 0 rows (shape {tuple(X.shape)}).")
     if p == 0:
         raise ValueError(f"{name} has no columns (shape {tuple(X.shape)}).")
-    validate_data(estimator, X, reset=reset, skip_check_array=True)
+    if numeric:
+        check_numeric(X, name)
+    if reset or hasattr(estimator, "feature_names_in_"):
+        validate_data(estimator, X, reset=reset, skip_check_array=True)
+    elif hasattr(estimator, "n_features_in_") and p != estimator.n_features_in_:
+        raise ValueError(
+            f"{name} has {p} features, but {type(estimator).__name__} is expecting "
+            f"{estimator.n_features_in_} features as input."
+        )
     return X
+
+
+def check_numeric(X, name: str = "X") -> None:
+    """Refuse non-numeric columns, naming them, and recommend a Pipeline."""
+    if isinstance(X, pd.DataFrame):
+        bad = [
+            str(c)
+            for c, dt in X.dtypes.items()
+            if not (pd.api.types.is_numeric_dtype(dt) or pd.api.types.is_bool_dtype(dt))
+        ]
+        if bad:
+            shown = ", ".join(repr(c) for c in bad[:10])
+            more = f" and {len(bad) - 10} more" if len(bad) > 10 else ""
+            raise TypeError(
+                f"{name} has non-numeric column(s) {shown}{more}. Encode them first, "
+                "or explain a scikit-learn Pipeline that does (e.g. a "
+                "ColumnTransformer with a OneHotEncoder before the skorch net)."
+            )
+    elif isinstance(X, np.ndarray) and X.dtype.kind not in "biuf":
+        try:
+            X.astype(np.float64)
+        except (TypeError, ValueError):
+            raise TypeError(
+                f"{name} holds non-numeric values (dtype {X.dtype}). Encode them "
+                "first, or explain a scikit-learn Pipeline that does (e.g. a "
+                "ColumnTransformer with a OneHotEncoder before the skorch net)."
+            ) from None
 
 
 def _as_array(X, name: str) -> np.ndarray:
@@ -193,32 +233,14 @@ _INT_DTYPES = {
 
 
 def _numeric_array(X, columns: Sequence[str], name: str) -> np.ndarray:
-    if isinstance(X, pd.DataFrame):
-        bad = [
-            str(c)
-            for c, dt in X.dtypes.items()
-            if not (pd.api.types.is_numeric_dtype(dt) or pd.api.types.is_bool_dtype(dt))
-        ]
-        if bad:
-            raise TypeError(
-                f"{name} has non-numeric column(s) {', '.join(repr(c) for c in bad)}. "
-                "Encode them first, or explain a scikit-learn Pipeline that does "
-                "(e.g. a ColumnTransformer with a OneHotEncoder before the skorch net)."
-            )
-        return X.to_numpy(dtype=np.float64, na_value=np.nan)
     if hasattr(X, "toarray"):  # scipy sparse output of a ColumnTransformer
         X = X.toarray()
-    arr = np.asarray(X)
-    if arr.dtype.kind in "biuf":
-        return arr.astype(np.float64, copy=False)
-    try:
-        return arr.astype(np.float64)
-    except (TypeError, ValueError):
-        raise TypeError(
-            f"{name} holds non-numeric values (dtype {arr.dtype}). Encode them first, "
-            "or explain a scikit-learn Pipeline that does (e.g. a ColumnTransformer "
-            "with a OneHotEncoder before the skorch net)."
-        ) from None
+    if not isinstance(X, pd.DataFrame):
+        X = np.asarray(X)
+    check_numeric(X, name)
+    if isinstance(X, pd.DataFrame):
+        return X.to_numpy(dtype=np.float64, na_value=np.nan)
+    return X.astype(np.float64, copy=False)
 
 
 # ---------------------------------------------------------------------- y
@@ -283,6 +305,21 @@ def check_sample_weight(sample_weight, n_rows: int) -> np.ndarray | None:
 _BASELINE_WORDS = ("auto", "zeros", "mean", "median")
 
 
+def check_baseline_has_X(baseline, X) -> None:
+    """``"mean"`` and ``"median"`` need the ``X`` given to ``fit``."""
+    if X is None and isinstance(baseline, str) and baseline in ("mean", "median"):
+        raise ValueError(
+            f"baseline={baseline!r} is computed from the X given to fit, but fit "
+            "was called without X. Pass X to fit(model, X), or give the baseline "
+            "values themselves."
+        )
+
+
+def baseline_needs_names(baseline) -> bool:
+    """Whether ``baseline`` gives its values by column name (dict or Series)."""
+    return isinstance(baseline, (Mapping, pd.Series))
+
+
 def baseline_width(baseline) -> int | None:
     """Number of features a ``baseline`` value fixes, if it fixes one."""
     if isinstance(baseline, (str, numbers.Number)) or baseline is None:
@@ -324,12 +361,7 @@ def resolve_baseline(
         check_option("baseline", baseline, _BASELINE_WORDS)
         if baseline == "zeros" or (baseline == "auto" and X_fit is None):
             return torch.zeros(1, n_columns, device=device, dtype=dtype)
-        if X_fit is None:
-            raise ValueError(
-                f"baseline={baseline!r} is computed from the X given to fit, but fit "
-                "was called without X. Pass X to fit(model, X), or give the baseline "
-                "values themselves."
-            )
+        check_baseline_has_X(baseline, X_fit)
         if baseline in ("auto", "mean"):
             return X_fit.mean(0, keepdim=True)
         return X_fit.quantile(0.5, dim=0, keepdim=True, interpolation="lower")

@@ -3,12 +3,20 @@
 A :class:`ModelAdapter` wraps a plain ``torch.nn.Module``, a skorch net or a
 scikit-learn ``Pipeline`` that ends in a skorch net, and offers
 
-- ``transform(X)``: the Pipeline's preprocessing (identity otherwise),
+- ``known_columns()``: the column names and number a fitted Pipeline fixes,
+- ``inputs(columns)``: the user column each model input comes from (the one
+  place that decides it) and a readable label per model input,
+- ``to_model(X, labels)``: the Pipeline's preprocessing (identity otherwise)
+  and the conversion to a checked tensor on the device,
 - ``forward(Z)``: model-input tensor ``[m, p]`` to output ``[m, k]``, raw or
   through the predict nonlinearity,
 - ``evaluating()``: a context in which the module is in eval mode and after
   which its train/eval modes and ``requires_grad`` flags are restored, also
   when the model raises.
+
+A :class:`ModelCall` is one ``explain`` call's view of the model: every
+model evaluation of the call goes through it, so that it counts them (the
+progress bar) and notes the explained rows whose outputs are not finite.
 
 Errors about the model are written here.
 """
@@ -17,12 +25,13 @@ from __future__ import annotations
 
 import contextlib
 import copy
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
+import pandas as pd
 import torch
 from torch import nn
 
-from skattr._data import to_numpy
+from skattr._data import to_numpy, to_tensor
 
 
 def _identity(y: torch.Tensor) -> torch.Tensor:
@@ -46,6 +55,33 @@ def _is_pipeline(model) -> bool:
     from sklearn.pipeline import Pipeline
 
     return isinstance(model, Pipeline)
+
+
+def _is_skorch_regressor(net) -> bool:
+    from skorch import NeuralNetRegressor
+
+    return isinstance(net, NeuralNetRegressor)
+
+
+def split_pipeline(pipeline):
+    """Split a fitted Pipeline into its preprocessing and its final net."""
+    from sklearn.utils.validation import check_is_fitted
+
+    net = pipeline.steps[-1][1]
+    if not _is_skorch_net(net):
+        raise TypeError(
+            "A Pipeline to explain must end in a skorch net; its last step "
+            f"{pipeline.steps[-1][0]!r} is a {type(net).__name__}."
+        )
+    preprocess = pipeline[:-1] if len(pipeline.steps) > 1 else None
+    if preprocess is not None:
+        for name, step in preprocess.steps:
+            if step is not None and step != "passthrough":
+                check_is_fitted(
+                    step,
+                    msg=f"The Pipeline step {name!r} is not fitted; fit the Pipeline first.",
+                )
+    return preprocess, net
 
 
 class ModelAdapter:
@@ -89,8 +125,6 @@ class ModelAdapter:
         preprocess = None
         net = model
         if _is_pipeline(model):
-            from skattr._pipeline import split_pipeline
-
             preprocess, net = split_pipeline(model)
         if _is_skorch_net(net):
             if not getattr(net, "initialized_", False):
@@ -101,6 +135,12 @@ class ModelAdapter:
             module = net.module_
             if not isinstance(module, nn.Module):  # pragma: no cover - skorch ensures
                 raise TypeError("The skorch net's module_ is not a torch.nn.Module.")
+            if output == "proba" and _is_skorch_regressor(net):
+                raise ValueError(
+                    f"output='proba' explains class probabilities, but "
+                    f"{type(net).__name__} is a regressor: it has none. Use "
+                    "output='raw' to explain its predictions."
+                )
             own_device = torch.device(net.device)
             nonlinearity = (
                 net._get_predict_nonlinearity() if output == "proba" else _identity
@@ -135,6 +175,38 @@ class ModelAdapter:
         )
         return adapter
 
+    # ------------------------------------------------------------ columns
+    def known_columns(self) -> tuple[list[str] | None, int | None]:
+        """Column names and number a fitted Pipeline fixes (``None``: not known).
+
+        A Pipeline fitted on a DataFrame records the names of its columns
+        (``feature_names_in_``), one fitted on an array their number
+        (``n_features_in_``); a plain module or skorch net records neither.
+        """
+        if self.preprocess is None:
+            return None, None
+        names = getattr(self.preprocess, "feature_names_in_", None)
+        width = getattr(self.preprocess, "n_features_in_", None)
+        if names is not None:
+            names = [str(c) for c in names]
+            width = len(names)
+        return names, (None if width is None else int(width))
+
+    def inputs(self, columns: Sequence[str]) -> tuple[torch.Tensor, list[str]]:
+        """For each model input: the index of the user column it comes from,
+        and a label in the user's terms (for error messages).
+
+        This is the one place that maps model inputs to user columns: an
+        identity without a Pipeline, the traced preprocessing with one. Every
+        explainer sums or groups model inputs through it.
+        """
+        if self.preprocess is None:
+            return torch.arange(len(columns)), [str(c) for c in columns]
+        from skattr._pipeline import trace_inputs
+
+        origin, labels = trace_inputs(self.preprocess, list(columns))
+        return torch.tensor(origin, dtype=torch.long), labels
+
     # ------------------------------------------------------------ running
     def transform(self, X):
         """Apply the Pipeline's preprocessing (identity without one)."""
@@ -143,6 +215,20 @@ class ModelAdapter:
         if isinstance(X, torch.Tensor):
             X = to_numpy(X)
         return self.preprocess.transform(X)
+
+    def to_model(self, X, labels: Sequence[str], *, name: str = "X") -> torch.Tensor:
+        """User rows -> checked model-input tensor on the device.
+
+        ``labels`` names each model input in the user's terms, so that an
+        error about NaN or non-numeric values names the column.
+        """
+        return to_tensor(
+            self.transform(X),
+            device=self.device,
+            dtype=self.dtype,
+            columns=labels,
+            name=name,
+        )
 
     def raw_forward(self, Z: torch.Tensor) -> torch.Tensor:
         """The module's output as ``[m, k]``, checked."""
@@ -192,14 +278,121 @@ class ModelAdapter:
             for p, flag in flags:
                 p.requires_grad_(flag)
 
-    # ------------------------------------------------------------ facts
-    def n_features(self) -> int | None:
-        """Number of model inputs, when the module's first layer tells it."""
-        for m in self.module.modules():
-            n = getattr(m, "in_features", None)
-            if isinstance(n, int) and n > 0:
-                return n
-        return None
+
+class ModelCall:
+    """One ``explain`` call's view of the model: every evaluation goes through it.
+
+    ``call(Z, rows)`` returns the model's outputs ``[m, k]`` for inputs ``Z``
+    ``[m, p]``, where ``rows[i]`` is the explained row that input ``i``
+    stands for (``-1`` or ``rows=None``: a baseline or background row). On
+    the way it counts, on the device and without waiting for it, the
+    inputs of each explained row whose outputs are not finite, and advances
+    the progress bar by ``m`` model rows. :meth:`check` then looks at those
+    counts once, with a single synchronisation, and raises before anything
+    is returned.
+
+    Parameters
+    ----------
+    adapter : ModelAdapter
+    index : pandas.Index
+        Labels of the explained rows, for the error message.
+    forward : callable, default=None
+        The function evaluated: ``adapter.forward`` (raw or proba) by default.
+    total : int, default=None
+        Model rows the call will evaluate, for the progress bar.
+    progress : bool, default=False
+        Show one tqdm bar for the whole call.
+    desc : str, default=None
+        Label of the bar.
+    """
+
+    def __init__(
+        self,
+        adapter: ModelAdapter,
+        index: pd.Index,
+        *,
+        forward=None,
+        total: int | None = None,
+        progress: bool = False,
+        desc: str | None = None,
+    ):
+        self.index = index
+        self.n_rows = len(index)
+        self._forward = adapter.forward if forward is None else forward
+        #: non-finite inputs per explained row; the last slot: baseline rows
+        self._bad = torch.zeros(
+            self.n_rows + 1, dtype=torch.int32, device=adapter.device
+        )
+        #: model rows evaluated so far
+        self.rows_evaluated = 0
+        self._bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            self._bar = tqdm(total=total, desc=desc, unit="row", leave=True)
+
+    def __call__(
+        self, Z: torch.Tensor, rows: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        out = self._forward(Z)
+        bad = (~torch.isfinite(out.detach())).any(1).to(torch.int32)
+        if rows is None:
+            self._bad[-1:] += bad.sum(dtype=torch.int32)
+        else:
+            slot = torch.where(rows < 0, self.n_rows, rows).to(self._bad.device)
+            self._bad.index_add_(0, slot, bad.to(self._bad.device))
+        m = int(Z.shape[0])
+        self.rows_evaluated += m
+        if self._bar is not None:
+            self._bar.update(m)
+        return out
+
+    def check(self, values: torch.Tensor | None = None) -> None:
+        """Raise a ``ValueError`` if an output (or a value of ``values``) is not finite.
+
+        ``values`` ``[n, ...]``: results per explained row (attributions),
+        checked too, for the gradients of a model whose outputs are finite.
+        One reduction on the device and one synchronisation.
+        """
+        rows_bad = self._bad[:-1] > 0
+        base_bad = self._bad[-1] > 0
+        values_bad = None
+        if values is not None and values.numel():
+            values_bad = ~torch.isfinite(values.reshape(values.shape[0], -1)).all(1)
+            values_bad = values_bad.to(rows_bad.device)
+        anything = rows_bad.any() | base_bad
+        if values_bad is not None:
+            anything = anything | values_bad.any()
+        if not bool(anything):  # the one synchronisation
+            return
+        if bool(base_bad):
+            raise ValueError(
+                "The model returned NaN or infinity at the baseline (the rows that "
+                "stand for an absent feature), so no attribution is defined. Choose "
+                "another baseline, or check the model at it."
+            )
+        if bool(rows_bad.any()):
+            which, what = rows_bad, "the model returned NaN or infinity"
+        else:
+            which, what = values_bad, "the attributions (gradients) are NaN or infinite"
+        positions = torch.nonzero(which).flatten().cpu().numpy()
+        labels = ", ".join(repr(self.index[i]) for i in positions[:5])
+        more = ", ..." if len(positions) > 5 else ""
+        raise ValueError(
+            f"For {len(positions)} of the {self.n_rows} rows of X {what} (first rows: "
+            f"{labels}{more}), at the rows themselves or at their perturbations; "
+            "attributions of a non-finite prediction are not returned. Check the "
+            "model on those rows, or leave them out."
+        )
+
+    def close(self) -> None:
+        """End the progress bar at its total (the rows actually evaluated)."""
+        if self._bar is not None:
+            if self._bar.total != self._bar.n:
+                self._bar.total = self._bar.n
+            self._bar.refresh()
+            self._bar.close()
+            self._bar = None
 
 
 def _module_device(module: nn.Module) -> torch.device:

@@ -15,7 +15,6 @@ transformed matrix, with ``feature_groups`` over its columns.
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 #: Transformers whose output column j depends on input column j alone.
 ONE_TO_ONE = (
@@ -33,29 +32,6 @@ ONE_TO_ONE = (
 
 class UntraceableError(ValueError):
     """A transformer's outputs cannot be traced back to its inputs."""
-
-
-def split_pipeline(pipeline):
-    """Split a fitted Pipeline into its preprocessing and its final net."""
-    from sklearn.utils.validation import check_is_fitted
-
-    from skattr._model import _is_skorch_net
-
-    net = pipeline.steps[-1][1]
-    if not _is_skorch_net(net):
-        raise TypeError(
-            "A Pipeline to explain must end in a skorch net; its last step "
-            f"{pipeline.steps[-1][0]!r} is a {type(net).__name__}."
-        )
-    preprocess = pipeline[:-1] if len(pipeline.steps) > 1 else None
-    if preprocess is not None:
-        for name, step in preprocess.steps:
-            if step is not None and step != "passthrough":
-                check_is_fitted(
-                    step,
-                    msg=f"The Pipeline step {name!r} is not fitted; fit the Pipeline first.",
-                )
-    return preprocess, net
 
 
 def trace(transformer, sources: list[int]) -> list[int]:
@@ -145,12 +121,16 @@ def _trace_column_transformer(ct, sources: list[int]) -> list[int]:
     return out
 
 
-def input_columns(preprocess, columns) -> torch.Tensor:
-    """For each model-input column, the index of the user column it comes from."""
+def trace_inputs(preprocess, columns) -> tuple[list[int], list[str]]:
+    """For each model input: the user column it comes from, and a label.
+
+    The label names the user column and, where the preprocessing gives
+    output names, the model input (``"island (model input 'cat__island_Biscoe')"``),
+    for error messages. A transformer that cannot be traced gets a
+    ``ValueError`` that shows the alternative.
+    """
     try:
-        return torch.tensor(
-            trace(preprocess, list(range(len(columns)))), dtype=torch.long
-        )
+        origin = trace(preprocess, list(range(len(columns))))
     except UntraceableError as exc:
         raise ValueError(
             f"{exc} skattr reports one attribution per original column by tracing "
@@ -159,26 +139,16 @@ def input_columns(preprocess, columns) -> torch.Tensor:
             "columns with feature_groups: fit(pipeline[-1], pipeline[:-1].transform(X)) "
             "with feature_groups={name: [model columns]} or an integer mask."
         ) from None
-
-
-def model_input_labels(preprocess, columns) -> list[str]:
-    """A readable name per model-input column, for error messages."""
-    try:
-        origin = trace(preprocess, list(range(len(columns))))
-    except UntraceableError:
-        origin = None
     try:
         names = [str(n) for n in preprocess.get_feature_names_out()]
     except Exception:
         names = None
-    if origin is None:
-        return names if names is not None else []
-    labels = []
-    for i, src in enumerate(origin):
-        inner = (
-            f" (model input {names[i]!r})"
-            if names is not None
-            else f" (model input {i})"
-        )
-        labels.append(f"{columns[src]}{inner}")
-    return labels
+    if names is not None and len(names) != len(origin):
+        names = None
+    labels = [
+        f"{columns[src]} (model input {names[i]!r})"
+        if names is not None
+        else f"{columns[src]} (model input {i})"
+        for i, src in enumerate(origin)
+    ]
+    return origin, labels

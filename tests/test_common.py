@@ -33,6 +33,13 @@ def explainer_ids(cls):
     return cls.__name__
 
 
+def result_columns(ex):
+    """The columns of a fitted explainer's result: features, or layer units."""
+    if isinstance(ex, skattr.LayerGradientShap):
+        return [f"{ex.layer_}[{i}]" for i in range(int(np.prod(ex.layer_shape_)))]
+    return list(ex.group_names_)
+
+
 def test_public_surface():
     assert skattr.__all__ == sorted(skattr.__all__)
     for name in skattr.__all__:
@@ -93,7 +100,7 @@ def test_fit_returns_self_and_frame_follows_X(cls, mlp, X_frame):
     pd.testing.assert_frame_equal(X_frame, before)  # X untouched
     assert isinstance(attr, pd.DataFrame)
     assert attr.index.equals(X_frame.index)
-    assert list(attr.columns) == ex._result_columns()
+    assert list(attr.columns) == result_columns(ex)
     assert (attr.dtypes == np.float64).all()
     assert np.isfinite(attr.to_numpy()).all()
     imp = ex.importance(X_frame)
@@ -123,7 +130,7 @@ def test_random_state_reproduces(cls, mlp, X_frame):
     pd.testing.assert_frame_equal(ex.explain(X_frame), ex.explain(X_frame))
     if "random_state" in inspect.signature(cls).parameters:
         other = build(cls, random_state=np.random.default_rng(3)).fit(mlp, X_frame)
-        assert other.explain(X_frame).shape == (len(X_frame), len(ex._result_columns()))
+        assert other.explain(X_frame).shape == (len(X_frame), len(result_columns(ex)))
 
 
 @pytest.mark.parametrize("cls", EXPLAINERS, ids=explainer_ids)

@@ -189,9 +189,13 @@ def test_feature_groups_errors(mlp, X_frame):
         FeatureAblation(feature_groups=[0, 0, 1]).fit(mlp, X_frame)
 
 
-def test_fit_without_X_uses_first_layer(mlp):
+def test_fit_without_X_takes_columns_from_explain(mlp):
     ex = FeatureAblation().fit(mlp)
-    assert ex.n_features_in_ == 5
+    assert not hasattr(ex, "n_features_in_")  # no guessing from the first layer
     assert ex.explain(np.ones((2, 5))).shape == (2, 5)
-    with pytest.raises(ValueError, match="X has 4 features"):
+    with pytest.raises(ValueError, match=r"could not be run on rows of 4 input"):
         ex.explain(np.ones((2, 4)))
+    fixed = FeatureAblation(baseline=np.zeros(5)).fit(mlp)  # the baseline's width
+    assert fixed.n_features_in_ == 5
+    with pytest.raises(ValueError, match="X has 4 features"):
+        fixed.explain(np.ones((2, 4)))

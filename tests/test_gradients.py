@@ -230,7 +230,10 @@ def test_baseline_distribution_precedence(mlp, X_frame):
     assert zeros.background_.shape == (1, 5) and zeros.background_.abs().sum() == 0
     rows = GradientShap(baseline=X_frame.iloc[:3]).fit(mlp, X_frame)
     torch.testing.assert_close(rows.background_, _tensor(X_frame.iloc[:3]))
-    assert GradientShap().fit(mlp).background_.abs().sum() == 0  # no X: zeros
+    # no X: the width comes from explain's X, and so does the zero background
+    unfitted = GradientShap().fit(mlp)
+    assert not hasattr(unfitted, "background_")
+    assert GradientShap(baseline=np.zeros(5)).fit(mlp).background_.abs().sum() == 0
 
 
 @pytest.mark.parametrize("cls", [GradientShap, LayerGradientShap])
@@ -273,7 +276,7 @@ def test_feature_groups_sum_attributions(mlp, X_frame):
     plain = GradientShap(random_state=0).fit(mlp, X_frame).explain(X_frame)
     grouped = GradientShap(feature_groups=groups, random_state=0).fit(mlp, X_frame)
     grouped = grouped.explain(X_frame)
-    assert list(grouped.columns) == ["ab", "f1", "cd"]
+    assert list(grouped.columns) == ["ab", "cd", "f1"]
     np.testing.assert_allclose(grouped["ab"], plain["f0"] + plain["f3"], atol=1e-6)
     np.testing.assert_allclose(grouped["cd"], plain["f2"] + plain["f4"], atol=1e-6)
     np.testing.assert_allclose(grouped["f1"], plain["f1"])

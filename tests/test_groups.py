@@ -15,12 +15,19 @@ def test_none_is_identity():
 
 def test_dict_by_name_and_position():
     groups, names = make_groups({"cd": ["c", 3], "ab": [0, "b"]}, COLS)
-    assert groups.tolist() == [0, 0, 1, 1] and names == ["ab", "cd"]
+    assert groups.tolist() == [1, 1, 0, 0] and names == ["cd", "ab"]  # key order
 
 
-def test_mask_relabels_in_column_order():
-    groups, names = make_groups([7, 3, 7, 5], COLS)
-    assert groups.tolist() == [0, 1, 0, 2] and names == ["a+c", "b", "d"]
+def test_mask_groups_in_increasing_id_order():
+    groups, names = make_groups([7, 3, 7, 5], COLS)  # ids with gaps keep their order
+    assert groups.tolist() == [2, 0, 2, 1] and names == ["b", "d", "a+c"]
+    groups, names = make_groups([1, 0, 1, 2], COLS)
+    assert groups.tolist() == [1, 0, 1, 2] and names == ["b", "a+c", "d"]
+
+
+def test_dict_groups_then_ungrouped_columns_in_order():
+    groups, names = make_groups({"g0": ["d"], "g1": ["b", "a"]}, COLS)
+    assert names == ["g0", "g1", "c"] and groups.tolist() == [1, 1, 2, 0]
 
 
 def test_name_clash_with_ungrouped_column():

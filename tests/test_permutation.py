@@ -255,9 +255,9 @@ def test_max_samples_and_attribution_importance(mlp, X_frame, y_labels):
         (attr.abs().mul(w / w.sum(), axis=0)).sum()[weighted.index],
         rtol=1e-12,
     )
-    assert ex.importance(X_frame, max_samples=0.5).attrs["n_samples"] == 6
+    assert ex.importance(X_frame, max_samples=0.5).attrs["n_rows"] == 6
     ex.set_params(scoring="accuracy")
-    assert ex.importance(X_frame, y_labels, max_samples=5).attrs["n_samples"] == 5
+    assert ex.importance(X_frame, y_labels, max_samples=5).attrs["n_rows"] == 5
     for bad in (0, 13, 1.5, -0.1, "half"):
         with pytest.raises(ValueError, match="max_samples"):
             ex.importance(X_frame, y_labels, max_samples=bad)

@@ -16,7 +16,6 @@ def feature_ablation(
     groups: torch.Tensor,
     fx: torch.Tensor,
     batch_size: int,
-    show_progress: bool = False,
 ) -> torch.Tensor:
     """Attribution of each group: f(x) minus f(x with the group ablated).
 
@@ -58,8 +57,6 @@ def feature_ablation(
         build,
         n * g * B,
         batch_size=batch_size,
-        show_progress=show_progress,
-        desc="FeatureAblation",
     )
     fz = fz.double().reshape(n, g, B).mean(-1)
     return fx.double()[:, None] - fz

@@ -15,7 +15,10 @@ from collections.abc import Callable
 import torch
 
 #: ``f(Z, rows) -> Tensor[m]``: model output for the ``m`` inputs ``Z`` of
-#: shape ``[m, p]``, at the target of explained row ``rows[i]`` for input ``i``.
+#: shape ``[m, p]``, at the target of explained row ``rows[i]`` for input ``i``
+#: (``-1``: a baseline row that stands for no explained row). The caller's
+#: ``f`` is where model evaluations are counted and watched for non-finite
+#: outputs; the core only says which row each input belongs to.
 ScalarFunction = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 #: ``build(start, stop) -> (Z, rows)``: rows ``start:stop`` of the virtual
@@ -29,8 +32,6 @@ def evaluate(
     n_total: int,
     *,
     batch_size: int,
-    show_progress: bool = False,
-    desc: str | None = None,
 ) -> torch.Tensor:
     """Evaluate ``f`` on ``n_total`` perturbed rows, ``batch_size`` at a time.
 
@@ -45,24 +46,15 @@ def evaluate(
         Number of perturbed rows.
     batch_size : int
         Most rows in one call of ``f``.
-    show_progress : bool, default=False
-        Show a tqdm bar over the chunks.
-    desc : str, optional
-        Label of the progress bar.
 
     Returns
     -------
     Tensor of shape ``[n_total, ...]``
         The values of ``f`` (usually one scalar per row), in its dtype.
     """
-    starts = range(0, n_total, batch_size)
-    if show_progress:
-        from tqdm.auto import tqdm
-
-        starts = tqdm(starts, desc=desc, unit="batch", leave=False)
     out: torch.Tensor | None = None
     with torch.no_grad():
-        for start in starts:
+        for start in range(0, n_total, batch_size):
             stop = min(start + batch_size, n_total)
             Z, rows = build(start, stop)
             values = f(Z, rows)
@@ -83,8 +75,6 @@ def evaluate_rows(
     X: torch.Tensor,
     *,
     batch_size: int,
-    show_progress: bool = False,
-    desc: str | None = None,
 ) -> torch.Tensor:
     """Evaluate ``f`` on the rows of ``X`` themselves (row ``i`` explains ``i``)."""
     rows = torch.arange(X.shape[0], device=X.device)
@@ -93,8 +83,6 @@ def evaluate_rows(
         lambda start, stop: (X[start:stop], rows[start:stop]),
         X.shape[0],
         batch_size=batch_size,
-        show_progress=show_progress,
-        desc=desc,
     )
 
 

@@ -8,9 +8,10 @@ activations are captured with a forward hook (a forward pre-hook for a
 layer's input) that is registered for the whole pass and removed in a
 ``finally``, also when the model raises.
 
-``forward(Z) -> Tensor[m, k]`` is the model's output for inputs ``Z``
-``[m, p]``; ``targets`` ``[n]`` holds the output column explained for each
-row. Randomness is drawn up front from ``generator`` (on its device), so
+``forward(Z, rows) -> Tensor[m, k]`` is the model's output for inputs ``Z``
+``[m, p]``, where ``rows[i]`` is the explained row that input ``i`` stands
+for (``-1``: a baseline row), as for the perturbation methods; ``targets``
+``[n]`` holds the output column explained for each row. Randomness is drawn up front from ``generator`` (on its device), so
 results do not depend on ``batch_size``.
 """
 
@@ -23,8 +24,9 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-#: ``forward(Z) -> Tensor[m, k]``: model outputs for inputs ``Z`` of shape ``[m, p]``.
-Forward = Callable[[torch.Tensor], torch.Tensor]
+#: ``forward(Z, rows) -> Tensor[m, k]``: model outputs for inputs ``Z`` of shape
+#: ``[m, p]``; ``rows[i]`` is the explained row of input ``i`` (``-1``: none).
+Forward = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 #: Captum's neuron selector: an int, a tuple of ints and slices (indexing the
 #: layer's output without its batch dimension), or a callable that maps the
@@ -99,19 +101,15 @@ def capture_layer(layer: nn.Module, *, to_input: bool = False) -> Iterator[_Capt
         handle.remove()
 
 
-def _chunks(n_total: int, batch_size: int, show_progress: bool, desc: str):
-    starts = range(0, n_total, batch_size)
-    if show_progress:
-        from tqdm.auto import tqdm
-
-        starts = tqdm(starts, desc=desc, unit="batch", leave=False)
-    for start in starts:
+def _chunks(n_total: int, batch_size: int):
+    for start in range(0, n_total, batch_size):
         yield start, min(start + batch_size, n_total)
 
 
 def _evaluate_with_layer(
     forward: Forward,
     Z: torch.Tensor,
+    rows: torch.Tensor,
     layer: nn.Module | None,
     *,
     to_input: bool,
@@ -125,9 +123,9 @@ def _evaluate_with_layer(
             if layer is None
             else stack.enter_context(capture_layer(layer, to_input=to_input))
         )
-        for start in range(0, Z.shape[0], batch_size):
-            chunk = Z[start : start + batch_size]
-            outs.append(forward(chunk))
+        for start, stop in _chunks(Z.shape[0], batch_size):
+            chunk = Z[start:stop]
+            outs.append(forward(chunk, rows[start:stop]))
             if box is not None:
                 acts.append(box.take().reshape(chunk.shape[0], -1))
     out = torch.cat(outs)
@@ -137,9 +135,13 @@ def _evaluate_with_layer(
 def layer_width(
     forward: Forward, Z: torch.Tensor, layer: nn.Module, *, to_input: bool = False
 ) -> tuple[int, ...]:
-    """Shape of ``layer``'s output (or input) per row, from a forward on ``Z``."""
+    """Shape of ``layer``'s output (or input) per row, from a forward on ``Z``.
+
+    ``Z`` holds baseline rows (explained row ``-1``).
+    """
+    rows = torch.full((Z.shape[0],), -1, dtype=torch.long, device=Z.device)
     with torch.no_grad(), capture_layer(layer, to_input=to_input) as box:
-        forward(Z)
+        forward(Z, rows)
         return tuple(box.take().shape[1:])
 
 
@@ -156,7 +158,6 @@ def gradient_shap(
     generator: torch.Generator,
     layer: nn.Module | None = None,
     attribute_to_layer_input: bool = False,
-    show_progress: bool = False,
 ) -> GradientShapResult:
     """GradientSHAP of the inputs, or of a layer's units, as Captum's.
 
@@ -174,7 +175,7 @@ def gradient_shap(
     Parameters
     ----------
     forward : callable
-        ``forward(Z) -> Tensor[m, k]``.
+        ``forward(Z, rows) -> Tensor[m, k]``.
     X : Tensor of shape ``[n, p]``
         Rows to explain.
     background : Tensor of shape ``[B, p]``
@@ -196,8 +197,6 @@ def gradient_shap(
     layer : torch.nn.Module, optional
         Attribute to this layer's output (its input with
         ``attribute_to_layer_input=True``) instead of the model's inputs.
-    show_progress : bool, default=False
-        Show a tqdm bar over the chunks.
 
     Returns
     -------
@@ -240,9 +239,11 @@ def gradient_shap(
         background, b_idx = background[b_idx], torch.arange(N, device=device)
     to_input = attribute_to_layer_input
     # f and the layer's activations at X and at the background rows, in one pass
+    own = torch.arange(n, device=device)
     out, act = _evaluate_with_layer(
         forward,
         torch.cat([X, background]),
+        torch.cat([own, own.new_full((background.shape[0],), -1)]),
         layer,
         to_input=to_input,
         batch_size=batch_size,
@@ -264,10 +265,11 @@ def gradient_shap(
         box = None
         if layer is not None:
             box = stack.enter_context(capture_layer(layer, to_input=to_input))
-        for r0, r1 in _chunks(n, rows_per_chunk, show_progress, "GradientShap"):
+        for r0, r1 in _chunks(n, rows_per_chunk):
             m, s0, s1 = r1 - r0, r0 * S, r1 * S
             t = targets[r0:r1]
             t_rows = t.repeat_interleave(S)[:, None]
+            rows = own[r0:r1].repeat_interleave(S)
             x = X[r0:r1, None, :]  # [m, 1, p], or [m, S, p] with noise
             if noise is not None:
                 x = x + noise[s0:s1].view(m, S, p)
@@ -278,7 +280,7 @@ def gradient_shap(
             # Captum's point a * x + (1 - a) * b, written b + a * (x - b)
             point = torch.addcmul(b, a, diff).reshape(m * S, p).requires_grad_(True)
             with torch.enable_grad():
-                out = forward(point).gather(1, t_rows).squeeze(1)
+                out = forward(point, rows).gather(1, t_rows).squeeze(1)
                 wrt = point if box is None else box.take()
                 grad = _grad(out, wrt)
             if grad is None:  # the target does not depend on it
@@ -289,7 +291,7 @@ def gradient_shap(
                 ax = None if act_x is None else act_x[r0:r1, None, :]
             else:
                 with torch.no_grad():
-                    out_x = forward(x.reshape(m * S, p))
+                    out_x = forward(x.reshape(m * S, p), rows)
                     ax = None if box is None else box.take().reshape(m, S, -1)
                 fxs = out_x.gather(1, t_rows).view(m, S).double()
             if multiply_by_inputs:
@@ -344,7 +346,6 @@ def neuron_gradient(
     neuron: NeuronSelector,
     attribute_to_neuron_input: bool = False,
     batch_size: int,
-    show_progress: bool = False,
 ) -> torch.Tensor:
     """Gradient of one neuron of ``layer`` with respect to the inputs.
 
@@ -358,11 +359,12 @@ def neuron_gradient(
     Tensor of shape ``[n, p]``, in the input's dtype.
     """
     out = torch.empty_like(X)
+    own = torch.arange(X.shape[0], device=X.device)
     with capture_layer(layer, to_input=attribute_to_neuron_input) as box:
-        for start, stop in _chunks(X.shape[0], batch_size, show_progress, "Neuron"):
+        for start, stop in _chunks(X.shape[0], batch_size):
             Z = X[start:stop].detach().requires_grad_(True)
             with torch.enable_grad():
-                forward(Z)
+                forward(Z, own[start:stop])
                 grad = _grad(select_neuron(box.take(), neuron), Z)
             out[start:stop] = 0.0 if grad is None else grad
     return out

@@ -2,9 +2,9 @@
 
 A grouping of ``p`` model-input columns into ``g`` groups is a long tensor
 ``groups`` of shape ``[p]`` with values in ``0..g-1``: column ``c`` belongs to
-group ``groups[c]``. Groups are numbered in the order of their first column,
-so that results come out in the input's column order. A mask over groups
-``M[..., g]`` becomes a mask over columns with ``M[..., groups]``.
+group ``groups[c]``. Groups are numbered in the order the user gave them
+(:func:`make_groups`). A mask over groups ``M[..., g]`` becomes a mask over
+columns with ``M[..., groups]``.
 """
 
 from __future__ import annotations
@@ -35,40 +35,45 @@ def make_groups(
     -------
     groups : Tensor of shape ``[p]``, dtype long
     names : list of str
-        The name of each group, in group order.
+        The name of each group, in group order: a dict's groups in the
+        order of its keys, then the columns it does not name, in the order
+        of ``columns``; a mask's groups in increasing order of their ids
+        (ids with gaps keep their order), so that group ``k`` of a mask with
+        ids ``0..g-1`` is id ``k``.
 
     Examples
     --------
     >>> groups, names = make_groups({"size": ["h", "w"]}, ["h", "age", "w"])
     >>> groups.tolist(), names
     ([0, 1, 0], ['size', 'age'])
-    >>> make_groups([1, 1, 0], ["a", "b", "c"])[1]
-    ['a+b', 'c']
+    >>> make_groups({"b": ["b"], "a": ["a"]}, ["a", "b", "c"])[1]
+    ['b', 'a', 'c']
+    >>> make_groups([1, 1, 0], ["a", "b", "c"])
+    (tensor([1, 1, 0]), ['c', 'a+b'])
     """
     columns = [str(c) for c in columns]
     p = len(columns)
     if feature_groups is None:
         return torch.arange(p), list(columns)
     if isinstance(feature_groups, Mapping):
-        labels = _labels_from_dict(feature_groups, columns)
-    else:
-        labels = _labels_from_mask(feature_groups, p)
-    groups, first_cols = _relabel(labels)
-    if isinstance(feature_groups, Mapping):
-        names = [labels[c] for c in first_cols]
-    else:
-        members: list[list[str]] = [[] for _ in first_cols]
-        for c, j in enumerate(groups.tolist()):
-            members[j].append(columns[c])
-        names = ["+".join(m) for m in members]
-    return groups, [str(n) for n in names]
+        return _groups_from_dict(feature_groups, columns)
+    ids = _labels_from_mask(feature_groups, p)
+    order = sorted(set(ids))
+    number = {label: k for k, label in enumerate(order)}
+    groups = torch.tensor([number[label] for label in ids], dtype=torch.long)
+    members: list[list[str]] = [[] for _ in order]
+    for c, k in enumerate(groups.tolist()):
+        members[k].append(columns[c])
+    return groups, ["+".join(m) for m in members]
 
 
-def _labels_from_dict(feature_groups: Mapping, columns: list[str]) -> list:
+def _groups_from_dict(
+    feature_groups: Mapping, columns: list[str]
+) -> tuple[torch.Tensor, list[str]]:
     position = {c: i for i, c in enumerate(columns)}
-    labels: list = list(columns)  # ungrouped columns keep their own name
-    owner: dict[int, str] = {}
-    for name, members in feature_groups.items():
+    owner: dict[int, int] = {}  # column -> group number (the key's rank)
+    names = [str(name) for name in feature_groups]
+    for k, (name, members) in enumerate(feature_groups.items()):
         if isinstance(members, (str, int)):
             members = [members]
         members = list(members)
@@ -81,21 +86,20 @@ def _labels_from_dict(feature_groups: Mapping, columns: list[str]) -> list:
             if i in owner:
                 raise ValueError(
                     f"Column {columns[i]!r} is in two feature groups: "
-                    f"{owner[i]!r} and {name!r}."
+                    f"{names[owner[i]]!r} and {str(name)!r}."
                 )
-            owner[i] = str(name)
-    clash = sorted(
-        {owner[i] for i in owner}
-        & {columns[c] for c in position.values() if c not in owner}
-    )
+            owner[i] = k
+    ungrouped = [c for c in range(len(columns)) if c not in owner]
+    clash = sorted(set(names) & {columns[c] for c in ungrouped})
     if clash:
         raise ValueError(
             f"feature_groups name {clash[0]!r} is also the name of a column that is "
             "in no group; rename the group or put that column in it."
         )
-    for i, name in owner.items():
-        labels[i] = name
-    return labels
+    for k, c in enumerate(ungrouped, start=len(names)):
+        owner[c] = k
+    groups = torch.tensor([owner[c] for c in range(len(columns))], dtype=torch.long)
+    return groups, names + [columns[c] for c in ungrouped]
 
 
 def _position(member: object, position: dict[str, int], group: object) -> int:
@@ -145,17 +149,16 @@ def _labels_from_mask(mask: object, p: int) -> list:
     return t.cpu().tolist()
 
 
-def _relabel(labels: list) -> tuple[torch.Tensor, list[int]]:
-    """Number the distinct labels 0.. in order of their first column."""
-    ids: dict[object, int] = {}
-    first: list[int] = []
-    out = []
-    for c, lab in enumerate(labels):
-        if lab not in ids:
-            ids[lab] = len(ids)
-            first.append(c)
-        out.append(ids[lab])
-    return torch.tensor(out, dtype=torch.long), first
+def needs_names(feature_groups: object) -> bool:
+    """Whether ``feature_groups`` is a dict that names a column by its name."""
+    if not isinstance(feature_groups, Mapping):
+        return False
+    for members in feature_groups.values():
+        if isinstance(members, (str, int)):
+            members = [members]
+        if any(isinstance(m, str) for m in list(members)):
+            return True
+    return False
 
 
 def n_groups(groups: torch.Tensor) -> int:

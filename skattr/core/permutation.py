@@ -62,7 +62,6 @@ def permuted_outputs(
     *,
     groups: torch.Tensor,
     batch_size: int,
-    show_progress: bool = False,
 ) -> torch.Tensor:
     """``f`` on every copy of ``X`` with one group's columns shuffled across rows.
 
@@ -117,8 +116,6 @@ def permuted_outputs(
         build,
         g * R * n,
         batch_size=batch_size,
-        show_progress=show_progress,
-        desc="FeaturePermutation",
     )
     return out.reshape(g, R, n, *out.shape[1:])
 
@@ -155,7 +152,6 @@ def feature_permutation(
     groups: torch.Tensor,
     fx: torch.Tensor,
     batch_size: int,
-    show_progress: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Local permutation attribution: f(x) minus f(x with the group permuted).
 
@@ -188,7 +184,6 @@ def feature_permutation(
         perms,
         groups=groups,
         batch_size=batch_size,
-        show_progress=show_progress,
     )
     diff = fx.double()[None, None, :] - fz.double()  # [g, R, n]
     return diff.mean(1).T, diff.std(1, correction=0).T

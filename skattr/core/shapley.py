@@ -41,7 +41,6 @@ def shapley_sampling(
     antithetic: bool = True,
     tol: float | None = None,
     batch_size: int,
-    show_progress: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Shapley values estimated from random permutations of the groups.
 
@@ -81,8 +80,6 @@ def shapley_sampling(
         groups is at most ``tol``, or at ``n_samples``.
     batch_size : int
         Most rows per call of ``f``.
-    show_progress : bool, default=False
-        Show a tqdm bar over the chunks.
 
     Returns
     -------
@@ -106,7 +103,7 @@ def shapley_sampling(
     n = X.shape[0]
     g = n_groups(groups)
     groups = groups.to(device)
-    fb, fx = _end_states(f, X, baseline, batch_size, show_progress)
+    fb, fx = _end_states(f, X, baseline, batch_size)
     per_draw = 2 if antithetic else 1
     cap = -(-n_samples // per_draw)  # draws per row at most
 
@@ -122,7 +119,7 @@ def shapley_sampling(
         rank = _draw_ranks(n, size, g, antithetic, generator).to(device)[active]
         draws = _marginals(
             f, X, baseline, groups, fx, fb, active, rank, per_draw,
-            batch_size=batch_size, show_progress=show_progress,
+            batch_size=batch_size,
         )  # fmt: skip
         _merge(count, mean, m2, active, draws)
         done += size
@@ -133,7 +130,7 @@ def shapley_sampling(
     return mean, _standard_error(count, m2), count * per_draw
 
 
-def _end_states(f, X, baseline, batch_size, show_progress):
+def _end_states(f, X, baseline, batch_size):
     """``f`` at the baseline and at ``x`` per row, averaged over background rows."""
     n, B = X.shape[0], baseline.shape[0]
 
@@ -146,8 +143,6 @@ def _end_states(f, X, baseline, batch_size, show_progress):
         build,
         n * 2 * B,
         batch_size=batch_size,
-        show_progress=show_progress,
-        desc="ShapleyValueSampling",
     )
     values = values.to(torch.float64).reshape(n, 2, B).mean(-1)
     return values[:, 0], values[:, 1]
@@ -199,7 +194,7 @@ def _marginals(f, X, baseline, groups, fx, fb, active, rank, per_draw, **kwargs)
     kwargs["batch_size"] = batch_size
     n_total = na * Q * inner * B
     if n_total:
-        values = evaluate(f, build, n_total, desc="ShapleyValueSampling", **kwargs)
+        values = evaluate(f, build, n_total, **kwargs)
         values = values.to(torch.float64).reshape(na, Q, inner, B).mean(-1)
     else:
         values = fx.new_zeros(na, Q, 0)
@@ -242,7 +237,6 @@ def shapley_exact(
     *,
     groups: torch.Tensor,
     batch_size: int,
-    show_progress: bool = False,
 ) -> torch.Tensor:
     """Exact Shapley values from all ``2^g`` coalitions of the groups.
 
@@ -266,8 +260,6 @@ def shapley_exact(
         Group index of each column.
     batch_size : int
         Most rows per call of ``f``.
-    show_progress : bool, default=False
-        Show a tqdm bar over the chunks.
 
     Returns
     -------
@@ -311,8 +303,6 @@ def shapley_exact(
         build,
         n * 2**g * B,
         batch_size=batch_size,
-        show_progress=show_progress,
-        desc="ShapleyValues",
     )
     values = values.to(torch.float64).reshape(n, 2**g, B).mean(-1)
     without, weights = _coalitions_without(g, device)

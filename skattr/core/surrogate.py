@@ -107,8 +107,6 @@ def _coalition_values(
     *,
     groups: torch.Tensor,
     batch_size: int,
-    show_progress: bool,
-    desc: str,
     similarity: Similarity | None = None,
 ) -> torch.Tensor:
     """Model value (and LIME similarity) of every (row, coalition).
@@ -155,8 +153,6 @@ def _coalition_values(
         build,
         n * s * B,
         batch_size=batch_size,
-        show_progress=show_progress,
-        desc=desc,
     )
     return out.reshape(n, s, B, *out.shape[1:]).mean(2)
 
@@ -175,7 +171,6 @@ def kernel_shap(
     n_samples: int,
     batch_size: int,
     generator: torch.Generator,
-    show_progress: bool = False,
 ) -> tuple[torch.Tensor, bool]:
     """Kernel SHAP values of every row, efficiency enforced exactly.
 
@@ -232,8 +227,6 @@ def kernel_shap(
         Z,
         groups=groups,
         batch_size=batch_size,
-        show_progress=show_progress,
-        desc="KernelShap",
     )  # [n, s]
     dev = v.device
     Zd, w = Z.to(dev).double(), w.to(dev)
@@ -280,7 +273,6 @@ def lime_samples(
     groups: torch.Tensor,
     similarity: Similarity,
     batch_size: int,
-    show_progress: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Model values and similarity weights of LIME's perturbed inputs.
 
@@ -305,8 +297,6 @@ def lime_samples(
         Z,
         groups=groups,
         batch_size=batch_size,
-        show_progress=show_progress,
-        desc="Lime",
         similarity=similarity,
     )
     return out[..., 0], out[..., 1]

@@ -97,15 +97,18 @@ class FeatureAblation(BaseExplainer):
         self.device = device
         self.show_progress = show_progress
 
-    def _attribute(self, X, y):
-        f, fx, targets, base = self._setup(X, y)
+    def _cost(self, layout, n):
+        B = layout.baseline.shape[0]
+        return n + B + n * layout.n_groups * B
+
+    def _attribute(self, X, y, layout, call):
+        f, fx, targets, base = self._setup(X, y, layout, call)
         values = feature_ablation(
             f,
             X,
-            self.baseline_,
-            groups=self._groups,
+            layout.baseline,
+            groups=layout.groups,
             fx=fx,
             batch_size=self.batch_size,
-            show_progress=self.show_progress,
         )
         return values, {"base_values": base, "target": targets}

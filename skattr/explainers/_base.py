@@ -1,8 +1,18 @@
-"""The scikit-learn face shared by every explainer."""
+"""The scikit-learn face shared by every explainer.
+
+What the columns fix (the map from model inputs to user columns, the
+feature groups, the baseline rows, the number of outputs and the target
+column) is gathered in a :class:`Layout`. ``fit`` builds it when it knows
+the columns: their names (from a DataFrame ``X``, a DataFrame baseline or a
+Pipeline fitted on a DataFrame), or their number when nothing is given by
+name. Otherwise each ``explain`` call builds its own layout from the ``X``
+it is given, and writes nothing on the explainer.
+"""
 
 from __future__ import annotations
 
 import numbers
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -11,7 +21,9 @@ from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
 
 from skattr._data import (
+    baseline_needs_names,
     baseline_width,
+    check_baseline_has_X,
     check_input,
     check_int,
     check_option,
@@ -20,11 +32,10 @@ from skattr._data import (
     resolve_baseline,
     row_index,
     to_numpy,
-    to_tensor,
 )
-from skattr._model import ModelAdapter
+from skattr._model import ModelAdapter, ModelCall
 from skattr.core.forward import evaluate_rows
-from skattr.core.groups import make_groups
+from skattr.core.groups import make_groups, needs_names
 from skattr.exceptions import NotFittedError
 
 #: numpydoc ``Attributes`` entries that every explainer fitted with
@@ -35,21 +46,84 @@ FITTED_ATTRIBUTES_DOC = """\
     device_ : torch.device
         Device the computation runs on.
     n_features_in_ : int
-        Number of features seen in ``fit``.
+        Number of features, when ``fit`` could know it: from ``X``, from a
+        baseline with one value per feature, or from a fitted Pipeline.
+        Without it, each ``explain`` takes the columns from its own ``X``.
     feature_names_in_ : ndarray of str
-        Column names seen in ``fit`` (only when ``X`` was a DataFrame).
+        Column names, when ``fit`` saw names: a DataFrame ``X``, a DataFrame
+        baseline, or a Pipeline fitted on a DataFrame. They fix the columns
+        (and their order) that ``explain`` accepts.
     baseline_ : Tensor of shape (n_background, n_model_inputs)
-        Resolved baseline rows, in the model's input space.
+        Resolved baseline rows, in the model's input space. Only when
+        ``fit`` knew the number of columns (and their names, for a baseline
+        given by column name).
     groups_ : ndarray of shape (n_model_inputs,)
-        Group index of each model input column.
+        Result column of each model input column. Only when ``fit`` knew
+        the columns (and their names, for groups given by column name).
     group_names_ : list of str
-        Names of the result's columns.
+        Names of the result's columns, with ``groups_``.
     n_outputs_ : int
-        Number of model outputs.
+        Number of model outputs, with ``baseline_``. Without them, a target
+        out of range is reported at the start of ``explain``, before any
+        heavy work.
     classes_ : ndarray or None
         Class labels of a classifier, else ``None``."""
 
 _TARGET_WORDS = ("predicted", "true")
+
+#: The kind of every key of a result's ``attrs``, the same for every
+#: explainer: ``"row"`` a Series indexed like the result, ``"cell"`` a
+#: DataFrame shaped like the result, ``"call"`` one value for the call.
+EXTRA_KINDS = {
+    "target": "row",
+    "base_values": "row",
+    "n_samples": "row",
+    "delta": "row",
+    "intercept": "row",
+    "std": "cell",
+    "exact": "call",
+}
+
+#: Fitted attributes that depend on the columns; ``fit`` sets them only
+#: when it can resolve the columns.
+_LAYOUT_ATTRIBUTES = ("baseline_", "n_outputs_", "groups_", "group_names_")
+
+
+@dataclass(frozen=True, eq=False)
+class Layout:
+    """What one set of columns fixes for an explainer.
+
+    Built by ``fit`` when it knows the columns, else by each ``explain``
+    call for the columns of its ``X``; never changed after.
+    """
+
+    columns: tuple[str, ...]  #: user column names
+    labels: list[str]  #: each model input in the user's terms (for errors)
+    groups: (
+        torch.Tensor
+    )  #: ``[p]`` long on the device: the core's group of each model input
+    present: list[int]  #: result column of each of the core's groups
+    group_ids: np.ndarray  #: ``[p]``: result column of each model input
+    group_names: list[str]  #: the result's columns (features or groups)
+    baseline: torch.Tensor  #: ``[B, p]`` baseline rows in model space
+    n_outputs: int  #: number of model outputs
+    target_column: int | None  #: the output column of a fixed ``target``
+    extra: dict  #: method-specific fitted values (``background_``, ...)
+
+    @property
+    def n_groups(self) -> int:
+        """Groups the core sees: those with model inputs (0..g'-1)."""
+        return len(self.present)
+
+
+@dataclass(frozen=True, eq=False)
+class _Resolved:
+    """The part of a layout that depends on the number of columns only."""
+
+    baseline: torch.Tensor
+    n_outputs: int
+    target_column: int | None
+    extra: dict
 
 
 class BaseExplainer(BaseEstimator):
@@ -58,15 +132,24 @@ class BaseExplainer(BaseEstimator):
     Subclasses declare their parameters in ``__init__`` (stored unchanged;
     the shared ones, ``baseline``, ``target``, ``output``, ``feature_groups``,
     ``batch_size``, ``device``, ``random_state`` and ``show_progress``, only
-    where the method uses them),
-    check their own parameters in ``_check_params`` and compute attributions
-    in ``_attribute(X, y)``, which receives the validated model-space tensor
-    and returns ``(values, extras)``: a tensor ``[n, n_columns]`` and a dict
-    of per-call information that ends up in ``DataFrame.attrs``.
+    where the method uses them), check their own parameters in
+    ``_check_params`` and compute attributions in
+    ``_attribute(X, y, layout, call)``, which receives the validated
+    model-space tensor, the layout and the :class:`~skattr._model.ModelCall`
+    through which every model evaluation goes, and returns
+    ``(values, extras)``: a tensor ``[n, layout.n_groups]`` and a dict of
+    per-call information (keys of :data:`EXTRA_KINDS`) that ends up in
+    ``DataFrame.attrs``. ``_cost(layout, n)`` gives the model rows a call
+    evaluates (the progress bar's total).
     """
 
     #: gradient methods: parameters frozen, autograd on
     _needs_grad = False
+    #: the result has one column per feature or group (``False``: per unit of
+    #: a layer, see ``_result_columns``)
+    _per_feature = True
+    #: method-specific fitted attributes that ``_extra`` returns
+    _extra_attributes: tuple[str, ...] = ()
 
     # ------------------------------------------------------------ fit
     def fit(self, model, X=None):
@@ -81,8 +164,12 @@ class BaseExplainer(BaseEstimator):
         X : array-like of shape (n_rows, n_features), default=None
             Background data: ``baseline="auto"``, ``"mean"`` and ``"median"``
             are computed from it, and it fixes the number and names of the
-            columns that ``explain`` accepts. Without it, the number of
-            features comes from the baseline or from the model's first layer.
+            columns that ``explain`` accepts. Without it, a DataFrame
+            baseline or a Pipeline fitted on a DataFrame fixes the names, a
+            baseline with one value per feature the number; otherwise each
+            ``explain`` takes the columns (names and number) from its own
+            ``X``, and dict ``feature_groups`` and dict or Series baselines
+            are aligned by name to it.
 
         Returns
         -------
@@ -93,98 +180,141 @@ class BaseExplainer(BaseEstimator):
         adapter = ModelAdapter.from_model(
             model, output=getattr(self, "output", "raw"), device=self.device
         )
+        numeric = adapter.preprocess is None
+        check_baseline_has_X(getattr(self, "baseline", "auto"), X)
         if X is not None:
-            X = check_input(self, X, reset=True)
-            columns = column_names(X, X.shape[1])
+            X = check_input(self, X, reset=True, numeric=numeric)
+            names = _names(X)
+            width = X.shape[1]
         else:
-            columns = self._columns_without_X(adapter)
+            names, width = self._columns_without_X(adapter, numeric)
+        for attr in (*_LAYOUT_ATTRIBUTES, *self._extra_attributes):
+            self.__dict__.pop(attr, None)
         self.model_ = model
         self.device_ = adapter.device
+        self.classes_ = None if adapter.classes is None else np.asarray(adapter.classes)
         self._adapter = adapter
-        self._model_labels = self._label_model_columns(adapter, columns)
-        X_fit = None if X is None else self._to_model(X)
-        user_groups, self.group_names_ = make_groups(
-            getattr(self, "feature_groups", None), columns
-        )
-        model_groups = user_groups[self._input_groups(adapter, columns)]
-        self.groups_ = model_groups.numpy()
-        # The core sees only groups with model inputs (a column a Pipeline
-        # drops has none), numbered 0..g'-1; _frame puts exact zeros back.
-        present, compact = torch.unique(model_groups, sorted=True, return_inverse=True)
-        self._present = present.tolist()
-        self._groups = compact.to(self.device_)
-        self.baseline_ = resolve_baseline(
+        self._resolved = None
+        self._fit_layout = None
+        self._bind()
+        if width is None:
+            return self
+        columns = names if names is not None else column_names(None, width)
+        traced = adapter.inputs(columns)
+        X_fit = None if X is None else adapter.to_model(X, traced[1])
+        if names is None and baseline_needs_names(getattr(self, "baseline", None)):
+            return self
+        self._resolved = resolved = self._resolve(columns, traced[1], X_fit)
+        self.baseline_ = resolved.baseline
+        self.n_outputs_ = resolved.n_outputs
+        for attr, value in resolved.extra.items():
+            setattr(self, attr, value)
+        if names is None and needs_names(getattr(self, "feature_groups", None)):
+            return self
+        self._fit_layout = layout = self._layout(columns, traced)
+        self.groups_ = layout.group_ids
+        self.group_names_ = list(layout.group_names)
+        return self
+
+    def _columns_without_X(self, adapter, numeric: bool):
+        """Names and number of columns that ``fit`` knows without ``X``.
+
+        A fitted Pipeline's own ``feature_names_in_`` or ``n_features_in_``,
+        else a DataFrame baseline's columns, else the width of a baseline
+        with one value per feature; ``None`` where nothing tells.
+        """
+        for attr in ("n_features_in_", "feature_names_in_"):
+            self.__dict__.pop(attr, None)
+        names, width = adapter.known_columns()
+        baseline = getattr(self, "baseline", "auto")
+        if names is None and isinstance(baseline, pd.DataFrame):
+            check_input(self, baseline, reset=True, numeric=numeric, name="baseline")
+            return _names(baseline), baseline.shape[1]
+        if width is None and not baseline_needs_names(baseline):
+            width = baseline_width(baseline)
+        if names is not None:
+            self.feature_names_in_ = np.asarray(names, dtype=object)
+        if width is not None:
+            self.n_features_in_ = int(width)
+        return names, width
+
+    def _bind(self) -> None:
+        """Hook: resolve what needs only the model (a layer), at ``fit``."""
+
+    def _extra(self, baseline: torch.Tensor, X_fit: torch.Tensor | None) -> dict:
+        """Hook: method-specific values that need the baseline, by attribute name."""
+        return {}
+
+    def _resolve(self, columns, labels, X_fit) -> _Resolved:
+        """Baseline rows, number of outputs and target column for these columns.
+
+        A probe forward on the baseline rows gives the number of outputs; when
+        ``fit`` did not know the number of columns, it is also the check that
+        the model takes as many as ``X`` has, before any heavy work.
+        """
+        adapter = self._adapter
+        baseline = resolve_baseline(
             getattr(self, "baseline", "auto"),
             X_fit=X_fit,
             columns=columns,
-            n_columns=len(self._model_labels),
-            device=self.device_,
-            dtype=adapter.dtype,
-            to_model=lambda rows: self._to_model(rows, name="baseline"),
-        )
-        with adapter.evaluating(), torch.no_grad():
-            probe = adapter.forward(self.baseline_[:2])
-        self.n_outputs_ = int(probe.shape[1])
-        self.classes_ = None if adapter.classes is None else np.asarray(adapter.classes)
-        self._target_column = self._fixed_target_column()
-        self._fit_background(X_fit)
-        return self
-
-    def _columns_without_X(self, adapter) -> list[str]:
-        """Columns when ``fit`` got no ``X``: from the baseline or the model."""
-        for attr in ("n_features_in_", "feature_names_in_"):
-            if hasattr(self, attr):
-                delattr(self, attr)
-        baseline = getattr(self, "baseline", "auto")
-        if isinstance(baseline, pd.DataFrame):
-            check_input(self, baseline, reset=True, name="baseline")
-            return column_names(baseline, baseline.shape[1])
-        if isinstance(baseline, pd.Series):
-            names = [str(c) for c in baseline.index]
-            self.n_features_in_ = len(names)
-            self.feature_names_in_ = np.asarray(names, dtype=object)
-            return names
-        p = baseline_width(baseline)
-        if p is None and adapter.preprocess is None:
-            p = adapter.n_features()
-        if p is None:
-            raise ValueError(
-                "Could not tell how many features the model takes: pass background "
-                "data to fit(model, X), or a baseline with one value per feature."
-            )
-        self.n_features_in_ = int(p)
-        return column_names(None, p)
-
-    def _label_model_columns(self, adapter, columns) -> list[str]:
-        """A name per model-input column, in the user's terms (for errors)."""
-        if adapter.preprocess is None:
-            return list(columns)
-        from skattr._pipeline import model_input_labels
-
-        return model_input_labels(adapter.preprocess, columns)
-
-    def _input_groups(self, adapter, columns) -> torch.Tensor:
-        """For each model-input column, the user column it comes from."""
-        if adapter.preprocess is None:
-            return torch.arange(len(columns))
-        from skattr._pipeline import input_columns
-
-        return input_columns(adapter.preprocess, columns)
-
-    def _to_model(self, X, *, name: str = "X") -> torch.Tensor:
-        """User rows -> validated model-space tensor on the device."""
-        adapter = self._adapter
-        Xt = adapter.transform(X)
-        return to_tensor(
-            Xt,
+            n_columns=len(labels),
             device=adapter.device,
             dtype=adapter.dtype,
-            columns=self._model_labels,
-            name=name,
+            to_model=lambda rows: adapter.to_model(rows, labels, name="baseline"),
+        )
+        with adapter.evaluating(), torch.no_grad():
+            try:
+                probe = adapter.forward(baseline[:2])
+            except RuntimeError as exc:
+                if "n_features_in_" in vars(self):
+                    raise
+                raise ValueError(
+                    f"The model could not be run on rows of {len(labels)} input "
+                    f"column(s), the width of the X given to explain "
+                    f"({type(exc).__name__}: {exc}). fit got no X, so the columns "
+                    "come from each X given to explain: give it the columns the "
+                    "model takes, or pass X to fit(model, X) to fix them there."
+                ) from exc
+        n_outputs = int(probe.shape[1])
+        target_column = self._target_column(n_outputs)
+        with adapter.evaluating():
+            extra = self._extra(baseline, X_fit)
+        return _Resolved(baseline, n_outputs, target_column, extra)
+
+    def _layout(self, columns, traced=None) -> Layout:
+        """The layout of these columns: groups, and the resolved baseline."""
+        inputs, labels = self._adapter.inputs(columns) if traced is None else traced
+        resolved = self._resolved
+        if resolved is None:
+            resolved = self._resolve(columns, labels, None)
+        user_groups, names = make_groups(getattr(self, "feature_groups", None), columns)
+        model_groups = user_groups[inputs]
+        # The core sees only groups with model inputs (a column a Pipeline
+        # drops has none), numbered 0..g'-1; _expand puts exact zeros back.
+        present, compact = torch.unique(model_groups, sorted=True, return_inverse=True)
+        return Layout(
+            columns=tuple(columns),
+            labels=list(labels),
+            groups=compact.to(self.device_),
+            present=present.tolist(),
+            group_ids=model_groups.numpy(),
+            group_names=list(names),
+            baseline=resolved.baseline,
+            n_outputs=resolved.n_outputs,
+            target_column=resolved.target_column,
+            extra=resolved.extra,
         )
 
-    def _fit_background(self, X_fit: torch.Tensor | None) -> None:
-        """Hook for subclasses that keep more of the background data."""
+    def _layout_for(self, X) -> Layout:
+        """The fitted layout when ``X`` has its columns, else one for ``X``."""
+        if "feature_names_in_" in vars(self):
+            columns = [str(c) for c in self.feature_names_in_]
+        else:
+            columns = column_names(X, X.shape[1])
+        layout = self._fit_layout
+        if layout is not None and layout.columns == tuple(columns):
+            return layout
+        return self._layout(columns)
 
     # ------------------------------------------------------------ params
     def _check_all_params(self) -> None:
@@ -197,6 +327,15 @@ class BaseExplainer(BaseEstimator):
         check_option("output", getattr(self, "output", "raw"), ("raw", "proba"))
         check_int("batch_size", self.batch_size)
         target = getattr(self, "target", None)
+        if isinstance(
+            target, (list, tuple, np.ndarray, pd.Series, pd.Index, torch.Tensor)
+        ):
+            raise TypeError(
+                f"target must be one output for every row, not a "
+                f"{type(target).__name__} of them. To explain each row's own "
+                "class, pass the labels as y with target='true': "
+                "explain(X, y)."
+            )
         if not (
             target is None
             or isinstance(target, (numbers.Integral, str))
@@ -210,9 +349,9 @@ class BaseExplainer(BaseEstimator):
     def _check_params(self) -> None:
         """Check the subclass's own parameters (raise ``ValueError``)."""
 
-    def _fixed_target_column(self) -> int | None:
-        """Resolve an int or class-label ``target`` to an output column."""
-        target, k = getattr(self, "target", None), self.n_outputs_
+    def _target_column(self, k: int) -> int | None:
+        """Resolve an int or class-label ``target`` to one of ``k`` output columns."""
+        target = getattr(self, "target", None)
         if target is None or (isinstance(target, str) and target in _TARGET_WORDS):
             if target == "true" and k == 1:
                 raise ValueError(
@@ -257,6 +396,14 @@ class BaseExplainer(BaseEstimator):
                 "fit(model, X) with the model to explain before explain or importance."
             )
 
+    def _prepare(self, X):
+        """Checked ``X``, its layout and its model-space tensor, before any heavy work."""
+        self._check_fitted()
+        self._check_all_params()
+        X = check_input(self, X, reset=False, numeric=self._adapter.preprocess is None)
+        layout = self._layout_for(X)
+        return X, layout, self._adapter.to_model(X, layout.labels)
+
     def explain(self, X, y=None):
         """Local attributions: one row per row of ``X``, one column per feature.
 
@@ -264,7 +411,8 @@ class BaseExplainer(BaseEstimator):
         ----------
         X : array-like of shape (n_rows, n_features)
             Rows to explain: a numpy array, pandas DataFrame, torch tensor or
-            list, with the columns seen in ``fit``.
+            list, with the columns seen in ``fit`` (or, when ``fit`` saw
+            none, any columns the model takes: their names are the result's).
         y : array-like of shape (n_rows,), default=None
             True labels; needed for ``target="true"``.
 
@@ -275,21 +423,38 @@ class BaseExplainer(BaseEstimator):
             one column per feature or feature group. ``attributions.attrs``
             holds the per-call extras the method's docstring lists.
         """
-        self._check_fitted()
-        self._check_all_params()
-        X = check_input(self, X, reset=False)
-        index = row_index(X)
-        Xt = self._to_model(X)
+        X, layout, Xt = self._prepare(X)
         y = check_y(y, Xt.shape[0])
-        self._check_explain(Xt)
-        with self._adapter.evaluating(freeze_parameters=self._needs_grad):
-            values, extras = self._attribute(Xt, y)
-        return self._frame(values, index, extras)
+        self._check_explain(layout, Xt)
+        index = row_index(X)
+        call = self._call(layout, index)
+        try:
+            with self._adapter.evaluating(freeze_parameters=self._needs_grad):
+                values, extras = self._attribute(Xt, y, layout, call)
+            call.check(values)
+        finally:
+            call.close()
+        return self._frame(values, index, extras, layout)
 
-    def _check_explain(self, X: torch.Tensor) -> None:
+    def _call(self, layout: Layout, index: pd.Index, *, forward=None) -> ModelCall:
+        """The :class:`ModelCall` of one call over the rows ``index``."""
+        return ModelCall(
+            self._adapter,
+            index,
+            forward=forward,
+            total=self._cost(layout, len(index)),
+            progress=bool(getattr(self, "show_progress", False)),
+            desc=type(self).__name__,
+        )
+
+    def _cost(self, layout: Layout, n: int) -> int | None:
+        """Model rows one call on ``n`` rows evaluates (at most, with ``tol``)."""
+        return None
+
+    def _check_explain(self, layout: Layout, X: torch.Tensor) -> None:
         """Hook for method-specific checks of the rows to explain."""
 
-    def _attribute(self, X: torch.Tensor, y):  # pragma: no cover - abstract
+    def _attribute(self, X, y, layout, call):  # pragma: no cover - abstract
         raise NotImplementedError
 
     def importance(self, X, y=None):
@@ -331,34 +496,31 @@ class BaseExplainer(BaseEstimator):
             seed = int(check_random_state(rs).randint(0, np.iinfo(np.int32).max))
         return torch.Generator(device=self.device_).manual_seed(seed)
 
-    def _outputs(self, X: torch.Tensor) -> torch.Tensor:
+    def _outputs(self, X: torch.Tensor, call: ModelCall) -> torch.Tensor:
         """All model outputs ``[n, k]`` for the rows, in chunks, no autograd."""
-        adapter = self._adapter
-        return evaluate_rows(
-            lambda Z, rows: adapter.forward(Z),
-            X,
-            batch_size=self.batch_size,
-        )
+        return evaluate_rows(call, X, batch_size=self.batch_size)
 
-    def _targets(self, outputs: torch.Tensor, y) -> torch.Tensor:
+    def _targets(self, outputs: torch.Tensor, y, layout: Layout) -> torch.Tensor:
         """The output column explained for each row, ``[n]`` long."""
         n = outputs.shape[0]
         device = outputs.device
-        if self._target_column is not None:
+        if layout.target_column is not None:
             return torch.full(
-                (n,), self._target_column, dtype=torch.long, device=device
+                (n,), layout.target_column, dtype=torch.long, device=device
             )
         if getattr(self, "target", None) == "true":
             if y is None:
                 raise ValueError(
                     "target='true' needs the true labels: call explain(X, y)."
                 )
-            return torch.as_tensor(self._label_columns(y), device=device)
+            return torch.as_tensor(
+                self._label_columns(y, layout.n_outputs), device=device
+            )
         if outputs.shape[1] == 1:
             return torch.zeros(n, dtype=torch.long, device=device)
         return outputs.argmax(1)
 
-    def _label_columns(self, y: np.ndarray) -> np.ndarray:
+    def _label_columns(self, y: np.ndarray, k: int) -> np.ndarray:
         if self.classes_ is not None:
             columns = pd.Index(self.classes_).get_indexer(y)  # -1: not a class
             if (columns < 0).any():
@@ -368,7 +530,6 @@ class BaseExplainer(BaseEstimator):
                     f"({self.classes_.tolist()})."
                 )
             return columns.astype(np.int64)
-        k = self.n_outputs_
         if y.dtype.kind not in "iu" and not (
             y.dtype.kind == "f" and np.all(np.mod(y, 1) == 0)
         ):
@@ -383,74 +544,84 @@ class BaseExplainer(BaseEstimator):
             )
         return cols
 
-    def _scalar_function(self, targets: torch.Tensor):
-        """``f(Z, rows)``: the model output at the target of row ``rows[i]``."""
-        adapter = self._adapter
-
-        def f(Z: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-            return adapter.forward(Z).gather(1, targets[rows, None]).squeeze(1)
-
-        return f
-
-    def _setup(self, X: torch.Tensor, y):
+    def _setup(self, X: torch.Tensor, y, layout: Layout, call: ModelCall, base=True):
         """Outputs, targets, ``f`` and base values for perturbation methods.
 
-        Returns ``(f, fx, targets, base)``: the scalar function, f(x) per row
-        ``[n]``, the output column per row ``[n]`` and f(baseline) per row
-        ``[n]`` (averaged over background rows).
+        Returns ``(f, fx, targets, base)``: the scalar function handed to the
+        core, f(x) per row ``[n]``, the output column per row ``[n]`` and
+        f(baseline) per row ``[n]`` (averaged over background rows; ``None``
+        with ``base=False``, for a method without a baseline).
         """
-        outputs = self._outputs(X)
-        targets = self._targets(outputs, y)
+        outputs = self._outputs(X, call)
+        targets = self._targets(outputs, y, layout)
         fx = outputs.gather(1, targets[:, None]).squeeze(1)
-        with torch.no_grad():
-            fb = self._adapter.forward(self.baseline_).double().mean(0)
-        return self._scalar_function(targets), fx, targets, fb[targets]
+        if not base:
+            fb = None
+        else:
+            with torch.no_grad():
+                fb = call(layout.baseline).double().mean(0)[targets]
 
-    def _expand(self, values: torch.Tensor) -> torch.Tensor:
+        def f(Z: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+            return call(Z, rows).gather(1, targets[rows, None]).squeeze(1)
+
+        return f, fx, targets, fb
+
+    def _expand(self, values: torch.Tensor, layout: Layout) -> torch.Tensor:
         """Group values ``[n, g']`` -> ``[n, g]`` with zeros for empty groups."""
-        g = len(self.group_names_)
-        if values.shape[-1] == g or len(self._present) == g:
+        g = len(layout.group_names)
+        if layout.n_groups == g:
             return values
         full = values.new_zeros(*values.shape[:-1], g)
-        full[..., self._present] = values
+        full[..., layout.present] = values
         return full
 
-    def _frame(self, values: torch.Tensor, index, extras: dict) -> pd.DataFrame:
-        columns = self._result_columns()
-        if columns == list(self.group_names_):
-            values = self._expand(values)
-            extras = {
-                k: self._expand(v)
-                if isinstance(v, torch.Tensor)
-                and v.dim() == 2
-                and v.shape[1] == len(self._present)
-                else v
-                for k, v in extras.items()
-            }
+    def _frame(
+        self, values: torch.Tensor, index, extras: dict, layout: Layout
+    ) -> pd.DataFrame:
+        columns = self._result_columns(layout)
+        if self._per_feature:
+            values = self._expand(values, layout)
         # the arrays are ours: the frames take them without pandas' copy
         frame = pd.DataFrame(
             to_numpy(values.double()), index=index, columns=columns, copy=False
         )
         for key, value in extras.items():
-            if isinstance(value, torch.Tensor):
-                value = to_numpy(value)
-                if (
-                    key == "target"
-                    and self.classes_ is not None
-                    and len(self.classes_) == self.n_outputs_
-                ):
-                    value = self.classes_[value]
-                if value.ndim == 1 and len(value) == len(index):
-                    value = pd.Series(value, index=index, name=key, copy=False)
-                elif value.ndim == 2 and value.shape == frame.shape:
-                    value = pd.DataFrame(
-                        value, index=index, columns=columns, copy=False
-                    )
-            frame.attrs[key] = value
+            frame.attrs[key] = self._extra_value(key, value, frame, layout)
         return frame
 
-    def _result_columns(self) -> list[str]:
-        return list(self.group_names_)
+    def _extra_value(self, key: str, value, frame: pd.DataFrame, layout: Layout):
+        """One ``attrs`` entry in its kind (see :data:`EXTRA_KINDS`)."""
+        kind = EXTRA_KINDS[key]
+        if kind == "call":
+            return value
+        if kind == "cell":
+            if self._per_feature:
+                value = self._expand(value, layout)
+            return pd.DataFrame(
+                to_numpy(value.double()), index=frame.index, columns=frame.columns,
+                copy=False,
+            )  # fmt: skip
+        if isinstance(value, torch.Tensor):
+            value = to_numpy(value)
+        else:
+            value = np.full(len(frame), value)
+        if (
+            key == "target"
+            and self.classes_ is not None
+            and len(self.classes_) == layout.n_outputs
+        ):
+            value = self.classes_[value]
+        return pd.Series(value, index=frame.index, name=key, copy=False)
+
+    def _result_columns(self, layout: Layout) -> list[str]:
+        return list(layout.group_names)
+
+
+def _names(X) -> list[str] | None:
+    """The column names of a DataFrame (as strings), else ``None``."""
+    if isinstance(X, pd.DataFrame):
+        return [str(c) for c in X.columns]
+    return None
 
 
 def _rank(

@@ -34,21 +34,21 @@ def _resolve_layer(explainer, layer) -> tuple[str, nn.Module]:
     return get_layer(module, layer)
 
 
-def _background(explainer, X_fit: torch.Tensor | None) -> torch.Tensor:
+def _background(explainer, baseline: torch.Tensor, X_fit: torch.Tensor | None):
     """The baseline distribution: the fit ``X`` unless ``baseline`` is explicit."""
-    baseline = explainer.baseline
-    if isinstance(baseline, str) and baseline == "auto" and X_fit is not None:
+    chosen = explainer.baseline
+    if isinstance(chosen, str) and chosen == "auto" and X_fit is not None:
         return X_fit
-    return explainer.baseline_
+    return baseline
 
 
-def _shap(explainer, X: torch.Tensor, y, *, layer=None, to_input=False):
+def _shap(explainer, X, y, layout, call, *, layer=None, to_input=False):
     """Shared ``_attribute`` of GradientShap and LayerGradientShap."""
     values, delta, base, targets = gradient_shap(
-        explainer._adapter.forward,
+        call,
         X,
-        explainer.background_,
-        targets=lambda outputs: explainer._targets(outputs, y),
+        layout.extra["background_"],
+        targets=lambda outputs: explainer._targets(outputs, y, layout),
         n_samples=explainer.n_samples,
         stdevs=float(explainer.stdevs),
         multiply_by_inputs=explainer.multiply_by_inputs,
@@ -56,15 +56,30 @@ def _shap(explainer, X: torch.Tensor, y, *, layer=None, to_input=False):
         generator=explainer._generator(),
         layer=layer,
         attribute_to_layer_input=to_input,
-        show_progress=explainer.show_progress,
     )
     return values, {"delta": delta, "base_values": base, "target": targets}
+
+
+def _shap_cost(explainer, layout, n: int) -> int:
+    S = int(explainer.n_samples)
+    B = layout.extra["background_"].shape[0]
+    noisy = n * S if float(explainer.stdevs) > 0 else 0
+    return n + min(B, n * S) + n * S + noisy
 
 
 def _check_shap_params(explainer) -> None:
     check_int("n_samples", explainer.n_samples)
     check_number("stdevs", explainer.stdevs)
     check_bool("multiply_by_inputs", explainer.multiply_by_inputs)
+
+
+def _layer_shape(explainer, baseline: torch.Tensor, to_input: bool) -> tuple[int, ...]:
+    """Shape per row of the layer's output (input), from one baseline row."""
+    rows = baseline[:1]
+    return layer_width(
+        lambda Z, _: explainer._adapter.forward(Z), rows, explainer._layer,
+        to_input=to_input,
+    )  # fmt: skip
 
 
 # ---------------------------------------------------------------- GradientShap
@@ -211,17 +226,21 @@ class GradientShap(BaseExplainer):
         self.random_state = random_state
         self.show_progress = show_progress
 
+    _extra_attributes = ("background_",)
+
     def _check_params(self):
         _check_shap_params(self)
 
-    def _fit_background(self, X_fit):
-        self.background_ = _background(self, X_fit)
+    def _extra(self, baseline, X_fit):
+        return {"background_": _background(self, baseline, X_fit)}
 
-    def _attribute(self, X, y):
-        values, extras = _shap(self, X, y)
-        if len(self.group_names_) != X.shape[1]:
-            values = sum_over_groups(values, self._groups)
-        return values, extras
+    def _cost(self, layout, n):
+        return _shap_cost(self, layout, n)
+
+    def _attribute(self, X, y, layout, call):
+        values, extras = _shap(self, X, y, layout, call)
+        # model inputs to user columns (and groups), always through the layout
+        return sum_over_groups(values, layout.groups), extras
 
 
 # ---------------------------------------------------------------- LayerGradientShap
@@ -309,6 +328,8 @@ class LayerGradientShap(BaseExplainer):
     """
 
     _needs_grad = True
+    _per_feature = False
+    _extra_attributes = ("background_", "layer_shape_")
 
     def __init__(
         self,
@@ -344,26 +365,33 @@ class LayerGradientShap(BaseExplainer):
         _check_shap_params(self)
         check_bool("attribute_to_layer_input", self.attribute_to_layer_input)
 
-    def _fit_background(self, X_fit):
+    def _bind(self):
         self.layer_, self._layer = _resolve_layer(self, self.layer)
-        self.background_ = _background(self, X_fit)
-        with self._adapter.evaluating():
-            self.layer_shape_ = layer_width(
-                self._adapter.forward,
-                self.baseline_[:1],
-                self._layer,
-                to_input=self.attribute_to_layer_input,
-            )
 
-    def _result_columns(self):
+    def _extra(self, baseline, X_fit):
+        return {
+            "background_": _background(self, baseline, X_fit),
+            "layer_shape_": _layer_shape(self, baseline, self.attribute_to_layer_input),
+        }
+
+    def _cost(self, layout, n):
+        return _shap_cost(self, layout, n)
+
+    def _result_columns(self, layout):
         width = 1
-        for d in self.layer_shape_:
+        for d in layout.extra["layer_shape_"]:
             width *= d
         return [f"{self.layer_}[{i}]" for i in range(width)]
 
-    def _attribute(self, X, y):
+    def _attribute(self, X, y, layout, call):
         return _shap(
-            self, X, y, layer=self._layer, to_input=self.attribute_to_layer_input
+            self,
+            X,
+            y,
+            layout,
+            call,
+            layer=self._layer,
+            to_input=self.attribute_to_layer_input,
         )
 
 
@@ -436,6 +464,7 @@ class NeuronGradient(BaseExplainer):
     """
 
     _needs_grad = True
+    _extra_attributes = ("layer_shape_",)
 
     def __init__(
         self,
@@ -473,18 +502,14 @@ class NeuronGradient(BaseExplainer):
                 f"over the layer's activation; got {neuron!r}."
             )
 
-    def _fit_background(self, X_fit):
+    def _bind(self):
         self.layer_, self._layer = _resolve_layer(self, self.layer)
+
+    def _extra(self, baseline, X_fit):
         to_input = self.attribute_to_neuron_input
-        with self._adapter.evaluating():
-            self.layer_shape_ = layer_width(
-                self._adapter.raw_forward,
-                self.baseline_[:1],
-                self._layer,
-                to_input=to_input,
-            )
+        shape = _layer_shape(self, baseline, to_input)
         if callable(self.neuron):
-            probe = self.neuron(torch.zeros(1, *self.layer_shape_))
+            probe = self.neuron(torch.zeros(1, *shape))
             if not isinstance(probe, torch.Tensor):
                 raise TypeError(
                     "neuron, as a callable, must return a tensor of the selected "
@@ -492,24 +517,26 @@ class NeuronGradient(BaseExplainer):
                 )
         else:
             try:
-                select_neuron(torch.zeros(1, *self.layer_shape_), self.neuron)
+                select_neuron(torch.zeros(1, *shape), self.neuron)
             except IndexError:
                 raise ValueError(
                     f"neuron={self.neuron!r} is out of range for layer "
                     f"{self.layer_!r}, whose {'input' if to_input else 'output'} "
-                    f"has shape {self.layer_shape_} per row."
+                    f"has shape {shape} per row."
                 ) from None
+        return {"layer_shape_": shape}
 
-    def _attribute(self, X, y):
+    def _cost(self, layout, n):
+        return n
+
+    def _attribute(self, X, y, layout, call):
         values = neuron_gradient(
-            self._adapter.raw_forward,
+            call,
             X,
             layer=self._layer,
             neuron=self.neuron,
             attribute_to_neuron_input=self.attribute_to_neuron_input,
             batch_size=self.batch_size,
-            show_progress=self.show_progress,
         )
-        if len(self.group_names_) != X.shape[1]:
-            values = sum_over_groups(values, self._groups)
-        return values, {}
+        # model inputs to user columns (and groups), always through the layout
+        return sum_over_groups(values, layout.groups), {}

@@ -14,10 +14,10 @@ from skattr._data import (
     check_int,
     check_sample_weight,
     check_y,
+    row_index,
     to_numpy,
 )
 from skattr._model import _sigmoid_or_softmax
-from skattr.core.groups import n_groups
 from skattr.core.permutation import (
     feature_permutation,
     permuted_outputs,
@@ -213,29 +213,31 @@ class FeaturePermutation(BaseExplainer):
                     "pass a callable scorer(estimator, X, y)."
                 )
 
-    def _check_explain(self, X: torch.Tensor) -> None:
+    def _check_explain(self, layout, X: torch.Tensor) -> None:
         _check_two_rows(X.shape[0], "explain")
 
+    def _cost(self, layout, n):
+        return n + n * layout.n_groups * int(self.n_repeats)
+
     # ------------------------------------------------------------ explain
-    def _attribute(self, X, y):
-        f, fx, targets, _ = self._setup(X, y)
-        perms = self._permutations(X.shape[0], avoid_identity=True)
+    def _attribute(self, X, y, layout, call):
+        f, fx, targets, _ = self._setup(X, y, layout, call, base=False)
+        perms = self._permutations(layout, X.shape[0], avoid_identity=True)
         values, std = feature_permutation(
             f,
             X,
             perms,
-            groups=self._groups,
+            groups=layout.groups,
             fx=fx,
             batch_size=self.batch_size,
-            show_progress=self.show_progress,
         )
         return values, {"std": std, "target": targets}
 
     def _permutations(
-        self, n: int, *, avoid_identity: bool, generator=None
+        self, layout, n: int, *, avoid_identity: bool, generator=None
     ) -> torch.Tensor:
         """Row permutations ``[g, n_repeats, n]``, drawn up front on the device."""
-        g, R = n_groups(self._groups), self.n_repeats
+        g, R = layout.n_groups, self.n_repeats
         gen = self._generator() if generator is None else generator
         perms = random_permutations(
             n, g * R, generator=gen, avoid_identity=avoid_identity
@@ -251,7 +253,8 @@ class FeaturePermutation(BaseExplainer):
         X : array-like of shape (n_rows, n_features)
             Rows to permute and score (at least two).
         y : array-like of shape (n_rows,), default=None
-            True targets; needed by supervised scorers and ``target="true"``.
+            True targets; needed by scorers given by name and by
+            ``target="true"``.
         sample_weight : array-like of shape (n_rows,), default=None
             Row weights: passed to the scorer, or weighting the mean
             |attribution| without ``scoring``.
@@ -265,14 +268,22 @@ class FeaturePermutation(BaseExplainer):
             Indexed by feature, sorted by decreasing ``importance``. With
             ``scoring``: the mean drop in score over ``n_repeats``, its ``std``,
             and in ``attrs`` ``"importances"`` (every repeat), ``"baseline_score"``
-            and ``"n_samples"``. Without: the weighted mean |attribution|, its
-            ``std`` over rows, and ``mean`` (the signed mean attribution).
+            and ``"n_rows"`` (the rows scored). Without: the weighted mean
+            |attribution|, its ``std`` over rows, ``mean`` (the signed mean
+            attribution), and ``"n_rows"`` in ``attrs``.
         """
         self._check_fitted()
         self._check_all_params()
-        X = check_input(self, X, reset=False)
+        X = check_input(self, X, reset=False, numeric=self._adapter.preprocess is None)
         n = X.shape[0]
         y = check_y(y, n)
+        if isinstance(self.scoring, str) and y is None:
+            raise ValueError(
+                f"FeaturePermutation(scoring={self.scoring!r}).importance scores the "
+                "model's predictions against the true targets: call "
+                "importance(X, y). Without y, use scoring=None (the mean absolute "
+                "attribution) or a callable scorer that needs no y."
+            )
         weights = check_sample_weight(sample_weight, n)
         gen = self._generator()
         rows = _subsample(n, max_samples, gen)
@@ -297,65 +308,73 @@ class FeaturePermutation(BaseExplainer):
         else:
             std = np.sqrt(a.sub(mean_abs, axis=1).pow(2).mul(w, axis=0).sum())
         table = _rank(mean_abs, std, attr.mul(w, axis=0).sum())
-        table.attrs["n_samples"] = len(attr)
+        table.attrs["n_rows"] = len(attr)
         return table
 
     def _scored_importance(self, X, y, weights, rows, gen):
         from sklearn.metrics import check_scoring
 
-        Xt = self._to_model(X)
+        layout = self._layout_for(X)
+        Xt = self._adapter.to_model(X, layout.labels)
+        index = row_index(X)
         if rows is not None:
             Xt = Xt[rows.to(Xt.device)]
             kept = to_numpy(rows)
+            index = index[kept]
             y = None if y is None else y[kept]
             weights = None if weights is None else weights[kept]
         m = Xt.shape[0]
         _check_two_rows(m, "importance")
-        view = _model_view(self)
+        view = _model_view(self, layout)
         scorer = check_scoring(view, scoring=self.scoring)
-        perms = self._permutations(m, avoid_identity=False, generator=gen)
+        perms = self._permutations(layout, m, avoid_identity=False, generator=gen)
         g, R = perms.shape[:2]
         adapter = self._adapter
-        with adapter.evaluating(), torch.no_grad():
-            base_out = self._outputs(Xt)
-            perm_out = permuted_outputs(
-                lambda Z, rows: adapter.forward(Z),
-                Xt,
-                perms,
-                groups=self._groups,
-                batch_size=self.batch_size,
-                show_progress=self.show_progress,
-            )
-            # slice 0: the batch itself; slice 1 + j * R + r: group j, repeat r
-            outputs = torch.cat([base_out[None], perm_out.reshape(g * R, m, -1)])
-            responses = view._responses(outputs)
+        call = self._call(layout, index)
+        try:
+            with adapter.evaluating(), torch.no_grad():
+                base_out = self._outputs(Xt, call)
+                perm_out = permuted_outputs(
+                    call, Xt, perms, groups=layout.groups, batch_size=self.batch_size
+                )
+            call.check()
+        finally:
+            call.close()
+        # slice 0: the batch itself; slice 1 + j * R + r: group j, repeat r
+        outputs = torch.cat([base_out[None], perm_out.reshape(g * R, m, -1)])
+        responses = view._responses(outputs)
         scores = _fast_scores(self.scoring, view, responses, y, weights)
         if scores is None:
             scores = self._scores_one_by_one(
-                scorer, view, responses, Xt, perms, y, weights
+                scorer, view, responses, Xt, perms, y, weights, layout
             )
         base_score, scores = scores[0], scores[1:].reshape(g, R)
         drops = base_score - scores
-        names = list(self.group_names_)
+        full = np.zeros((len(layout.group_names), R))  # a dropped column: exactly 0
+        full[layout.present] = drops
+        names = list(layout.group_names)
         table = _rank(
-            pd.Series(drops.mean(1), index=names),
-            pd.Series(drops.std(1), index=names),
+            pd.Series(full.mean(1), index=names),
+            pd.Series(full.std(1), index=names),
         )
         repeats = pd.DataFrame(
-            drops, index=pd.Index(names, name="feature"), columns=range(R)
+            full, index=pd.Index(names, name="feature"), columns=range(R)
         )
         repeats.columns.name = "repeat"
         table.attrs["importances"] = repeats.loc[table.index]
         table.attrs["baseline_score"] = float(base_score)
-        table.attrs["n_samples"] = m
+        table.attrs["n_rows"] = m
         return table
 
-    def _scores_one_by_one(self, scorer, view, responses, Xt, perms, y, weights):
+    def _scores_one_by_one(
+        self, scorer, view, responses, Xt, perms, y, weights, layout
+    ):
         """Call the scikit-learn scorer on every slice of the precomputed responses."""
         g, R, _ = perms.shape
         X_np = to_numpy(Xt)
         perm_np = to_numpy(perms)
-        cols = [np.flatnonzero(self.groups_ == j) for j in range(g)]
+        groups = to_numpy(layout.groups)  # the core's groups, numbered like perms
+        cols = [np.flatnonzero(groups == j) for j in range(g)]
         by_name = isinstance(self.scoring, str)
 
         def data(s: int) -> np.ndarray:
@@ -417,8 +436,9 @@ class _View(BaseEstimator):
     run the model on any other input.
     """
 
-    def __init__(self, explainer=None):
+    def __init__(self, explainer=None, layout=None):
         self.explainer = explainer
+        self.layout = layout
 
     def fit(self, X=None, y=None):
         """Nothing to fit: the view wraps an already trained model."""
@@ -440,10 +460,15 @@ class _View(BaseEstimator):
         primed = getattr(self, "_primed", None)
         if primed is not None and X is primed[0]:
             return primed[1][key]
-        ex = self.explainer
-        Xt = ex._to_model(X)
-        with ex._adapter.evaluating(), torch.no_grad():
-            outputs = ex._outputs(Xt)
+        ex, layout = self.explainer, self.layout
+        Xt = ex._adapter.to_model(X, layout.labels)
+        call = ex._call(layout, pd.RangeIndex(Xt.shape[0]))
+        try:
+            with ex._adapter.evaluating(), torch.no_grad():
+                outputs = ex._outputs(Xt, call)
+            call.check()
+        finally:
+            call.close()
         return self._responses(outputs[None])[key][0]
 
     def _responses(self, outputs: torch.Tensor) -> dict:
@@ -484,7 +509,7 @@ class _ClassifierView(ClassifierMixin, _View):
         ex = self.explainer
         if ex.classes_ is not None:
             return np.asarray(ex.classes_)
-        return np.arange(ex.n_outputs_)
+        return np.arange(self.layout.n_outputs)
 
 
 class _ModuleClassifierView(_ClassifierView):
@@ -492,15 +517,16 @@ class _ModuleClassifierView(_ClassifierView):
         return self._response(X, "decision_function")
 
 
-def _model_view(ex) -> _View:
+def _model_view(ex, layout) -> _View:
     if ex._adapter.kind == "skorch":
         if ex.classes_ is not None:
-            return _ClassifierView(ex)
-        return _RegressorView(ex)
-    if ex.n_outputs_ >= 2:
+            return _ClassifierView(ex, layout)
+        return _RegressorView(ex, layout)
+    if layout.n_outputs >= 2:
         # raw outputs are a decision function; probabilities are not
-        return _ModuleClassifierView(ex) if ex.output == "raw" else _ClassifierView(ex)
-    return _RegressorView(ex)
+        view = _ModuleClassifierView if ex.output == "raw" else _ClassifierView
+        return view(ex, layout)
+    return _RegressorView(ex, layout)
 
 
 def _proba_nonlinearity(ex):

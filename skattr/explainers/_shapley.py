@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from skattr._data import check_bool, check_int, check_number
-from skattr.core.groups import n_groups
 from skattr.core.shapley import shapley_exact, shapley_sampling
 from skattr.explainers._base import FITTED_ATTRIBUTES_DOC, BaseExplainer
 
@@ -156,19 +155,24 @@ class ShapleyValueSampling(BaseExplainer):
         check_bool("antithetic", self.antithetic)
         check_number("tol", self.tol, strict=True, allow_none=True)
 
-    def _attribute(self, X, y):
-        f, _, targets, base = self._setup(X, y)
+    def _cost(self, layout, n):
+        B, g = layout.baseline.shape[0], layout.n_groups
+        per_draw = 2 if self.antithetic else 1
+        P = -(-int(self.n_samples) // per_draw) * per_draw
+        return n + B + n * B * (2 + P * (g - 1))
+
+    def _attribute(self, X, y, layout, call):
+        f, _, targets, base = self._setup(X, y, layout, call)
         values, std, counts = shapley_sampling(
             f,
             X,
-            self.baseline_,
-            groups=self._groups,
+            layout.baseline,
+            groups=layout.groups,
             n_samples=self.n_samples,
             antithetic=bool(self.antithetic),
             tol=self.tol,
             generator=self._generator(),
             batch_size=self.batch_size,
-            show_progress=self.show_progress,
         )
         extras = {"base_values": base, "std": std, "n_samples": counts}
         return values, {**extras, "target": targets}
@@ -257,25 +261,29 @@ class ShapleyValues(BaseExplainer):
     def _check_params(self):
         check_int("max_groups", self.max_groups)
 
-    def _check_explain(self, X):
-        g = n_groups(self._groups)
+    def _check_explain(self, layout, X):
+        g = layout.n_groups
         if g > self.max_groups:
+            count = f"2^{g} = {2**g:,}" if g <= 40 else f"2^{g}"
             raise ValueError(
-                f"ShapleyValues needs 2^{g} = {2**g:,} model evaluations per row "
+                f"ShapleyValues needs {count} model evaluations per row "
                 "(and per background row) "
                 f"for {g} features (groups), more than max_groups={self.max_groups} "
                 "allows. Use ShapleyValueSampling, merge features with "
                 "feature_groups, or raise max_groups."
             )
 
-    def _attribute(self, X, y):
-        f, _, targets, base = self._setup(X, y)
+    def _cost(self, layout, n):
+        B = layout.baseline.shape[0]
+        return n + B + n * 2**layout.n_groups * B
+
+    def _attribute(self, X, y, layout, call):
+        f, _, targets, base = self._setup(X, y, layout, call)
         values = shapley_exact(
             f,
             X,
-            self.baseline_,
-            groups=self._groups,
+            layout.baseline,
+            groups=layout.groups,
             batch_size=self.batch_size,
-            show_progress=self.show_progress,
         )
         return values, {"base_values": base, "target": targets}

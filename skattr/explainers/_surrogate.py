@@ -7,7 +7,6 @@ import torch
 from sklearn.base import clone
 
 from skattr._data import check_int, check_number, check_option, to_numpy
-from skattr.core.groups import n_groups
 from skattr.core.surrogate import (
     bernoulli_coalitions,
     exp_kernel_similarity,
@@ -145,26 +144,37 @@ class KernelShap(BaseExplainer):
     def _check_params(self):
         check_int("n_samples", self.n_samples, allow_none=True)
 
-    def _attribute(self, X, y):
-        f, fx, targets, base = self._setup(X, y)
-        g = n_groups(self._groups)
+    def _n_coalitions(self, g: int) -> tuple[int, bool]:
+        """Coalitions evaluated per row and whether they are all of them."""
+        n_samples = 2 * g + 2048 if self.n_samples is None else int(self.n_samples)
+        if g == 1:
+            return 0, True
+        exact = 2**g - 2 <= n_samples
+        return (2**g - 2 if exact else n_samples), exact
+
+    def _cost(self, layout, n):
+        B = layout.baseline.shape[0]
+        return n + B + n * self._n_coalitions(layout.n_groups)[0] * B
+
+    def _attribute(self, X, y, layout, call):
+        f, fx, targets, base = self._setup(X, y, layout, call)
+        g = layout.n_groups
         n_samples = 2 * g + 2048 if self.n_samples is None else int(self.n_samples)
         values, exact = kernel_shap(
             f,
             X,
-            self.baseline_,
-            groups=self._groups,
+            layout.baseline,
+            groups=layout.groups,
             fx=fx,
             base=base,
             n_samples=n_samples,
             batch_size=self.batch_size,
             generator=self._generator(),
-            show_progress=self.show_progress,
         )
         return values, {
             "base_values": base,
             "target": targets,
-            "n_samples": min(n_samples, 2**g - 2) if exact else n_samples,
+            "n_samples": self._n_coalitions(g)[0],
             "exact": exact,
         }
 
@@ -334,10 +344,13 @@ class Lime(BaseExplainer):
             raise ValueError("perturb_func must return values in {0, 1}.")
         return Z.bool()
 
-    def _attribute(self, X, y):
-        f, fx, targets, base = self._setup(X, y)
+    def _cost(self, layout, n):
+        return n + layout.baseline.shape[0] * (1 + n * int(self.n_samples))
+
+    def _attribute(self, X, y, layout, call):
+        f, fx, targets, base = self._setup(X, y, layout, call)
         n = X.shape[0]
-        g = n_groups(self._groups)
+        g = layout.n_groups
         Z = self._coalitions(n, g, self._generator())
         similarity = self.similarity_func or exp_kernel_similarity(
             self.distance, float(self.kernel_width)
@@ -345,13 +358,13 @@ class Lime(BaseExplainer):
         v, w = lime_samples(
             f,
             X,
-            self.baseline_,
+            layout.baseline,
             Z,
-            groups=self._groups,
+            groups=layout.groups,
             similarity=similarity,
             batch_size=self.batch_size,
-            show_progress=self.show_progress,
         )
+        call.check()  # before the solve: a NaN output would keep the Lasso going
         if self.interpretable_model is None:
             coef, intercept = weighted_lasso(Z, v, w, float(self.alpha))
         else:
