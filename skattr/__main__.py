@@ -10,11 +10,14 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m skattr", description="skattr commands"
     )
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command")
     demo = sub.add_parser("demo", help="train a small net and rank its features")
     demo.add_argument("--rows", type=int, default=100, help="held-out rows to explain")
     demo.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
     if args.command == "demo":
         from skattr._demo import run_demo
 
