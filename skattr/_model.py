@@ -284,11 +284,12 @@ class ModelCall:
 
     ``call(Z, rows)`` returns the model's outputs ``[m, k]`` for inputs ``Z``
     ``[m, p]``, where ``rows[i]`` is the explained row that input ``i``
-    stands for (``-1`` or ``rows=None``: a baseline or background row). On
-    the way it counts, on the device and without waiting for it, the
-    inputs of each explained row whose outputs are not finite, and advances
+    stands for (``-1`` or ``rows=None``: a baseline or background row);
+    :meth:`scalar` gives the perturbation methods' function of the target
+    output alone. On the way it notes, on the device and without waiting
+    for it, the explained rows that got a non-finite output, and advances
     the progress bar by ``m`` model rows. :meth:`check` then looks at those
-    counts once, with a single synchronisation, and raises before anything
+    notes once, with a single synchronisation, and raises before anything
     is returned.
 
     Parameters
@@ -296,8 +297,6 @@ class ModelCall:
     adapter : ModelAdapter
     index : pandas.Index
         Labels of the explained rows, for the error message.
-    forward : callable, default=None
-        The function evaluated: ``adapter.forward`` (raw or proba) by default.
     total : int, default=None
         Model rows the call will evaluate, for the progress bar.
     progress : bool, default=False
@@ -311,18 +310,18 @@ class ModelCall:
         adapter: ModelAdapter,
         index: pd.Index,
         *,
-        forward=None,
         total: int | None = None,
         progress: bool = False,
         desc: str | None = None,
     ):
         self.index = index
         self.n_rows = len(index)
-        self._forward = adapter.forward if forward is None else forward
-        #: non-finite inputs per explained row; the last slot: baseline rows
-        self._bad = torch.zeros(
-            self.n_rows + 1, dtype=torch.int32, device=adapter.device
-        )
+        self._forward = adapter.forward
+        #: per explained row (the last slot: baseline rows) the sum of
+        #: ``0 * output`` over its evaluations: 0 while every output was
+        #: finite, NaN from the first that was not (a multiply and an
+        #: index_add per chunk, cheaper than isfinite, and nothing to sync)
+        self._seen = torch.zeros(self.n_rows + 1, device=adapter.device)
         #: model rows evaluated so far
         self.rows_evaluated = 0
         self._bar = None
@@ -335,17 +334,35 @@ class ModelCall:
         self, Z: torch.Tensor, rows: torch.Tensor | None = None
     ) -> torch.Tensor:
         out = self._forward(Z)
-        bad = (~torch.isfinite(out.detach())).any(1).to(torch.int32)
+        self._watch((out.detach() * 0).sum(1), rows)
+        return out
+
+    def scalar(self, targets: torch.Tensor):
+        """``f(Z, rows)``: the output at the target of row ``rows[i]``.
+
+        The function the perturbation methods hand to the core: it watches
+        only the value it returns, the prediction being explained.
+        """
+
+        def f(Z: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+            out = self._forward(Z).gather(1, targets[rows, None]).squeeze(1)
+            self._watch(out.detach() * 0, rows)
+            return out
+
+        return f
+
+    def _watch(self, zeros: torch.Tensor, rows: torch.Tensor | None) -> None:
+        """Fold ``0 * output`` per input into its row's slot; count the rows."""
+        zeros = zeros.to(self._seen.dtype)
         if rows is None:
-            self._bad[-1:] += bad.sum(dtype=torch.int32)
-        else:
-            slot = torch.where(rows < 0, self.n_rows, rows).to(self._bad.device)
-            self._bad.index_add_(0, slot, bad.to(self._bad.device))
-        m = int(Z.shape[0])
+            self._seen[-1:] += zeros.sum()
+        else:  # row -1 (a baseline row) lands in the last slot
+            slot = rows.remainder(self.n_rows + 1).to(self._seen.device)
+            self._seen.index_add_(0, slot, zeros.to(self._seen.device))
+        m = int(zeros.shape[0])
         self.rows_evaluated += m
         if self._bar is not None:
             self._bar.update(m)
-        return out
 
     def check(self, values: torch.Tensor | None = None) -> None:
         """Raise a ``ValueError`` if an output (or a value of ``values``) is not finite.
@@ -354,8 +371,8 @@ class ModelCall:
         checked too, for the gradients of a model whose outputs are finite.
         One reduction on the device and one synchronisation.
         """
-        rows_bad = self._bad[:-1] > 0
-        base_bad = self._bad[-1] > 0
+        finite = torch.isfinite(self._seen)
+        rows_bad, base_bad = ~finite[:-1], ~finite[-1]
         values_bad = None
         if values is not None and values.numel():
             values_bad = ~torch.isfinite(values.reshape(values.shape[0], -1)).all(1)

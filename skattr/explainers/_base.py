@@ -436,12 +436,11 @@ class BaseExplainer(BaseEstimator):
             call.close()
         return self._frame(values, index, extras, layout)
 
-    def _call(self, layout: Layout, index: pd.Index, *, forward=None) -> ModelCall:
+    def _call(self, layout: Layout, index: pd.Index) -> ModelCall:
         """The :class:`ModelCall` of one call over the rows ``index``."""
         return ModelCall(
             self._adapter,
             index,
-            forward=forward,
             total=self._cost(layout, len(index)),
             progress=bool(getattr(self, "show_progress", False)),
             desc=type(self).__name__,
@@ -560,11 +559,7 @@ class BaseExplainer(BaseEstimator):
         else:
             with torch.no_grad():
                 fb = call(layout.baseline).double().mean(0)[targets]
-
-        def f(Z: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-            return call(Z, rows).gather(1, targets[rows, None]).squeeze(1)
-
-        return f, fx, targets, fb
+        return call.scalar(targets), fx, targets, fb
 
     def _expand(self, values: torch.Tensor, layout: Layout) -> torch.Tensor:
         """Group values ``[n, g']`` -> ``[n, g]`` with zeros for empty groups."""
