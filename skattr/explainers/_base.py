@@ -71,6 +71,13 @@ FITTED_ATTRIBUTES_DOC = """\
 
 _TARGET_WORDS = ("predicted", "true")
 
+
+def with_fitted_attributes(cls):
+    """Put :data:`FITTED_ATTRIBUTES_DOC` where the docstring says ``{attributes}``."""
+    cls.__doc__ = cls.__doc__.replace("    {attributes}", FITTED_ATTRIBUTES_DOC)
+    return cls
+
+
 #: The kind of every key of a result's ``attrs``, the same for every
 #: explainer: ``"row"`` a Series indexed like the result, ``"cell"`` a
 #: DataFrame shaped like the result, ``"call"`` one value for the call.

@@ -16,7 +16,7 @@ from skattr.core.gradients import (
     select_neuron,
 )
 from skattr.core.groups import sum_over_groups
-from skattr.explainers._base import BaseExplainer
+from skattr.explainers._base import BaseExplainer, with_fitted_attributes
 
 
 # ---------------------------------------------------------------- helpers
@@ -83,6 +83,7 @@ def _layer_shape(explainer, baseline: torch.Tensor, to_input: bool) -> tuple[int
 
 
 # ---------------------------------------------------------------- GradientShap
+@with_fitted_attributes
 class GradientShap(BaseExplainer):
     """GradientSHAP: expected gradients on random points between baseline and input.
 
@@ -136,26 +137,9 @@ class GradientShap(BaseExplainer):
 
     Attributes
     ----------
-    model_ : object
-        The model given to ``fit``.
-    device_ : torch.device
-        Device the computation runs on.
-    n_features_in_ : int
-        Number of features seen in ``fit``.
-    feature_names_in_ : ndarray of str
-        Column names seen in ``fit`` (only when ``X`` was a DataFrame).
-    baseline_ : Tensor of shape (n_baseline_rows, n_model_inputs)
-        The resolved ``baseline`` parameter, in the model's input space.
+    {attributes}
     background_ : Tensor of shape (n_background, n_model_inputs)
-        The baseline distribution the draws come from.
-    groups_ : ndarray of shape (n_model_inputs,)
-        Group index of each model input column.
-    group_names_ : list of str
-        Names of the result's columns.
-    n_outputs_ : int
-        Number of model outputs.
-    classes_ : ndarray or None
-        Class labels of a classifier, else ``None``.
+        The baseline distribution the draws come from (with ``baseline_``).
 
     See Also
     --------
@@ -291,7 +275,8 @@ class LayerGradientShap(BaseExplainer):
         Dotted name of the layer.
     layer_shape_ : tuple of int
         Shape of the layer's output (or input) per row; the result has one
-        column per element, named ``"<layer_>[i]"`` (flat index).
+        column per element, named ``"<layer_>[i]"`` (flat index). Only when
+        ``fit`` knew the number of columns; otherwise each call finds it.
     background_ : Tensor of shape (n_background, n_model_inputs)
         The baseline distribution.
     model_, device_, n_features_in_, feature_names_in_, baseline_, n_outputs_, classes_

@@ -88,15 +88,19 @@ class FeaturePermutation(BaseExplainer):
     device_ : torch.device
         Device the computation runs on.
     n_features_in_ : int
-        Number of features seen in ``fit``.
+        Number of features, when ``fit`` could know it (from ``X`` or a
+        fitted Pipeline); without it each call takes its columns from its
+        ``X``.
     feature_names_in_ : ndarray of str
-        Column names seen in ``fit`` (only when ``X`` was a DataFrame).
+        Column names, when ``fit`` saw a DataFrame ``X`` or a Pipeline
+        fitted on one; they fix the columns ``explain`` accepts.
     groups_ : ndarray of shape (n_model_inputs,)
-        Group index of each model input column.
+        Result column of each model input column, when ``fit`` knew the
+        columns.
     group_names_ : list of str
-        Names of the result's columns.
+        Names of the result's columns, with ``groups_``.
     n_outputs_ : int
-        Number of model outputs.
+        Number of model outputs, when ``fit`` knew the number of columns.
     classes_ : ndarray or None
         Class labels of a classifier, else ``None``.
 

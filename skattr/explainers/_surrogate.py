@@ -14,7 +14,7 @@ from skattr.core.surrogate import (
     lime_samples,
     weighted_lasso,
 )
-from skattr.explainers._base import FITTED_ATTRIBUTES_DOC, BaseExplainer
+from skattr.explainers._base import BaseExplainer, with_fitted_attributes
 
 _SHARED_DOC = """
     baseline : "auto", "zeros", "mean", "median", float, array-like, dict, Series or DataFrame, default="auto"
@@ -49,10 +49,8 @@ _SHARED_DOC = """
 
 
 def _doc(cls):
-    cls.__doc__ = cls.__doc__.replace("    {shared}", _SHARED_DOC.strip("\n")).replace(
-        "    {attributes}", FITTED_ATTRIBUTES_DOC
-    )
-    return cls
+    cls.__doc__ = cls.__doc__.replace("    {shared}", _SHARED_DOC.strip("\n"))
+    return with_fitted_attributes(cls)
 
 
 @_doc
