@@ -28,6 +28,19 @@ class MLP(nn.Module):
         return self.out(self.hidden(x))
 
 
+class Counting(nn.Module):
+    """Counts the rows that go through the wrapped module."""
+
+    def __init__(self, module):
+        super().__init__()
+        self.module = module
+        self.rows = 0
+
+    def forward(self, x):
+        self.rows += x.shape[0]
+        return self.module(x)
+
+
 #: Fast settings for every explainer in ``skattr.__all__``: the common checks
 #: build each explainer with these. An explainer missing here fails
 #: ``test_every_explainer_has_fast_settings``: add it when you export one.

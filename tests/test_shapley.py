@@ -13,7 +13,7 @@ from torch import nn
 
 from skattr import ShapleyValues, ShapleyValueSampling
 from skattr.core.shapley import FIRST_ROUND, _coalitions_without
-from tests.conftest import MLP
+from tests.conftest import MLP, Counting
 
 
 def brute_force_shapley(model, x, b, target, groups):
@@ -48,19 +48,6 @@ class Additive(nn.Module):
     def forward(self, x):
         w = torch.arange(1, x.shape[1] + 1, dtype=x.dtype)
         return self.scale * (torch.sin(x) * w + 0.3 * x**2).sum(1, keepdim=True)
-
-
-class Counting(nn.Module):
-    """Counts the rows that go through the wrapped module."""
-
-    def __init__(self, module):
-        super().__init__()
-        self.module = module
-        self.rows = 0
-
-    def forward(self, x):
-        self.rows += x.shape[0]
-        return self.module(x)
 
 
 @pytest.fixture

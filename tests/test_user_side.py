@@ -34,7 +34,7 @@ from skattr import (
     ShapleyValueSampling,
 )
 from skattr.explainers._base import EXTRA_KINDS
-from tests.conftest import FAST_PARAMS, MLP, make_linear
+from tests.conftest import FAST_PARAMS, MLP, Counting, make_linear
 
 EXPLAINERS = [getattr(skattr, name) for name in skattr.__all__]
 
@@ -143,22 +143,11 @@ def test_names_given_at_fit_fix_the_columns(frame):
 
 
 def test_target_out_of_range_is_found_before_heavy_work(frame):
-    counted = _Counting(MLP())
+    counted = Counting(MLP())
     ex = ShapleyValueSampling(target=7, baseline=0.0).fit(counted)
     with pytest.raises(ValueError, match=r"target=7 is out of range.*0\.\.2"):
         ex.explain(frame)
     assert counted.rows <= 2  # the probe only
-
-
-class _Counting(nn.Module):
-    def __init__(self, inner):
-        super().__init__()
-        self.inner = inner
-        self.rows = 0
-
-    def forward(self, x):
-        self.rows += x.shape[0]
-        return self.inner(x)
 
 
 # ------------------------------------------------------------ 2. any module
@@ -515,8 +504,8 @@ def test_one_progress_bar_per_call_ends_at_its_total(cls, frame, monkeypatch):
 
     bars = _Bars()
     monkeypatch.setattr(tqdm.auto, "tqdm", bars)
-    counted = _Counting(MLP())
-    extra = {"layer": "inner.hidden.0"} if "layer" in FAST_PARAMS[cls.__name__] else {}
+    counted = Counting(MLP())
+    extra = {"layer": "module.hidden.0"} if "layer" in FAST_PARAMS[cls.__name__] else {}
     ex = build(cls, show_progress=True, **extra).fit(counted, frame)
     counted.rows = 0
     ex.explain(frame)
