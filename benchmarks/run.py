@@ -6,7 +6,9 @@ Run ``make bench`` (CPU, W1 and W2), or as a plain script on a GPU machine::
 
 Each method contributes cases from a module in ``benchmarks/cases/``: a
 function ``cases(workload) -> list[Case]``. For every method the harness
-times each implementation (median of ``--repeats`` runs after a warm-up) and
+times each implementation as its user pays (skattr: constructor, ``fit`` and
+``explain`` on a named DataFrame; a peer: its constructor and call), the
+median of ``--repeats`` runs after a warm-up, and
 the floor (plain forward passes over the same number of model rows, in chunks
 of ``batch_size``; forward plus backward for gradient methods), prints one
 table per workload with the ratios to the floor and to skattr, and writes it
@@ -88,24 +90,31 @@ def floor_fn(w: Workload, rows: int, grad: bool):
     return run
 
 
-def load_cases(w: Workload, methods: list[str] | None) -> list[Case]:
+def load_cases(
+    w: Workload, methods: list[str] | None, impls: list[str] | None = None
+) -> list[Case]:
     out: list[Case] = []
     for info in sorted(
         pkgutil.iter_modules([str(HERE / "cases")]), key=lambda m: m.name
     ):
         module = importlib.import_module(f"cases.{info.name}")
         for case in module.cases(w):
-            if methods is None or any(
+            if methods is not None and not any(
                 m.lower() in case.method.lower() for m in methods
             ):
-                out.append(case)
+                continue
+            if impls is not None and not any(
+                i.lower() in case.impl.lower() for i in impls
+            ):
+                continue
+            out.append(case)
     return out
 
 
-def run_workload(w: Workload, methods, repeats: int) -> list[dict]:
+def run_workload(w: Workload, methods, repeats: int, impls=None) -> list[dict]:
     rows = []
     by_method: dict[str, list[Case]] = {}
-    for case in load_cases(w, methods):
+    for case in load_cases(w, methods, impls):
         by_method.setdefault(case.method, []).append(case)
     for method, cases in by_method.items():
         timed = []
@@ -191,6 +200,9 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--methods", default=None, help="comma list of method substrings"
     )
+    parser.add_argument(
+        "--impls", default=None, help="comma list of implementation substrings"
+    )
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out", default=str(HERE / "results.md"))
     args = parser.parse_args(argv)
@@ -201,10 +213,11 @@ def main(argv=None) -> int:
         else (["W1", "W2", "W3"] if device.type == "cuda" else ["W1", "W2"])
     )
     methods = args.methods.split(",") if args.methods else None
+    impls = args.impls.split(",") if args.impls else None
     all_rows = []
     for name in names:
         print(f"{name} on {device}", flush=True)
-        all_rows += run_workload(WORKLOADS[name](device), methods, args.repeats)
+        all_rows += run_workload(WORKLOADS[name](device), methods, args.repeats, impls)
     gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else None
     header = (
         f"## {device.type.upper()}{f' ({gpu})' if gpu else ''}\n\n"
@@ -212,6 +225,7 @@ def main(argv=None) -> int:
         f"{platform.processor() or platform.machine()}, "
         f"{torch.get_num_threads()} threads"
         + (f", methods: {args.methods}" if args.methods else "")
+        + (f", implementations: {args.impls}" if args.impls else "")
     )
     table = render(all_rows, header)
     print()

@@ -8,6 +8,7 @@ virtual environment.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -27,6 +28,20 @@ class Workload:
     feature_names: list[str] = field(default_factory=list)
     batch_size: int = 4096  #: see batch_size_for
 
+    @cached_property
+    def frame(self):
+        """The rows to explain as a named DataFrame, as a user holds them."""
+        return _frame(self.X, self.feature_names)
+
+    @cached_property
+    def frame_all(self):
+        """W1's 569 labelled rows as a named DataFrame."""
+        return _frame(self.X_all, self.feature_names)
+
+    def tensor(self, frame):
+        """What a peer that takes tensors is handed: the frame, converted."""
+        return torch.as_tensor(frame.to_numpy(), device=self.device)
+
     def skorch_net(self):
         """The same trained module inside an initialized skorch classifier."""
         from skorch import NeuralNetClassifier
@@ -42,6 +57,12 @@ class Workload:
         net.module_ = self.model
         net.classes_inferred_ = np.unique(self.y_all)
         return net
+
+
+def _frame(X: torch.Tensor, names: list[str]):
+    import pandas as pd
+
+    return pd.DataFrame(X.cpu().numpy(), columns=names)
 
 
 def batch_size_for(device: torch.device) -> int:

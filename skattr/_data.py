@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -61,14 +60,6 @@ def check_option(name: str, value: object, options: Sequence[str]) -> None:
 
 
 # ---------------------------------------------------------------------- X
-
-
-@dataclass
-class Batch:
-    """Validated rows: the model-space tensor and what the output needs."""
-
-    X: torch.Tensor  #: ``[n, p]`` on the device, in the model's dtype
-    index: pd.Index  #: index of the result (``X.index`` for a DataFrame)
 
 
 def check_input(estimator, X, *, reset: bool, numeric: bool = True, name: str = "X"):
@@ -334,11 +325,8 @@ def resolve_baseline(
     baseline,
     *,
     X_fit: torch.Tensor | None,
-    columns: Sequence[str],
-    n_columns: int,
-    device: torch.device,
-    dtype: torch.dtype,
-    to_model,
+    adapter,
+    auto: str = "mean",
 ) -> torch.Tensor:
     """Turn the ``baseline`` parameter into background rows ``[B, p]``.
 
@@ -349,19 +337,25 @@ def resolve_baseline(
     X_fit : Tensor of shape ``[n, p]`` or None
         The model-space ``X`` given to ``fit``: ``"mean"``, ``"median"`` and
         ``"auto"`` are computed from it.
-    columns : sequence of str
-        The user-facing column names (for a dict, Series or DataFrame).
-    n_columns : int
-        ``p``, the number of model-input columns.
-    to_model : callable
-        Maps user-space rows (a DataFrame or 2-D array) to a validated
-        model-space tensor, exactly as ``explain`` maps ``X``.
+    adapter : ModelAdapter
+        Bound to the user's columns: its ``columns`` name the values of a
+        dict, Series or DataFrame, its ``labels`` count the model inputs,
+        and its ``to_model`` maps user-space rows to a validated model-space
+        tensor, exactly as ``explain`` maps ``X``.
+    auto : {"mean", "rows"}, default="mean"
+        What ``"auto"`` means with ``X_fit``: its mean (one row), or its
+        rows (a baseline distribution, for GradientShap).
     """
+    columns = adapter.columns
+    n_columns = len(adapter.labels)
+    device, dtype = adapter.device, adapter.dtype
     if isinstance(baseline, str):
         check_option("baseline", baseline, _BASELINE_WORDS)
         if baseline == "zeros" or (baseline == "auto" and X_fit is None):
             return torch.zeros(1, n_columns, device=device, dtype=dtype)
         check_baseline_has_X(baseline, X_fit)
+        if baseline == "auto" and auto == "rows":
+            return X_fit
         if baseline in ("auto", "mean"):
             return X_fit.mean(0, keepdim=True)
         return X_fit.quantile(0.5, dim=0, keepdim=True, interpolation="lower")
@@ -398,7 +392,7 @@ def resolve_baseline(
             f"baseline has {rows.shape[1]} values per row, but X has "
             f"{len(columns)} features."
         )
-    t = to_model(rows)
+    t = adapter.to_model(rows, name="baseline")
     if t.shape[1] != n_columns:  # pragma: no cover - to_model keeps the width
         raise ValueError(
             f"baseline maps to {t.shape[1]} model inputs, expected {n_columns}."

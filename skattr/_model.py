@@ -4,12 +4,15 @@ A :class:`ModelAdapter` wraps a plain ``torch.nn.Module``, a skorch net or a
 scikit-learn ``Pipeline`` that ends in a skorch net, and offers
 
 - ``known_columns()``: the column names and number a fitted Pipeline fixes,
-- ``inputs(columns)``: the user column each model input comes from (the one
-  place that decides it) and a readable label per model input,
-- ``to_model(X, labels)``: the Pipeline's preprocessing (identity otherwise)
+- ``for_columns(columns)``: the adapter bound to the user's columns, which
+  knows for every model input the user column it comes from (``origin``,
+  the one place that decides it, tracing a Pipeline once) and a readable
+  label (``labels``),
+- ``to_model(X)`` (bound): the Pipeline's preprocessing (identity otherwise)
   and the conversion to a checked tensor on the device,
 - ``forward(Z)``: model-input tensor ``[m, p]`` to output ``[m, k]``, raw or
-  through the predict nonlinearity,
+  through the predict nonlinearity; ``proba(outputs)``: the predict
+  nonlinearity alone (skorch's, else softmax or sigmoid), for scorers,
 - ``evaluating()``: a context in which the module is in eval mode and after
   which its train/eval modes and ``requires_grad`` flags are restored, also
   when the model raises.
@@ -32,6 +35,7 @@ import torch
 from torch import nn
 
 from skattr._data import to_numpy, to_tensor
+from skattr._pipeline import trace_inputs
 
 
 def _identity(y: torch.Tensor) -> torch.Tensor:
@@ -87,10 +91,21 @@ def split_pipeline(pipeline):
 class ModelAdapter:
     """One torch function for a module, a skorch net or a Pipeline.
 
-    Build it with :meth:`from_model`. The adapter holds the module, the
-    device, the dtype of the model's inputs, the output nonlinearity and the
-    classifier's ``classes_``; it pickles when the model does.
+    Build it with :meth:`from_model`, then bind it to the user's columns
+    with :meth:`for_columns`. The adapter holds the module, the device, the
+    dtype of the model's inputs, the output nonlinearity and the
+    classifier's ``classes_``; once bound, also ``columns`` (the user's
+    column names), ``origin`` (``[p]`` long: the user column of each model
+    input) and ``labels`` (each model input in the user's terms, for
+    errors). It pickles when the model does.
     """
+
+    #: the user's column names (bound adapters only)
+    columns: tuple[str, ...] | None = None
+    #: ``[p]`` long: the user column each model input comes from (bound)
+    origin: torch.Tensor | None = None
+    #: each model input in the user's terms, for error messages (bound)
+    labels: list[str] | None = None
 
     def __init__(
         self,
@@ -103,6 +118,7 @@ class ModelAdapter:
         preprocess=None,
         kind: str = "module",
         user_module: nn.Module | None = None,
+        proba: Callable[[torch.Tensor], torch.Tensor] = None,
     ):
         self.module = module
         self.device = device
@@ -113,6 +129,8 @@ class ModelAdapter:
         self.kind = kind
         #: the user's own module; ``module`` is a copy when ``device`` differs
         self.user_module = module if user_module is None else user_module
+        #: raw outputs -> probabilities (the predict nonlinearity)
+        self.proba = _sigmoid_or_softmax if proba is None else proba
 
     # ------------------------------------------------------------ creation
     @classmethod
@@ -142,15 +160,15 @@ class ModelAdapter:
                     "output='raw' to explain its predictions."
                 )
             own_device = torch.device(net.device)
-            nonlinearity = (
-                net._get_predict_nonlinearity() if output == "proba" else _identity
-            )
+            proba = net._get_predict_nonlinearity()
+            nonlinearity = proba if output == "proba" else _identity
             classes = _skorch_classes(net)
             kind = "skorch"
         elif isinstance(net, nn.Module):
             module = net
             own_device = _module_device(module)
-            nonlinearity = _identity if output == "raw" else _sigmoid_or_softmax
+            proba = _sigmoid_or_softmax
+            nonlinearity = _identity if output == "raw" else proba
             classes = None
             kind = "module"
         else:
@@ -172,6 +190,7 @@ class ModelAdapter:
             preprocess=preprocess,
             kind=kind,
             user_module=user_module,
+            proba=proba,
         )
         return adapter
 
@@ -192,20 +211,24 @@ class ModelAdapter:
             width = len(names)
         return names, (None if width is None else int(width))
 
-    def inputs(self, columns: Sequence[str]) -> tuple[torch.Tensor, list[str]]:
-        """For each model input: the index of the user column it comes from,
-        and a label in the user's terms (for error messages).
+    def for_columns(self, columns: Sequence[str]) -> ModelAdapter:
+        """This adapter bound to the user's ``columns``.
 
-        This is the one place that maps model inputs to user columns: an
-        identity without a Pipeline, the traced preprocessing with one. Every
-        explainer sums or groups model inputs through it.
+        Decides, once, the user column each model input comes from: an
+        identity without a Pipeline, the traced preprocessing with one
+        (:func:`skattr._pipeline.trace_inputs`). Every explainer groups and
+        sums model inputs through ``origin``; errors name ``labels``.
         """
+        bound = copy.copy(self)
+        bound.columns = tuple(str(c) for c in columns)
         if self.preprocess is None:
-            return torch.arange(len(columns)), [str(c) for c in columns]
-        from skattr._pipeline import trace_inputs
-
-        origin, labels = trace_inputs(self.preprocess, list(columns))
-        return torch.tensor(origin, dtype=torch.long), labels
+            bound.origin = torch.arange(len(columns))
+            bound.labels = list(bound.columns)
+        else:
+            origin, labels = trace_inputs(self.preprocess, list(bound.columns))
+            bound.origin = torch.tensor(origin, dtype=torch.long)
+            bound.labels = labels
+        return bound
 
     # ------------------------------------------------------------ running
     def transform(self, X):
@@ -216,17 +239,17 @@ class ModelAdapter:
             X = to_numpy(X)
         return self.preprocess.transform(X)
 
-    def to_model(self, X, labels: Sequence[str], *, name: str = "X") -> torch.Tensor:
-        """User rows -> checked model-input tensor on the device.
+    def to_model(self, X, *, name: str = "X") -> torch.Tensor:
+        """User rows -> checked model-input tensor on the device (bound adapters).
 
-        ``labels`` names each model input in the user's terms, so that an
-        error about NaN or non-numeric values names the column.
+        An error about NaN or non-numeric values names the column through
+        ``labels``.
         """
         return to_tensor(
             self.transform(X),
             device=self.device,
             dtype=self.dtype,
-            columns=labels,
+            columns=self.labels,
             name=name,
         )
 
@@ -284,9 +307,8 @@ class ModelCall:
 
     ``call(Z, rows)`` returns the model's outputs ``[m, k]`` for inputs ``Z``
     ``[m, p]``, where ``rows[i]`` is the explained row that input ``i``
-    stands for (``-1`` or ``rows=None``: a baseline or background row);
-    :meth:`scalar` gives the perturbation methods' function of the target
-    output alone. On the way it notes, on the device and without waiting
+    stands for (``-1`` or ``rows=None``: a baseline or background row). It
+    is the function ``f`` every core routine gets. On the way it notes, on the device and without waiting
     for it, the explained rows that got a non-finite output, and advances
     the progress bar by ``m`` model rows. :meth:`check` then looks at those
     notes once, with a single synchronisation, and raises before anything
@@ -336,20 +358,6 @@ class ModelCall:
         out = self._forward(Z)
         self._watch((out.detach() * 0).sum(1), rows)
         return out
-
-    def scalar(self, targets: torch.Tensor):
-        """``f(Z, rows)``: the output at the target of row ``rows[i]``.
-
-        The function the perturbation methods hand to the core: it watches
-        only the value it returns, the prediction being explained.
-        """
-
-        def f(Z: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-            out = self._forward(Z).gather(1, targets[rows, None]).squeeze(1)
-            self._watch(out.detach() * 0, rows)
-            return out
-
-        return f
 
     def _watch(self, zeros: torch.Tensor, rows: torch.Tensor | None) -> None:
         """Fold ``0 * output`` per input into its row's slot; count the rows."""

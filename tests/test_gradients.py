@@ -225,15 +225,15 @@ def test_gradient_shap_converges_to_w_times_x_minus_mean_background(X_frame):
 
 def test_baseline_distribution_precedence(mlp, X_frame):
     auto = GradientShap().fit(mlp, X_frame)
-    torch.testing.assert_close(auto.background_, _tensor(X_frame))
+    torch.testing.assert_close(auto.baseline_, _tensor(X_frame))
     zeros = GradientShap(baseline="zeros").fit(mlp, X_frame)
-    assert zeros.background_.shape == (1, 5) and zeros.background_.abs().sum() == 0
+    assert zeros.baseline_.shape == (1, 5) and zeros.baseline_.abs().sum() == 0
     rows = GradientShap(baseline=X_frame.iloc[:3]).fit(mlp, X_frame)
-    torch.testing.assert_close(rows.background_, _tensor(X_frame.iloc[:3]))
+    torch.testing.assert_close(rows.baseline_, _tensor(X_frame.iloc[:3]))
     # no X: the width comes from explain's X, and so does the zero background
     unfitted = GradientShap().fit(mlp)
-    assert not hasattr(unfitted, "background_")
-    assert GradientShap(baseline=np.zeros(5)).fit(mlp).background_.abs().sum() == 0
+    assert not hasattr(unfitted, "baseline_")
+    assert GradientShap(baseline=np.zeros(5)).fit(mlp).baseline_.abs().sum() == 0
 
 
 @pytest.mark.parametrize("cls", [GradientShap, LayerGradientShap])

@@ -471,9 +471,13 @@ def test_target_as_a_list_points_to_true(target, frame):
 @pytest.mark.parametrize("cls", EXPLAINERS, ids=ids)
 def test_every_extra_has_its_one_kind(cls, frame):
     attr = build(cls).fit(MLP(), frame).explain(frame)
+    assert set(attr.attrs) == set(cls._extras)  # what the class declares
     for key, value in attr.attrs.items():
-        kind = EXTRA_KINDS[key]
-        if kind == "row":
+        kind = cls._extras[key]
+        assert kind in EXTRA_KINDS
+        # one key, one kind, in every explainer
+        assert {c._extras[key] for c in EXPLAINERS if key in c._extras} == {kind}
+        if kind in ("row", "target"):
             assert isinstance(value, pd.Series) and value.index.equals(attr.index), key
         elif kind == "cell":
             assert isinstance(value, pd.DataFrame), key

@@ -1,4 +1,9 @@
-"""FeaturePermutation: skattr against scikit-learn (importance) and Captum (explain)."""
+"""FeaturePermutation: skattr against scikit-learn (importance) and Captum (explain).
+
+skattr is timed as its user pays (constructor, ``fit`` and ``explain`` or
+``importance`` on the named DataFrame), Captum as constructor and
+``attribute`` on the frame converted to a tensor.
+"""
 
 from __future__ import annotations
 
@@ -13,61 +18,54 @@ def cases(w):
     out = []
     n, p = w.X.shape
     # local attribution (Captum's FeaturePermutation) on the rows to explain
-    ex = skattr.FeaturePermutation(
-        target=w.target, batch_size=w.batch_size, random_state=0
-    ).fit(w.model, w.X[:2])
-    out.append(
-        Case(
-            "FeaturePermutation",
-            "skattr",
-            lambda: ex.explain(w.X),
-            rows=n * (p + 1),
+    X = w.frame
+
+    def ours():
+        ex = skattr.FeaturePermutation(
+            target=w.target, batch_size=w.batch_size, random_state=0
         )
-    )
+        return ex.fit(w.model, X).explain(X)
+
+    out.append(Case("FeaturePermutation", "skattr", ours, rows=n * (p + 1)))
     try:
         from captum.attr import FeaturePermutation
     except ImportError:
         pass
     else:
-        fp = FeaturePermutation(w.model)
         best = max(1, w.batch_size // n)
         for ppe in sorted({1, best}):
             out.append(
                 Case(
                     "FeaturePermutation",
                     f"captum (ppe={ppe})",
-                    lambda ppe=ppe: fp.attribute(
-                        w.X, target=w.target, perturbations_per_eval=ppe
+                    lambda ppe=ppe: FeaturePermutation(w.model).attribute(
+                        w.tensor(X), target=w.target, perturbations_per_eval=ppe
                     ),
                     rows=n * (p + 1),
                 )
             )
     if w.X_all is None:  # permutation importance: W1's labelled rows only
         return out
-    X_all, y_all = w.X_all, w.y_all
+    X_all, y_all = w.frame_all, w.y_all
     m = X_all.shape[0]
     rows = m * (1 + p * N_REPEATS)
-    imp = skattr.FeaturePermutation(
-        n_repeats=N_REPEATS,
-        scoring="accuracy",
-        batch_size=w.batch_size,
-        random_state=0,
-    )
     net = w.skorch_net()
-    imp.fit(net, X_all[:2])
-    out.append(
-        Case(
-            "PermutationImportance",
-            "skattr",
-            lambda: imp.importance(X_all, y_all),
-            rows=rows,
+
+    def importance():
+        imp = skattr.FeaturePermutation(
+            n_repeats=N_REPEATS,
+            scoring="accuracy",
+            batch_size=w.batch_size,
+            random_state=0,
         )
-    )
+        return imp.fit(net, X_all).importance(X_all, y_all)
+
+    out.append(Case("PermutationImportance", "skattr", importance, rows=rows))
     try:
         from sklearn.inspection import permutation_importance
     except ImportError:  # pragma: no cover - scikit-learn is a dependency
         return out
-    X_np = X_all.cpu().numpy()
+    X_np = X_all.to_numpy()
     out.append(
         Case(
             "PermutationImportance",

@@ -32,22 +32,27 @@ def cases(w):
 
 def _sampling_cases(w):
     n, g = w.X.shape
+    X = w.frame
     out = []
     for antithetic in (True, False):
-        ex = skattr.ShapleyValueSampling(
-            n_samples=N_PERMUTATIONS,
-            antithetic=antithetic,
-            baseline="zeros",
-            target=w.target,
-            batch_size=w.batch_size,
-            random_state=0,
-        ).fit(w.model, w.X[:1])
+
+        def ours(antithetic=antithetic):
+            ex = skattr.ShapleyValueSampling(
+                n_samples=N_PERMUTATIONS,
+                antithetic=antithetic,
+                baseline="zeros",
+                target=w.target,
+                batch_size=w.batch_size,
+                random_state=0,
+            )
+            return ex.fit(w.model, X).explain(X)
+
         P = N_PERMUTATIONS + (N_PERMUTATIONS % 2 if antithetic else 0)
         out.append(
             Case(
                 "ShapleyValueSampling",
                 "skattr" if antithetic else "skattr (antithetic=False)",
-                lambda ex=ex: ex.explain(w.X),
+                ours,
                 rows=n + 1 + n * (2 + P * (g - 1)),
                 note=f"{P} permutations",
             )
@@ -56,18 +61,17 @@ def _sampling_cases(w):
         from captum.attr import ShapleyValueSampling
     except ImportError:
         return out
-    svs = ShapleyValueSampling(w.model)
     # W2: Captum on a tenth of the rows, scaled (its cost is linear in rows)
     m = n if n <= 500 else n // 10
-    X = w.X[:m]
+    Xm = X.iloc[:m]
     best = max(1, min(g, w.batch_size // m))
     for ppe in sorted({1, best}):
         out.append(
             Case(
                 "ShapleyValueSampling",
                 f"captum (ppe={ppe})",
-                lambda ppe=ppe: svs.attribute(
-                    X,
+                lambda ppe=ppe: ShapleyValueSampling(w.model).attribute(
+                    w.tensor(Xm),
                     baselines=w.baseline,
                     target=w.target,
                     n_samples=N_PERMUTATIONS,
@@ -85,20 +89,24 @@ def _exact_cases(w):
     n = w.X.shape[0]
     mask = w1_group_mask(w.feature_names)
     g = int(mask.max()) + 1
-    ex = skattr.ShapleyValues(
-        feature_groups=mask,
-        baseline="zeros",
-        target=w.target,
-        batch_size=w.batch_size,
-    ).fit(w.model, w.X[:1])
+    X = w.frame
+
+    def ours():
+        ex = skattr.ShapleyValues(
+            feature_groups=mask,
+            baseline="zeros",
+            target=w.target,
+            batch_size=w.batch_size,
+        )
+        return ex.fit(w.model, X).explain(X)
+
     reference = _reference_float64(w, mask)
-    ours = ex.explain(w.X).to_numpy()
-    err = np.abs(ours - reference).max()
+    err = np.abs(ours().to_numpy() - reference).max()
     out = [
         Case(
             "ShapleyValues (7 groups)",
             "skattr",
-            lambda: ex.explain(w.X),
+            ours,
             rows=n + 1 + n * 2**g,
             note=f"max error {err:.1e} vs float64 reference",
         )

@@ -4,59 +4,65 @@ from __future__ import annotations
 
 import torch
 
-from skattr.core.forward import ScalarFunction, evaluate, split_index
+from skattr.core.coalitions import (
+    CoalitionValues,
+    MaskTable,
+    ModelFunction,
+    TargetPicker,
+    coalition_values,
+)
 from skattr.core.groups import n_groups
 
 
 def feature_ablation(
-    f: ScalarFunction,
+    f: ModelFunction,
     X: torch.Tensor,
     baseline: torch.Tensor,
     *,
     groups: torch.Tensor,
-    fx: torch.Tensor,
+    targets: torch.Tensor | TargetPicker,
     batch_size: int,
-) -> torch.Tensor:
+) -> tuple[torch.Tensor, CoalitionValues]:
     """Attribution of each group: f(x) minus f(x with the group ablated).
 
-    Every (row, group, background row) triple is one perturbed input, built
-    on the fly chunk by chunk: ``n * g * B`` model rows in all, evaluated in
-    chunks of ``batch_size``.
+    The coalitions are "every group but one", shared by all rows: ``g`` per
+    row, each evaluated with every background row by
+    :func:`~skattr.core.coalitions.coalition_values`.
 
     Parameters
     ----------
     f : callable
-        ``f(Z, rows) -> Tensor[m]``, see :mod:`skattr.core.forward`.
+        ``f(Z, rows) -> Tensor[m, k]``, see :mod:`skattr.core.coalitions`.
     X : Tensor of shape ``[n, p]``
         Rows to explain.
     baseline : Tensor of shape ``[B, p]``
         Background rows; the result is averaged over them.
     groups : Tensor of shape ``[p]``
         Group index of each column.
-    fx : Tensor of shape ``[n]``
-        ``f`` at the rows themselves.
+    targets : Tensor of shape ``[n, t]`` or callable
+        Output columns explained per row, or a picker from ``f(x)``.
     batch_size : int
         Most rows per call of ``f``.
 
     Returns
     -------
-    Tensor of shape ``[n, g]``, float64
+    values : Tensor of shape ``[n, g, t]``, float64
+    coalitions : CoalitionValues
+        With ``f(x)``, ``f(baseline)`` and the targets.
+
+    Notes
+    -----
+    Cost: ``n + B + n * g * B`` model rows.
     """
-    n, _ = X.shape
-    B = baseline.shape[0]
     g = n_groups(groups)
     groups = groups.to(X.device)
-
-    def build(start: int, stop: int):
-        r, j, b = split_index(start, stop, (n, g, B), X.device)
-        Z = torch.where(groups[None, :] == j[:, None], baseline[b], X[r])
-        return Z, r
-
-    fz = evaluate(
+    all_but_one = ~torch.eye(g, dtype=torch.bool, device=X.device)
+    cv = coalition_values(
         f,
-        build,
-        n * g * B,
+        X,
+        baseline,
+        MaskTable(all_but_one, groups=groups),
+        targets=targets,
         batch_size=batch_size,
     )
-    fz = fz.double().reshape(n, g, B).mean(-1)
-    return fx.double()[:, None] - fz
+    return cv.fx[:, None, :] - cv.values, cv

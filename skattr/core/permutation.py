@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from skattr.core.forward import evaluate, split_index
+from skattr.core.forward import evaluate, evaluate_rows, split_index
 from skattr.core.groups import n_groups
 
 
@@ -62,6 +62,7 @@ def permuted_outputs(
     *,
     groups: torch.Tensor,
     batch_size: int,
+    targets: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """``f`` on every copy of ``X`` with one group's columns shuffled across rows.
 
@@ -74,7 +75,7 @@ def permuted_outputs(
     Parameters
     ----------
     f : callable
-        ``f(Z, rows) -> Tensor[m, ...]``, see :mod:`skattr.core.forward`;
+        ``f(Z, rows) -> Tensor[m, k]``, see :mod:`skattr.core.coalitions`;
         ``rows`` is the row of ``X`` each input stands for.
     X : Tensor of shape ``[n, p]``
         The batch.
@@ -84,10 +85,12 @@ def permuted_outputs(
         Group index of each column.
     batch_size : int
         Most rows per call of ``f``.
+    targets : Tensor of shape ``[n, t]``, optional
+        Keep only these output columns of each row (picked chunk by chunk).
 
     Returns
     -------
-    Tensor of shape ``[g, R, n, ...]``
+    Tensor of shape ``[g, R, n, k]`` (``[g, R, n, t]`` with ``targets``)
         The values of ``f``, in its dtype.
     """
     n, _ = X.shape
@@ -111,12 +114,11 @@ def permuted_outputs(
         ]
         return Z, i
 
-    out = evaluate(
-        f,
-        build,
-        g * R * n,
-        batch_size=batch_size,
-    )
+    def value(Z: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        out = f(Z, rows)
+        return out if targets is None else out.gather(1, targets[rows])
+
+    out = evaluate(value, build, g * R * n, batch_size=batch_size)
     return out.reshape(g, R, n, *out.shape[1:])
 
 
@@ -150,15 +152,15 @@ def feature_permutation(
     perms: torch.Tensor,
     *,
     groups: torch.Tensor,
-    fx: torch.Tensor,
+    targets,
     batch_size: int,
-) -> tuple[torch.Tensor, torch.Tensor]:
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Local permutation attribution: f(x) minus f(x with the group permuted).
 
     Parameters
     ----------
     f : callable
-        ``f(Z, rows) -> Tensor[m]``, the scalar output at each row's target.
+        ``f(Z, rows) -> Tensor[m, k]``, every model output.
     X : Tensor of shape ``[n, p]``
         The batch; rows lend each other their values.
     perms : Tensor of shape ``[g, R, n]``, long
@@ -166,24 +168,35 @@ def feature_permutation(
         :func:`random_permutations`).
     groups : Tensor of shape ``[p]``
         Group index of each column.
-    fx : Tensor of shape ``[n]``
-        ``f`` at the rows themselves.
+    targets : Tensor of shape ``[n, t]`` or callable
+        Output columns explained per row, or ``targets(fx)`` that picks them
+        from every output at the rows.
     batch_size : int
         Most rows per call of ``f``.
 
     Returns
     -------
-    mean : Tensor of shape ``[n, g]``, float64
+    mean : Tensor of shape ``[n, g, t]``, float64
         The attribution averaged over the ``R`` repeats.
-    std : Tensor of shape ``[n, g]``, float64
+    std : Tensor of shape ``[n, g, t]``, float64
         Its standard deviation over the repeats (``ddof=0``).
+    targets : Tensor of shape ``[n, t]``, long
+    outputs : Tensor of shape ``[n, k]``
+        Every output at the rows.
+
+    Notes
+    -----
+    Cost: ``n + n * g * R`` model rows.
     """
+    outputs = evaluate_rows(f, X, batch_size=batch_size)
+    if callable(targets):
+        targets = targets(outputs)
+    targets = targets.to(X.device)
+    fx = outputs.gather(1, targets).double()  # [n, t]
     fz = permuted_outputs(
-        f,
-        X,
-        perms,
-        groups=groups,
-        batch_size=batch_size,
+        f, X, perms, groups=groups, batch_size=batch_size, targets=targets
     )
-    diff = fx.double()[None, None, :] - fz.double()  # [g, R, n]
-    return diff.mean(1).T, diff.std(1, correction=0).T
+    diff = fx[None, None] - fz.double()  # [g, R, n, t]
+    mean = diff.mean(1).permute(1, 0, 2)
+    std = diff.std(1, correction=0).permute(1, 0, 2)
+    return mean, std, targets, outputs

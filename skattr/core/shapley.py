@@ -1,47 +1,59 @@
 """Shapley values: permutation sampling and the exact subset formula.
 
-Both routines attribute ``f(x) - f(baseline)`` to the ``g`` feature groups.
-The value of a coalition ``S`` of groups for row ``x`` and background row
-``b`` is ``v(S) = f(x_S, b_rest)``: the groups in ``S`` take their values
-from ``x``, the others from ``b``. With several background rows the
-(interventional) Shapley values are averaged over them, which is the same as
-averaging ``v(S)`` over them first, because the Shapley value is linear in
-``v``.
-
-Marginal contributions are always differences of two model outputs
-computed the same way (inside the chunked evaluation), so a group the model
-ignores gets exactly 0, not a rounding residue: the empty and the full
-coalition are evaluated once per (row, background row) with the others,
-rather than taken from a separate forward call whose rounding may differ
-with the batch shape.
+Both routines attribute ``f(x) - f(baseline)`` to the ``g`` feature groups,
+from the coalition values ``v(S)`` of :mod:`skattr.core.coalitions` (with
+several background rows, the interventional Shapley values averaged over
+them). Marginal contributions are differences of two values computed the
+same way, so a group the model ignores gets exactly 0. Both return the
+values at every target column a row keeps, ``[n, g, t]``.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 
-from skattr.core.forward import ScalarFunction, evaluate, split_index
-from skattr.core.groups import n_groups, to_columns
+from skattr.core.coalitions import (
+    MaskTable,
+    ModelFunction,
+    PermutationStates,
+    TargetPicker,
+    coalition_values,
+)
+from skattr.core.groups import n_groups
 
 #: draws (permutations, or antithetic pairs) in the first round when ``tol``
 #: is set; every later round doubles the number of draws a row has
 FIRST_ROUND = 4
 
 
+@dataclass(frozen=True)
+class ShapleyResult:
+    """What the Shapley routines return (float64 unless said)."""
+
+    values: torch.Tensor  #: ``[n, g, t]`` Shapley values at each target
+    fx: torch.Tensor  #: ``[n, t]`` ``f(x)``
+    fb: torch.Tensor  #: ``[n, t]`` ``f(baseline)`` (mean over background rows)
+    targets: torch.Tensor  #: ``[n, t]`` long
+    std: torch.Tensor | None = None  #: ``[n, g, t]`` standard errors (sampling)
+    n_permutations: torch.Tensor | None = None  #: ``[n]`` long (sampling)
+
+
 def shapley_sampling(
-    f: ScalarFunction,
+    f: ModelFunction,
     X: torch.Tensor,
     baseline: torch.Tensor,
     *,
     groups: torch.Tensor,
+    targets: torch.Tensor | TargetPicker,
     n_samples: int,
     generator: torch.Generator,
     antithetic: bool = True,
     tol: float | None = None,
     batch_size: int,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+) -> ShapleyResult:
     """Shapley values estimated from random permutations of the groups.
 
     For each row, a permutation of the ``g`` groups defines ``g + 1``
@@ -49,27 +61,28 @@ def shapley_sampling(
     ``x`` and the others to the background row. The marginal contribution of
     the group at position ``t`` is ``v(state t+1) - v(state t)``; its mean
     over permutations estimates the Shapley value. The ``g - 1`` inner
-    states of every (row, permutation, background row) are built chunk by
-    chunk from each group's rank in the permutation and evaluated in calls
-    of at most ``batch_size`` rows.
+    states of every permutation are the coalitions handed to
+    :func:`~skattr.core.coalitions.coalition_values`; the empty and the full
+    state are ``f(b)`` and ``f(x)``, evaluated once per row.
 
     Parameters
     ----------
     f : callable
-        ``f(Z, rows) -> Tensor[m]``, see :mod:`skattr.core.forward`.
+        ``f(Z, rows) -> Tensor[m, k]``, see :mod:`skattr.core.coalitions`.
     X : Tensor of shape ``[n, p]``
         Rows to explain.
     baseline : Tensor of shape ``[B, p]``
         Background rows; the result is averaged over them.
     groups : Tensor of shape ``[p]``
         Group index of each column.
+    targets : Tensor of shape ``[n, t]`` or callable
+        Output columns explained per row, or a picker from ``f(x)``.
     n_samples : int
         Permutations per row; rounded up to an even number when
         ``antithetic``. The cap when ``tol`` is set.
     generator : torch.Generator
         Generator of the permutations (on the device of ``X``); they are drawn
-        independently of
-        ``batch_size`` and of the other rows' progress.
+        independently of ``batch_size`` and of the other rows' progress.
     antithetic : bool, default=True
         Draw permutations in pairs: a permutation and its reverse. A pair
         counts as one draw for the standard error (its two marginal
@@ -77,75 +90,64 @@ def shapley_sampling(
     tol : float, optional
         Draw in rounds (``FIRST_ROUND`` draws, then doubling each row's
         draws) and stop a row once the standard error of every one of its
-        groups is at most ``tol``, or at ``n_samples``.
+        groups, at every target, is at most ``tol``, or at ``n_samples``.
     batch_size : int
         Most rows per call of ``f``.
 
     Returns
     -------
-    values : Tensor of shape ``[n, g]``, float64
-        Estimated Shapley values; each row sums to ``f(x) - f(baseline)``
-        (efficiency holds for every permutation, so up to float rounding).
-    std : Tensor of shape ``[n, g]``, float64
-        Standard errors: the standard deviation of the draws over the
-        square root of their number; NaN for a row with a single draw.
-    n_permutations : Tensor of shape ``[n]``, long
-        Permutations used per row.
+    ShapleyResult
+        With ``std`` (the standard deviation of the draws over the square
+        root of their number; NaN for a row with a single draw) and
+        ``n_permutations``. Each row's values sum to ``f(x) - f(baseline)``.
 
     Notes
     -----
-    Cost: ``(2 + P * (g - 1)) * B`` model rows for a row that uses ``P``
-    permutations: the all-baseline and all-``x`` states once per (row,
-    background row), as they are the same for every permutation, and the
-    ``g - 1`` inner states of every permutation.
+    Cost: ``n + B`` model rows for ``f(x)`` and ``f(b)``, then
+    ``P * (g - 1) * B`` for a row that uses ``P`` permutations.
     """
     device = X.device
     n = X.shape[0]
     g = n_groups(groups)
     groups = groups.to(device)
-    fb, fx = _end_states(f, X, baseline, batch_size)
     per_draw = 2 if antithetic else 1
     cap = -(-n_samples // per_draw)  # draws per row at most
-
     count = torch.zeros(n, dtype=torch.long, device=device)
-    mean = torch.zeros(n, g, dtype=torch.float64, device=device)
-    m2 = torch.zeros(n, g, dtype=torch.float64, device=device)
     active = torch.arange(n, device=device)
     done = 0  # draws every still-active row has had
+    fx = fb = chosen = mean = m2 = None
     while done < cap and active.numel():
         size = cap if tol is None else min(cap - done, max(FIRST_ROUND, done))
         # drawn for every row, so that a row's permutations do not depend on
         # which other rows are still active
         rank = _draw_ranks(n, size, g, antithetic, generator).to(device)[active]
-        draws = _marginals(
-            f, X, baseline, groups, fx, fb, active, rank, per_draw,
+        cv = coalition_values(
+            f,
+            X[active],
+            baseline,
+            PermutationStates(rank, groups=groups),
+            targets=targets if chosen is None else chosen[active],
             batch_size=batch_size,
-        )  # fmt: skip
+            ends=fx is None,
+            rows=active,
+        )
+        if fx is None:  # the first round: every row is active
+            fx, fb, chosen = cv.fx, cv.fb, cv.targets
+            t = chosen.shape[1]
+            mean = torch.zeros(n, g, t, dtype=torch.float64, device=device)
+            m2 = torch.zeros_like(mean)
+        draws = _marginals(cv.values, fx[active], fb[active], rank, per_draw)
         _merge(count, mean, m2, active, draws)
         done += size
         if tol is not None:
             se = _standard_error(count[active], m2[active])
-            precise = (se <= tol).all(-1)
+            precise = (se <= tol).flatten(1).all(-1)
             active = active[~precise]
-    return mean, _standard_error(count, m2), count * per_draw
-
-
-def _end_states(f, X, baseline, batch_size):
-    """``f`` at the baseline and at ``x`` per row, averaged over background rows."""
-    n, B = X.shape[0], baseline.shape[0]
-
-    def build(start: int, stop: int):
-        r, e, b = split_index(start, stop, (n, 2, B), X.device)
-        return torch.where(e[:, None] == 1, X[r], baseline[b]), r
-
-    values = evaluate(
-        f,
-        build,
-        n * 2 * B,
-        batch_size=batch_size,
+    if fx is None:  # no draw at all (n_samples = 0 cannot happen; g = 0 rows)
+        raise ValueError("shapley_sampling needs at least one permutation.")
+    return ShapleyResult(
+        mean, fx, fb, chosen, _standard_error(count, m2), count * per_draw
     )
-    values = values.to(torch.float64).reshape(n, 2, B).mean(-1)
-    return values[:, 0], values[:, 1]
 
 
 def _draw_ranks(
@@ -162,59 +164,34 @@ def _draw_ranks(
     return rank.to(dtype)
 
 
-def _marginals(f, X, baseline, groups, fx, fb, active, rank, per_draw, **kwargs):
-    """Marginal contributions per draw ``[n_active, draws, g]``, float64."""
+def _marginals(values, fx, fb, rank, per_draw):
+    """Marginal contributions per draw ``[n_active, draws, g, t]``, float64.
+
+    ``values`` ``[na, Q * (g - 1), t]`` are the inner states of every
+    permutation; with the end states they give ``g + 1`` states per
+    permutation, whose differences are the contributions by position.
+    """
     na, Q, g = rank.shape
-    B, p = baseline.shape
-    inner = g - 1
-    per_perm = inner * B  # model rows of one permutation
-    # rank of each column in each permutation, as X's dtype for the weights
-    col_rank = to_columns(rank, groups).reshape(na * Q, p).to(X.dtype)
-    rows = active.repeat_interleave(Q)  # explained row of each permutation
-    # state t (1..g-1) takes the columns of rank < t from x: the weight
-    # clamp(t - rank, 0, 1) is exactly 1 there and 0 elsewhere, and lerp
-    # returns its end points exactly, so inputs are x or b bit for bit
-    steps = torch.arange(1, inner + 1, device=X.device, dtype=X.dtype)
-
-    def build_whole(start: int, stop: int):
-        # whole permutations: every state by broadcasting, no per-row gathers
-        a, z = start // per_perm, stop // per_perm
-        w = (steps[None, :, None, None] - col_rank[a:z, None, None, :]).clamp_(0, 1)
-        Z = torch.lerp(baseline[None, None], X[rows[a:z], None, None, :], w)
-        return Z.reshape(-1, p), rows[a:z, None].expand(z - a, per_perm).reshape(-1)
-
-    def build(start: int, stop: int):
-        iq, t, b = split_index(start, stop, (na * Q, inner, B), X.device)
-        w = (steps[t, None] - col_rank[iq]).clamp_(0, 1)
-        return torch.lerp(baseline[b], X[rows[iq]], w), rows[iq]
-
-    batch_size = kwargs.pop("batch_size")
-    if per_perm <= batch_size:  # chunks of whole permutations, at most batch_size
-        build, batch_size = build_whole, batch_size // per_perm * per_perm
-    kwargs["batch_size"] = batch_size
-    n_total = na * Q * inner * B
-    if n_total:
-        values = evaluate(f, build, n_total, **kwargs)
-        values = values.to(torch.float64).reshape(na, Q, inner, B).mean(-1)
-    else:
-        values = fx.new_zeros(na, Q, 0)
+    t = values.shape[-1]
+    inner = values.reshape(na, Q, g - 1, t)
     states = torch.cat(
         [
-            fb[active, None, None].expand(na, Q, 1),
-            values,
-            fx[active, None, None].expand(na, Q, 1),
+            fb[:, None, None, :].expand(na, Q, 1, t),
+            inner,
+            fx[:, None, None, :].expand(na, Q, 1, t),
         ],
-        -1,
+        2,
     )
-    by_position = states.diff(dim=-1)  # [na, Q, g]: group at position t
-    by_group = by_position.gather(-1, rank.long())
-    return by_group.reshape(na, Q // per_draw, per_draw, g).mean(2)
+    by_position = states.diff(dim=2)  # [na, Q, g, t]: group at position i
+    index = rank.long()[..., None].expand(na, Q, g, t)
+    by_group = by_position.gather(2, index)
+    return by_group.reshape(na, Q // per_draw, per_draw, g, t).mean(2)
 
 
 def _merge(count, mean, m2, active, draws) -> None:
     """Fold a round's draws into the running count, mean and sum of squares."""
     k = draws.shape[1]
-    n_old = count[active].to(torch.float64)[:, None]
+    n_old = count[active].to(torch.float64)[:, None, None]
     mean_k = draws.mean(1)
     m2_k = ((draws - mean_k[:, None]) ** 2).sum(1)
     delta = mean_k - mean[active]
@@ -225,95 +202,80 @@ def _merge(count, mean, m2, active, draws) -> None:
 
 
 def _standard_error(count: torch.Tensor, m2: torch.Tensor) -> torch.Tensor:
-    c = count.to(torch.float64)[:, None]
+    c = count.to(torch.float64)[:, None, None]
     se = (m2 / ((c - 1) * c)).sqrt()
     return torch.where(c > 1, se, torch.nan)
 
 
 def shapley_exact(
-    f: ScalarFunction,
+    f: ModelFunction,
     X: torch.Tensor,
     baseline: torch.Tensor,
     *,
     groups: torch.Tensor,
+    targets: torch.Tensor | TargetPicker,
     batch_size: int,
-) -> torch.Tensor:
+) -> ShapleyResult:
     """Exact Shapley values from all ``2^g`` coalitions of the groups.
 
-    Every coalition ``S`` (bit ``j`` of the integer ``S`` set when group
-    ``j`` is in it) is evaluated once per (row, background row) and averaged
-    over the background rows in float64, whatever the model's dtype. For
-    each group ``j`` the ``2^(g-1)`` marginal contributions
-    ``v(S + j) - v(S)`` are gathered as one tensor ``[n, g, 2^(g-1)]`` and
-    the Shapley weights, which depend only on ``|S|``, are applied to it as
-    one matrix product in float64 (in chunks of rows, to bound memory).
+    Every proper coalition ``S`` (bit ``j`` of the integer ``S`` set when
+    group ``j`` is in it) is evaluated by
+    :func:`~skattr.core.coalitions.coalition_values`, the empty and the full
+    one are ``f(b)`` and ``f(x)``. For each group ``j`` the ``2^(g-1)``
+    marginal contributions ``v(S + j) - v(S)`` are gathered as one tensor
+    and the Shapley weights, which depend only on ``|S|``, are applied to it
+    as one matrix product in float64 (in chunks of rows, to bound memory).
 
     Parameters
     ----------
     f : callable
-        ``f(Z, rows) -> Tensor[m]``, see :mod:`skattr.core.forward`.
+        ``f(Z, rows) -> Tensor[m, k]``, see :mod:`skattr.core.coalitions`.
     X : Tensor of shape ``[n, p]``
         Rows to explain.
     baseline : Tensor of shape ``[B, p]``
         Background rows; the result is averaged over them.
     groups : Tensor of shape ``[p]``
         Group index of each column.
+    targets : Tensor of shape ``[n, t]`` or callable
+        Output columns explained per row, or a picker from ``f(x)``.
     batch_size : int
         Most rows per call of ``f``.
 
     Returns
     -------
-    Tensor of shape ``[n, g]``, float64
+    ShapleyResult
 
     Notes
     -----
-    Cost: ``n * 2^g * B`` model rows. Memory: ``n * 2^g`` values of the
-    model's dtype and as many float64, plus ``g * 2^g`` long indices.
+    Cost: ``n + B + n * (2^g - 2) * B`` model rows. Memory: ``n * 2^g * t``
+    float64 values, plus ``g * 2^g`` long indices.
     """
     device = X.device
     n = X.shape[0]
-    B = baseline.shape[0]
     g = n_groups(groups)
     groups = groups.to(device)
     bits = 2 ** torch.arange(g, device=device)
-
-    def build(start: int, stop: int):
-        r, S, b = split_index(start, stop, (n, 2**g, B), device)
-        mask = to_columns((S[:, None] & bits) != 0, groups)
-        return torch.where(mask, X[r], baseline[b]), r
-
-    per_row = 2**g * B
-    if per_row <= batch_size:  # chunks of whole rows: every coalition at once
-        coalitions = (torch.arange(2**g, device=device)[:, None] & bits) != 0
-        weight = to_columns(coalitions, groups).to(X.dtype)  # exactly 0 or 1
-        rows = torch.arange(n, device=device)
-
-        def build(start: int, stop: int):  # noqa: F811
-            a, z = start // per_row, stop // per_row
-            Z = torch.lerp(
-                baseline[None, None], X[a:z, None, None, :], weight[None, :, None, :]
-            )
-            p = X.shape[1]
-            return Z.reshape(-1, p), rows[a:z, None].expand(z - a, per_row).reshape(-1)
-
-        batch_size = batch_size // per_row * per_row
-
-    values = evaluate(
+    proper = (torch.arange(1, 2**g - 1, device=device)[:, None] & bits) != 0
+    cv = coalition_values(
         f,
-        build,
-        n * 2**g * B,
+        X,
+        baseline,
+        MaskTable(proper, groups=groups),
+        targets=targets,
         batch_size=batch_size,
     )
-    values = values.to(torch.float64).reshape(n, 2**g, B).mean(-1)
+    t = cv.targets.shape[1]
+    # every coalition in the order of its integer code: empty, proper, full
+    values = torch.cat([cv.fb[:, None, :], cv.values, cv.fx[:, None, :]], 1)
     without, weights = _coalitions_without(g, device)
     with_j = without | bits[:, None]
-    out = values.new_empty(n, g)
-    step = max(1, _CHUNK_ELEMENTS // (g * 2 ** (g - 1)))
+    out = values.new_empty(n, g, t)
+    step = max(1, _CHUNK_ELEMENTS // (g * 2 ** (g - 1) * t))
     for start in range(0, n, step):  # chunks of rows bound the memory
         v = values[start : start + step]
-        marginal = v[:, with_j] - v[:, without]  # [rows, g, 2^(g-1)]
-        out[start : start + step] = marginal @ weights
-    return out
+        marginal = v[:, with_j] - v[:, without]  # [rows, g, 2^(g-1), t]
+        out[start : start + step] = torch.einsum("rgst,s->rgt", marginal, weights)
+    return ShapleyResult(out, cv.fx, cv.fb, cv.targets)
 
 
 #: most float64 marginal contributions held at once by :func:`shapley_exact`

@@ -3,9 +3,9 @@
 Both methods explain a row ``x`` by a linear model over binary coalitions
 ``z in {0, 1}^g`` of the feature groups, where a coalition stands for the
 model input ``where(to_columns(z, groups), x, baseline)``. The coalitions are
-drawn as one tensor, the model inputs of all rows are built chunk by chunk
-inside :func:`skattr.core.forward.evaluate`, and the surrogates of all rows
-are fitted together:
+drawn as one tensor, their values come from
+:func:`skattr.core.coalitions.coalition_values`, and the surrogates of all
+rows are fitted together:
 
 - :func:`kernel_shap`: weighted least squares with the Shapley kernel and the
   efficiency constraint enforced exactly. The coalitions are shared by all
@@ -17,7 +17,8 @@ are fitted together:
 
 With several background rows, a coalition's value is the mean of the model
 output over the background rows (the interventional definition of SHAP's
-KernelExplainer).
+KernelExplainer). Every routine returns values at each target column a row
+keeps (``t`` of them).
 """
 
 from __future__ import annotations
@@ -27,8 +28,14 @@ from collections.abc import Callable
 
 import torch
 
-from skattr.core.forward import ScalarFunction, evaluate, split_index
-from skattr.core.groups import n_groups, to_columns
+from skattr.core.coalitions import (
+    CoalitionValues,
+    MaskTable,
+    ModelFunction,
+    TargetPicker,
+    coalition_values,
+)
+from skattr.core.groups import n_groups
 
 #: ``similarity(X, Z_interp, Z_inputs) -> Tensor[m]``: LIME weight of each
 #: perturbed input ``Z_inputs[i]`` (coalition ``Z_interp[i]``) of row ``X[i]``.
@@ -96,105 +103,46 @@ def bernoulli_coalitions(
     return Z.reshape(n_rows, n_samples, words * 56)[..., :n_groups]
 
 
-# ---------------------------------------------------------------- evaluation
-
-
-def _coalition_values(
-    f: ScalarFunction,
-    X: torch.Tensor,
-    baseline: torch.Tensor,
-    Z: torch.Tensor,
-    *,
-    groups: torch.Tensor,
-    batch_size: int,
-    similarity: Similarity | None = None,
-) -> torch.Tensor:
-    """Model value (and LIME similarity) of every (row, coalition).
-
-    ``Z`` is ``[s, g]`` (shared by all rows) or ``[n, s, g]`` (per row). The
-    virtual input tensor has ``n * s * B`` rows ``(r, j, b)``; the value of a
-    coalition is the mean over the ``B`` background rows. Returns ``[n, s]``
-    float64, or ``[n, s, 2]`` (value, similarity) with ``similarity``.
-    """
-    n = X.shape[0]
-    B = baseline.shape[0]
-    shared = Z.dim() == 2
-    s = Z.shape[-2]
-    Z = Z.to(X.device)
-    flat_Z = Z if shared else Z.reshape(n * s, Z.shape[-1])
-    groups = groups.to(X.device)
-    identity = bool((groups == torch.arange(groups.numel(), device=X.device)).all())
-    chunk: dict[str, torch.Tensor] = {}  # what build gathered, for value
-
-    def build(start: int, stop: int):
-        r, j, b = split_index(start, stop, (n, s, B), X.device)
-        if shared:
-            z = flat_Z[j]
-        elif B == 1:  # the chunk's coalitions are contiguous rows of flat_Z
-            z = flat_Z[start:stop]
-        else:
-            z = flat_Z[r * s + j]
-        x = X[r]
-        keep = z if identity else to_columns(z, groups)
-        inputs = torch.where(keep, x, baseline[0] if B == 1 else baseline[b])
-        chunk.update(z=z, x=x)
-        return inputs, r
-
-    def value(inputs: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
-        out = f(inputs, r).double()
-        if similarity is None:
-            return out
-        interp = chunk["z"].to(X.dtype)
-        sim = torch.as_tensor(similarity(chunk["x"], interp, inputs)).reshape(-1)
-        return torch.stack([out, sim.to(out.device).double()], 1)
-
-    out = evaluate(
-        value,
-        build,
-        n * s * B,
-        batch_size=batch_size,
-    )
-    return out.reshape(n, s, B, *out.shape[1:]).mean(2)
-
-
 # ---------------------------------------------------------------- Kernel SHAP
 
 
 def kernel_shap(
-    f: ScalarFunction,
+    f: ModelFunction,
     X: torch.Tensor,
     baseline: torch.Tensor,
     *,
     groups: torch.Tensor,
-    fx: torch.Tensor,
-    base: torch.Tensor,
+    targets: torch.Tensor | TargetPicker,
     n_samples: int,
     batch_size: int,
     generator: torch.Generator,
-) -> tuple[torch.Tensor, bool]:
+) -> tuple[torch.Tensor, bool, CoalitionValues]:
     """Kernel SHAP values of every row, efficiency enforced exactly.
 
     When all ``2**g - 2`` non-trivial coalitions fit in ``n_samples`` they are
     all evaluated with the Shapley kernel as weights, and the result equals
     the exact Shapley values. Otherwise ``n_samples`` coalitions are drawn
     from the kernel (paired with their complements) with weight 1 each. The
-    coalitions are shared by all rows. The constrained weighted least squares
-    problem ``min sum_k w_k (v(z_k) - v(0) - z_k . phi)**2`` subject to
-    ``sum(phi) = v(1) - v(0)`` is solved by eliminating the last coefficient:
-    one pseudo-inverse of the ``(g - 1) x (g - 1)`` normal matrix for all rows.
+    coalitions are shared by all rows and their values come from
+    :func:`~skattr.core.coalitions.coalition_values`. The constrained
+    weighted least squares problem
+    ``min sum_k w_k (v(z_k) - v(0) - z_k . phi)**2`` subject to
+    ``sum(phi) = v(1) - v(0)`` is solved by eliminating the last
+    coefficient: one pseudo-inverse of the ``(g - 1) x (g - 1)`` normal
+    matrix for every row and target.
 
     Parameters
     ----------
     f : callable
-        ``f(Z, rows) -> Tensor[m]``, see :mod:`skattr.core.forward`.
+        ``f(Z, rows) -> Tensor[m, k]``, see :mod:`skattr.core.coalitions`.
     X : Tensor of shape ``[n, p]``
         Rows to explain.
     baseline : Tensor of shape ``[B, p]``
         Background rows; a coalition's value is the mean over them.
     groups : Tensor of shape ``[p]``
         Group index of each column.
-    fx, base : Tensor of shape ``[n]``
-        ``v(1) = f(x)`` and ``v(0)``, the mean of ``f`` over the background.
+    targets : Tensor of shape ``[n, t]`` or callable
+        Output columns explained per row, or a picker from ``f(x)``.
     n_samples : int
         Coalitions per row (the empty and full ones are not counted).
     batch_size : int
@@ -204,39 +152,52 @@ def kernel_shap(
 
     Returns
     -------
-    values : Tensor of shape ``[n, g]``, float64
+    values : Tensor of shape ``[n, g, t]``, float64
     exact : bool
         Whether all coalitions were enumerated.
+    coalitions : CoalitionValues
+        With ``f(x)``, ``f(baseline)`` and the targets.
+
+    Notes
+    -----
+    Cost: ``n + B + n * min(n_samples, 2**g - 2) * B`` model rows (no
+    coalition for a single group).
     """
     g = n_groups(groups)
-    fx, base = fx.double(), base.double()
-    delta = fx - base
-    if g == 1:
-        return delta[:, None], True
     exact = 2**g - 2 <= n_samples
-    if exact:
+    if g == 1:
+        Z = torch.zeros(0, 1, dtype=torch.bool)
+        w = torch.zeros(0, dtype=torch.float64)
+    elif exact:
         Z = enumerate_coalitions(g)
         w = shapley_kernel(Z.sum(1), g)
     else:
         Z = sample_coalitions(g, n_samples, generator)
         w = torch.ones(Z.shape[0], dtype=torch.float64)
-    v = _coalition_values(
+    groups = groups.to(X.device)
+    cv = coalition_values(
         f,
         X,
         baseline,
-        Z,
-        groups=groups,
+        MaskTable(Z.to(X.device), groups=groups),
+        targets=targets,
         batch_size=batch_size,
-    )  # [n, s]
+    )
+    delta = cv.fx - cv.fb  # [n, t]
+    if g == 1:
+        return delta[:, None, :], True, cv
+    v = cv.values  # [n, s, t]
+    n, s, t = v.shape
     dev = v.device
     Zd, w = Z.to(dev).double(), w.to(dev)
     # phi_last = delta - sum(phi_rest): v - v0 - z_last*delta = (z_rest - z_last) . phi_rest
     A = Zd[:, :-1] - Zd[:, -1:]  # [s, g-1]
-    T = v - base[:, None] - Zd[None, :, -1] * delta[:, None]  # [n, s]
+    T = v - cv.fb[:, None, :] - Zd[None, :, -1, None] * delta[:, None, :]
     AtW = A.T * w[None, :]
-    rest = (torch.linalg.pinv(AtW @ A) @ (AtW @ T.T)).T  # [n, g-1]
+    solve = torch.linalg.pinv(AtW @ A) @ AtW  # [g-1, s]
+    rest = torch.einsum("gs,nst->ngt", solve, T)  # [n, g-1, t]
     last = delta - rest.sum(1)
-    return torch.cat([rest, last[:, None]], 1), exact
+    return torch.cat([rest, last[:, None, :]], 1), exact, cv
 
 
 # ---------------------------------------------------------------- LIME
@@ -265,41 +226,51 @@ def exp_kernel_similarity(distance: str = "cosine", kernel_width: float = 1.0):
 
 
 def lime_samples(
-    f: ScalarFunction,
+    f: ModelFunction,
     X: torch.Tensor,
     baseline: torch.Tensor,
     Z: torch.Tensor,
     *,
     groups: torch.Tensor,
+    targets: torch.Tensor | TargetPicker,
     similarity: Similarity,
     batch_size: int,
-) -> tuple[torch.Tensor, torch.Tensor]:
+) -> tuple[torch.Tensor, torch.Tensor, CoalitionValues]:
     """Model values and similarity weights of LIME's perturbed inputs.
 
     Parameters
     ----------
     Z : Tensor of shape ``[n, s, g]`` or ``[s, g]``
         Binary coalitions per row (or shared by all rows).
+    targets : Tensor of shape ``[n, t]`` or callable
+        Output columns explained per row, or a picker from ``f(x)``.
     similarity : callable
         ``similarity(X, Z_interp, Z_inputs) -> Tensor[m]``, called per chunk
         with the explained rows, the coalitions (float) and the model inputs.
 
     Returns
     -------
-    y, w : Tensors of shape ``[n, s]``, float64
-        The target output and the weight of each perturbed input, both
-        averaged over the background rows.
+    y : Tensor of shape ``[n, s, t]``, float64
+        The target outputs of each perturbed input.
+    w : Tensor of shape ``[n, s]``, float64
+        Its weight. Both are averaged over the background rows.
+    coalitions : CoalitionValues
+        With ``f(x)``, ``f(baseline)`` and the targets.
+
+    Notes
+    -----
+    Cost: ``n + B + n * s * B`` model rows.
     """
-    out = _coalition_values(
+    cv = coalition_values(
         f,
         X,
         baseline,
-        Z,
-        groups=groups,
+        MaskTable(Z.to(X.device), groups=groups.to(X.device)),
+        targets=targets,
         batch_size=batch_size,
-        similarity=similarity,
+        observe=similarity,
     )
-    return out[..., 0], out[..., 1]
+    return cv.values, cv.observed, cv
 
 
 def weighted_lasso(

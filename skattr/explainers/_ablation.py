@@ -54,7 +54,8 @@ class FeatureAblation(BaseExplainer):
 
     Notes
     -----
-    Cost: ``n_rows * (1 + n_groups * n_background)`` model rows. The frame
+    Cost: ``n_rows * (1 + n_groups * n_background) + n_background`` model
+    rows. The frame
     returned by ``explain`` carries in ``attrs``: ``"base_values"``, the
     model output at the baseline for each row's target (a Series), and
     ``"target"``, the output (class label or column) explained per row.
@@ -97,18 +98,19 @@ class FeatureAblation(BaseExplainer):
         self.device = device
         self.show_progress = show_progress
 
+    _extras = {"base_values": "row", "target": "target"}
+
     def _cost(self, layout, n):
         B = layout.baseline.shape[0]
         return n + B + n * layout.n_groups * B
 
-    def _attribute(self, X, y, layout, call):
-        f, fx, targets, base = self._setup(X, y, layout, call)
-        values = feature_ablation(
-            f,
+    def _attribute(self, X, y, layout, call, run):
+        values, cv = feature_ablation(
+            call,
             X,
             layout.baseline,
             groups=layout.groups,
-            fx=fx,
-            batch_size=self.batch_size,
+            targets=self._targets(y, layout, run.settings.target),
+            batch_size=run.settings.batch_size,
         )
-        return values, {"base_values": base, "target": targets}
+        return values[..., 0], {"base_values": cv.fb[:, 0], "target": cv.targets[:, 0]}

@@ -12,7 +12,7 @@ it is given, and writes nothing on the explainer.
 from __future__ import annotations
 
 import numbers
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 import pandas as pd
@@ -34,8 +34,7 @@ from skattr._data import (
     to_numpy,
 )
 from skattr._model import ModelAdapter, ModelCall
-from skattr.core.forward import evaluate_rows
-from skattr.core.groups import make_groups, needs_names
+from skattr.core.groups import make_groups, needs_names, sum_over_groups
 from skattr.exceptions import NotFittedError
 
 #: numpydoc ``Attributes`` entries that every explainer fitted with
@@ -78,22 +77,46 @@ def with_fitted_attributes(cls):
     return cls
 
 
-#: The kind of every key of a result's ``attrs``, the same for every
-#: explainer: ``"row"`` a Series indexed like the result, ``"cell"`` a
-#: DataFrame shaped like the result, ``"call"`` one value for the call.
-EXTRA_KINDS = {
-    "target": "row",
-    "base_values": "row",
-    "n_samples": "row",
-    "delta": "row",
-    "intercept": "row",
-    "std": "cell",
-    "exact": "call",
-}
+#: The kinds of ``attrs`` entries: ``"row"`` a Series indexed like the
+#: result (from a tensor ``[n]`` or one number for every row), ``"cell"`` a
+#: DataFrame shaped like the result (from a tensor shaped like the values),
+#: ``"call"`` one value for the call, ``"target"`` a Series of the output
+#: explained per row (class labels where the model has them).
+EXTRA_KINDS = ("row", "cell", "call", "target")
 
 #: Fitted attributes that depend on the columns; ``fit`` sets them only
 #: when it can resolve the columns.
-_LAYOUT_ATTRIBUTES = ("baseline_", "n_outputs_", "groups_", "group_names_")
+_LAYOUT_ATTRIBUTES = (
+    "baseline_",
+    "n_outputs_",
+    "groups_",
+    "group_names_",
+    "layer_shape_",
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The shared parameters of one call, neutral where the method has none.
+
+    Built once per ``fit`` or ``explain`` from the constructor's parameters
+    (:meth:`BaseExplainer._settings`) and handed down, so that nothing below
+    reads the explainer's attributes.
+    """
+
+    baseline: object = "auto"
+    target: object = None
+    output: str = "raw"
+    feature_groups: object = None
+    batch_size: int = 4096
+    device: object = None
+    show_progress: bool = False
+
+    @classmethod
+    def of(cls, explainer) -> Settings:
+        params = explainer.get_params(deep=False)
+        names = [f.name for f in fields(cls)]
+        return cls(**{name: params[name] for name in names if name in params})
 
 
 @dataclass(frozen=True, eq=False)
@@ -101,62 +124,84 @@ class Layout:
     """What one set of columns fixes for an explainer.
 
     Built by ``fit`` when it knows the columns, else by each ``explain``
-    call for the columns of its ``X``; never changed after.
+    call for the columns of its ``X``; never changed after. Its
+    :meth:`to_result` and :meth:`from_inputs` are the one place where values
+    per core group or per model input become values per result column.
     """
 
-    columns: tuple[str, ...]  #: user column names
-    labels: list[str]  #: each model input in the user's terms (for errors)
+    adapter: ModelAdapter  #: bound to the columns (``columns``, ``origin``, ``labels``)
     groups: (
         torch.Tensor
     )  #: ``[p]`` long on the device: the core's group of each model input
     present: list[int]  #: result column of each of the core's groups
     group_ids: np.ndarray  #: ``[p]``: result column of each model input
     group_names: list[str]  #: the result's columns (features or groups)
-    baseline: torch.Tensor  #: ``[B, p]`` baseline rows in model space
+    baseline: torch.Tensor | None  #: ``[B, p]`` baseline rows in model space
     n_outputs: int  #: number of model outputs
     target_column: int | None  #: the output column of a fixed ``target``
-    extra: dict  #: method-specific fitted values (``background_``, ...)
+    layer_shape: tuple[int, ...] | None  #: a layer method's units per row
 
     @property
     def n_groups(self) -> int:
         """Groups the core sees: those with model inputs (0..g'-1)."""
         return len(self.present)
 
+    def to_result(self, values: torch.Tensor) -> torch.Tensor:
+        """Values per core group ``[n, g', ...]`` -> per result column ``[n, g, ...]``.
+
+        A result column that no model input feeds (a column the Pipeline
+        drops) gets exactly 0.
+        """
+        full = values.new_zeros(
+            values.shape[0], len(self.group_names), *values.shape[2:]
+        )
+        full[:, self.present] = values
+        return full
+
+    def from_inputs(self, values: torch.Tensor) -> torch.Tensor:
+        """Values per model input ``[n, p]`` -> per result column, summed per group."""
+        return self.to_result(sum_over_groups(values, self.groups))
+
 
 @dataclass(frozen=True, eq=False)
 class _Resolved:
     """The part of a layout that depends on the number of columns only."""
 
-    baseline: torch.Tensor
+    baseline: torch.Tensor | None
     n_outputs: int
     target_column: int | None
-    extra: dict
+    layer_shape: tuple[int, ...] | None
 
 
 class BaseExplainer(BaseEstimator):
     """Base class of the explainers: ``fit``, ``explain`` and ``importance``.
 
     Subclasses declare their parameters in ``__init__`` (stored unchanged;
-    the shared ones, ``baseline``, ``target``, ``output``, ``feature_groups``,
-    ``batch_size``, ``device``, ``random_state`` and ``show_progress``, only
-    where the method uses them), check their own parameters in
-    ``_check_params`` and compute attributions in
-    ``_attribute(X, y, layout, call)``, which receives the validated
-    model-space tensor, the layout and the :class:`~skattr._model.ModelCall`
-    through which every model evaluation goes, and returns
-    ``(values, extras)``: a tensor ``[n, layout.n_groups]`` and a dict of
-    per-call information (keys of :data:`EXTRA_KINDS`) that ends up in
-    ``DataFrame.attrs``. ``_cost(layout, n)`` gives the model rows a call
-    evaluates (the progress bar's total).
+    the shared ones of :class:`Settings` only where the method uses them),
+    check their own parameters in ``_check_params`` and compute
+    attributions in ``_attribute(X, y, layout, call, settings)``, which
+    receives the validated model-space tensor, the layout, the
+    :class:`~skattr._model.ModelCall` through which every model evaluation
+    goes and the call's settings, and returns ``(values, extras)``: a tensor
+    in the space ``_space`` names and a dict whose keys and kinds the class
+    declares in ``_extras``. ``_cost(layout, n)`` gives the model rows a
+    call evaluates (the progress bar's total).
     """
 
     #: gradient methods: parameters frozen, autograd on
     _needs_grad = False
-    #: the result has one column per feature or group (``False``: per unit of
-    #: a layer, see ``_result_columns``)
-    _per_feature = True
-    #: method-specific fitted attributes that ``_extra`` returns
-    _extra_attributes: tuple[str, ...] = ()
+    #: what ``_attribute`` returns values over: ``"groups"`` (the core's
+    #: groups, ``[n, g']``), ``"inputs"`` (model inputs, ``[n, p]``, summed
+    #: per group) or ``"units"`` (a layer's units, as they are)
+    _space = "groups"
+    #: the extras ``_attribute`` returns, with their kinds (:data:`EXTRA_KINDS`)
+    _extras: dict[str, str] = {}
+    #: whether the method uses a baseline, and what ``"auto"`` means for it:
+    #: ``"mean"`` (of the ``X`` given to ``fit``) or ``"rows"`` (its rows,
+    #: a distribution); ``None``: no baseline
+    _auto_baseline: str | None = "mean"
+    #: whether the method draws random numbers (a generator per call)
+    _random = False
 
     # ------------------------------------------------------------ fit
     def fit(self, model, X=None):
@@ -183,47 +228,48 @@ class BaseExplainer(BaseEstimator):
         self : object
             The fitted explainer.
         """
-        self._check_all_params()
+        settings = self._settings()
         adapter = ModelAdapter.from_model(
-            model, output=getattr(self, "output", "raw"), device=self.device
+            model, output=settings.output, device=settings.device
         )
         numeric = adapter.preprocess is None
-        check_baseline_has_X(getattr(self, "baseline", "auto"), X)
+        baseline = settings.baseline if self._auto_baseline else None
+        check_baseline_has_X(baseline, X)
+        for attr in _LAYOUT_ATTRIBUTES:
+            self.__dict__.pop(attr, None)
         if X is not None:
             X = check_input(self, X, reset=True, numeric=numeric)
             names = _names(X)
             width = X.shape[1]
         else:
-            names, width = self._columns_without_X(adapter, numeric)
-        for attr in (*_LAYOUT_ATTRIBUTES, *self._extra_attributes):
-            self.__dict__.pop(attr, None)
+            names, width = self._columns_without_X(adapter, numeric, baseline)
         self.model_ = model
         self.device_ = adapter.device
         self.classes_ = None if adapter.classes is None else np.asarray(adapter.classes)
         self._adapter = adapter
         self._resolved = None
         self._fit_layout = None
-        self._bind()
+        self._find_layer(adapter)
         if width is None:
             return self
-        columns = names if names is not None else column_names(None, width)
-        traced = adapter.inputs(columns)
-        X_fit = None if X is None else adapter.to_model(X, traced[1])
-        if names is None and baseline_needs_names(getattr(self, "baseline", None)):
+        bound = adapter.for_columns(names or column_names(None, width))
+        X_fit = None if X is None else bound.to_model(X)
+        if names is None and baseline_needs_names(baseline):
             return self
-        self._resolved = resolved = self._resolve(columns, traced[1], X_fit)
-        self.baseline_ = resolved.baseline
+        self._resolved = resolved = self._resolve(bound, X_fit, settings)
+        if resolved.baseline is not None:
+            self.baseline_ = resolved.baseline
         self.n_outputs_ = resolved.n_outputs
-        for attr, value in resolved.extra.items():
-            setattr(self, attr, value)
-        if names is None and needs_names(getattr(self, "feature_groups", None)):
+        if resolved.layer_shape is not None:
+            self.layer_shape_ = resolved.layer_shape
+        if names is None and needs_names(settings.feature_groups):
             return self
-        self._fit_layout = layout = self._layout(columns, traced)
+        self._fit_layout = layout = self._layout(bound, settings)
         self.groups_ = layout.group_ids
         self.group_names_ = list(layout.group_names)
         return self
 
-    def _columns_without_X(self, adapter, numeric: bool):
+    def _columns_without_X(self, adapter, numeric: bool, baseline):
         """Names and number of columns that ``fit`` knows without ``X``.
 
         A fitted Pipeline's own ``feature_names_in_`` or ``n_features_in_``,
@@ -233,7 +279,6 @@ class BaseExplainer(BaseEstimator):
         for attr in ("n_features_in_", "feature_names_in_"):
             self.__dict__.pop(attr, None)
         names, width = adapter.known_columns()
-        baseline = getattr(self, "baseline", "auto")
         if names is None and isinstance(baseline, pd.DataFrame):
             check_input(self, baseline, reset=True, numeric=numeric, name="baseline")
             return _names(baseline), baseline.shape[1]
@@ -245,63 +290,66 @@ class BaseExplainer(BaseEstimator):
             self.n_features_in_ = int(width)
         return names, width
 
-    def _bind(self) -> None:
-        """Hook: resolve what needs only the model (a layer), at ``fit``."""
+    def _find_layer(self, adapter: ModelAdapter) -> None:
+        """Hook of the layer methods: resolve ``layer`` in the model, at ``fit``."""
 
-    def _extra(self, baseline: torch.Tensor, X_fit: torch.Tensor | None) -> dict:
-        """Hook: method-specific values that need the baseline, by attribute name."""
-        return {}
+    def _measure_layer(self, adapter: ModelAdapter, rows: torch.Tensor):
+        """Hook of the layer methods: the layer's shape per row, from a probe."""
+        return None
 
-    def _resolve(self, columns, labels, X_fit) -> _Resolved:
+    def _resolve(self, adapter, X_fit, settings: Settings) -> _Resolved:
         """Baseline rows, number of outputs and target column for these columns.
 
-        A probe forward on the baseline rows gives the number of outputs; when
-        ``fit`` did not know the number of columns, it is also the check that
-        the model takes as many as ``X`` has, before any heavy work.
+        A probe forward on two baseline rows (a row of ``X`` or zeros for a
+        method without baseline) gives the number of outputs; when ``fit``
+        did not know the number of columns, it is also the check that the
+        model takes as many as ``X`` has, before any heavy work.
         """
-        adapter = self._adapter
-        baseline = resolve_baseline(
-            getattr(self, "baseline", "auto"),
-            X_fit=X_fit,
-            columns=columns,
-            n_columns=len(labels),
-            device=adapter.device,
-            dtype=adapter.dtype,
-            to_model=lambda rows: adapter.to_model(rows, labels, name="baseline"),
-        )
+        baseline = None
+        if self._auto_baseline is not None:
+            baseline = resolve_baseline(
+                settings.baseline,
+                X_fit=X_fit,
+                adapter=adapter,
+                auto=self._auto_baseline,
+            )
+            probe_rows = baseline[:2]
+        elif X_fit is not None:
+            probe_rows = X_fit[:1]
+        else:
+            probe_rows = torch.zeros(
+                1, len(adapter.labels), device=adapter.device, dtype=adapter.dtype
+            )
         with adapter.evaluating(), torch.no_grad():
             try:
-                probe = adapter.forward(baseline[:2])
+                probe = adapter.forward(probe_rows)
             except RuntimeError as exc:
                 if "n_features_in_" in vars(self):
                     raise
                 raise ValueError(
-                    f"The model could not be run on rows of {len(labels)} input "
-                    f"column(s), the width of the X given to explain "
+                    f"The model could not be run on rows of {len(adapter.labels)} "
+                    f"input column(s), the width of the X given to explain "
                     f"({type(exc).__name__}: {exc}). fit got no X, so the columns "
                     "come from each X given to explain: give it the columns the "
                     "model takes, or pass X to fit(model, X) to fix them there."
                 ) from exc
+            layer_shape = self._measure_layer(adapter, probe_rows[:1])
         n_outputs = int(probe.shape[1])
-        target_column = self._target_column(n_outputs)
-        with adapter.evaluating():
-            extra = self._extra(baseline, X_fit)
-        return _Resolved(baseline, n_outputs, target_column, extra)
+        target_column = self._target_column(settings.target, n_outputs)
+        return _Resolved(baseline, n_outputs, target_column, layer_shape)
 
-    def _layout(self, columns, traced=None) -> Layout:
-        """The layout of these columns: groups, and the resolved baseline."""
-        inputs, labels = self._adapter.inputs(columns) if traced is None else traced
+    def _layout(self, adapter: ModelAdapter, settings: Settings) -> Layout:
+        """The layout of the columns ``adapter`` is bound to."""
         resolved = self._resolved
         if resolved is None:
-            resolved = self._resolve(columns, labels, None)
-        user_groups, names = make_groups(getattr(self, "feature_groups", None), columns)
-        model_groups = user_groups[inputs]
+            resolved = self._resolve(adapter, None, settings)
+        user_groups, names = make_groups(settings.feature_groups, adapter.columns)
+        model_groups = user_groups[adapter.origin]
         # The core sees only groups with model inputs (a column a Pipeline
-        # drops has none), numbered 0..g'-1; _expand puts exact zeros back.
+        # drops has none), numbered 0..g'-1; to_result puts exact zeros back.
         present, compact = torch.unique(model_groups, sorted=True, return_inverse=True)
         return Layout(
-            columns=tuple(columns),
-            labels=list(labels),
+            adapter=adapter,
             groups=compact.to(self.device_),
             present=present.tolist(),
             group_ids=model_groups.numpy(),
@@ -309,56 +357,39 @@ class BaseExplainer(BaseEstimator):
             baseline=resolved.baseline,
             n_outputs=resolved.n_outputs,
             target_column=resolved.target_column,
-            extra=resolved.extra,
+            layer_shape=resolved.layer_shape,
         )
 
-    def _layout_for(self, X) -> Layout:
+    def _layout_for(self, X, settings: Settings) -> Layout:
         """The fitted layout when ``X`` has its columns, else one for ``X``."""
         if "feature_names_in_" in vars(self):
             columns = [str(c) for c in self.feature_names_in_]
         else:
             columns = column_names(X, X.shape[1])
         layout = self._fit_layout
-        if layout is not None and layout.columns == tuple(columns):
+        if layout is not None and layout.adapter.columns == tuple(columns):
             return layout
-        return self._layout(columns)
+        return self._layout(self._adapter.for_columns(columns), settings)
 
     # ------------------------------------------------------------ params
-    def _check_all_params(self) -> None:
-        """Checked in ``fit`` and again in ``explain``: ``set_params`` may have
-        changed them since."""
-        self._check_common_params()
-        self._check_params()
+    def _settings(self) -> Settings:
+        """Check every parameter and return the shared ones.
 
-    def _check_common_params(self) -> None:
-        check_option("output", getattr(self, "output", "raw"), ("raw", "proba"))
-        check_int("batch_size", self.batch_size)
-        target = getattr(self, "target", None)
-        if isinstance(
-            target, (list, tuple, np.ndarray, pd.Series, pd.Index, torch.Tensor)
-        ):
-            raise TypeError(
-                f"target must be one output for every row, not a "
-                f"{type(target).__name__} of them. To explain each row's own "
-                "class, pass the labels as y with target='true': "
-                "explain(X, y)."
-            )
-        if not (
-            target is None
-            or isinstance(target, (numbers.Integral, str))
-            or np.isscalar(target)
-        ):
-            raise TypeError(
-                "target must be None, an int output column, a class label, "
-                f"'predicted' or 'true'; got {type(target).__name__}."
-            )
+        Called by ``fit`` and again by ``explain``: ``set_params`` may have
+        changed them since.
+        """
+        settings = Settings.of(self)
+        check_option("output", settings.output, ("raw", "proba"))
+        check_int("batch_size", settings.batch_size)
+        _check_target(settings.target)
+        self._check_params()
+        return settings
 
     def _check_params(self) -> None:
         """Check the subclass's own parameters (raise ``ValueError``)."""
 
-    def _target_column(self, k: int) -> int | None:
+    def _target_column(self, target, k: int) -> int | None:
         """Resolve an int or class-label ``target`` to one of ``k`` output columns."""
-        target = getattr(self, "target", None)
         if target is None or (isinstance(target, str) and target in _TARGET_WORDS):
             if target == "true" and k == 1:
                 raise ValueError(
@@ -404,12 +435,12 @@ class BaseExplainer(BaseEstimator):
             )
 
     def _prepare(self, X):
-        """Checked ``X``, its layout and its model-space tensor, before any heavy work."""
+        """Checked ``X``, settings, layout and model-space tensor, before heavy work."""
         self._check_fitted()
-        self._check_all_params()
+        settings = self._settings()
         X = check_input(self, X, reset=False, numeric=self._adapter.preprocess is None)
-        layout = self._layout_for(X)
-        return X, layout, self._adapter.to_model(X, layout.labels)
+        layout = self._layout_for(X, settings)
+        return X, settings, layout, layout.adapter.to_model(X)
 
     def explain(self, X, y=None):
         """Local attributions: one row per row of ``X``, one column per feature.
@@ -430,26 +461,34 @@ class BaseExplainer(BaseEstimator):
             one column per feature or feature group. ``attributions.attrs``
             holds the per-call extras the method's docstring lists.
         """
-        X, layout, Xt = self._prepare(X)
+        return self._explain(X, y)
+
+    def _explain(self, X, y, generator: torch.Generator | None = None):
+        """``explain``, with the call's generator given by ``importance``."""
+        X, settings, layout, Xt = self._prepare(X)
         y = check_y(y, Xt.shape[0])
         self._check_explain(layout, Xt)
+        if self._random and generator is None:
+            generator = self._generator()
         index = row_index(X)
-        call = self._call(layout, index)
+        call = self._call(layout, index, settings)
         try:
-            with self._adapter.evaluating(freeze_parameters=self._needs_grad):
-                values, extras = self._attribute(Xt, y, layout, call)
+            with layout.adapter.evaluating(freeze_parameters=self._needs_grad):
+                values, extras = self._attribute(
+                    Xt, y, layout, call, _Call(settings, generator)
+                )
             call.check(values)
         finally:
             call.close()
         return self._frame(values, index, extras, layout)
 
-    def _call(self, layout: Layout, index: pd.Index) -> ModelCall:
+    def _call(self, layout: Layout, index: pd.Index, settings: Settings) -> ModelCall:
         """The :class:`ModelCall` of one call over the rows ``index``."""
         return ModelCall(
-            self._adapter,
+            layout.adapter,
             index,
             total=self._cost(layout, len(index)),
-            progress=bool(getattr(self, "show_progress", False)),
+            progress=bool(settings.show_progress),
             desc=type(self).__name__,
         )
 
@@ -460,7 +499,7 @@ class BaseExplainer(BaseEstimator):
     def _check_explain(self, layout: Layout, X: torch.Tensor) -> None:
         """Hook for method-specific checks of the rows to explain."""
 
-    def _attribute(self, X, y, layout, call):  # pragma: no cover - abstract
+    def _attribute(self, X, y, layout, call, run):  # pragma: no cover - abstract
         raise NotImplementedError
 
     def importance(self, X, y=None):
@@ -502,29 +541,36 @@ class BaseExplainer(BaseEstimator):
             seed = int(check_random_state(rs).randint(0, np.iinfo(np.int32).max))
         return torch.Generator(device=self.device_).manual_seed(seed)
 
-    def _outputs(self, X: torch.Tensor, call: ModelCall) -> torch.Tensor:
-        """All model outputs ``[n, k]`` for the rows, in chunks, no autograd."""
-        return evaluate_rows(call, X, batch_size=self.batch_size)
+    def _targets(self, y, layout: Layout, target):
+        """``targets(outputs)``: the output column explained per row, ``[n, 1]``.
 
-    def _targets(self, outputs: torch.Tensor, y, layout: Layout) -> torch.Tensor:
-        """The output column explained for each row, ``[n]`` long."""
-        n = outputs.shape[0]
-        device = outputs.device
+        A function of every output at the rows, for the core to call once
+        it has them (``None`` and ``"predicted"`` pick each row's largest).
+        """
         if layout.target_column is not None:
-            return torch.full(
-                (n,), layout.target_column, dtype=torch.long, device=device
-            )
-        if getattr(self, "target", None) == "true":
+            column = layout.target_column
+
+            def fixed(outputs):
+                n = outputs.shape[0]
+                return torch.full(
+                    (n, 1), column, dtype=torch.long, device=outputs.device
+                )
+
+            return fixed
+        if target == "true":
             if y is None:
                 raise ValueError(
                     "target='true' needs the true labels: call explain(X, y)."
                 )
-            return torch.as_tensor(
-                self._label_columns(y, layout.n_outputs), device=device
-            )
-        if outputs.shape[1] == 1:
-            return torch.zeros(n, dtype=torch.long, device=device)
-        return outputs.argmax(1)
+            labels = torch.as_tensor(self._label_columns(y, layout.n_outputs))
+            return lambda outputs: labels.to(outputs.device)[:, None]
+
+        def predicted(outputs):
+            if outputs.shape[1] == 1:
+                return outputs.new_zeros(outputs.shape[0], 1, dtype=torch.long)
+            return outputs.argmax(1, keepdim=True)
+
+        return predicted
 
     def _label_columns(self, y: np.ndarray, k: int) -> np.ndarray:
         if self.classes_ is not None:
@@ -550,55 +596,41 @@ class BaseExplainer(BaseEstimator):
             )
         return cols
 
-    def _setup(self, X: torch.Tensor, y, layout: Layout, call: ModelCall, base=True):
-        """Outputs, targets, ``f`` and base values for perturbation methods.
-
-        Returns ``(f, fx, targets, base)``: the scalar function handed to the
-        core, f(x) per row ``[n]``, the output column per row ``[n]`` and
-        f(baseline) per row ``[n]`` (averaged over background rows; ``None``
-        with ``base=False``, for a method without a baseline).
-        """
-        outputs = self._outputs(X, call)
-        targets = self._targets(outputs, y, layout)
-        fx = outputs.gather(1, targets[:, None]).squeeze(1)
-        if not base:
-            fb = None
-        else:
-            with torch.no_grad():
-                fb = call(layout.baseline).double().mean(0)[targets]
-        return call.scalar(targets), fx, targets, fb
-
-    def _expand(self, values: torch.Tensor, layout: Layout) -> torch.Tensor:
-        """Group values ``[n, g']`` -> ``[n, g]`` with zeros for empty groups."""
-        g = len(layout.group_names)
-        if layout.n_groups == g:
-            return values
-        full = values.new_zeros(*values.shape[:-1], g)
-        full[..., layout.present] = values
-        return full
-
+    # ------------------------------------------------------------ result
     def _frame(
         self, values: torch.Tensor, index, extras: dict, layout: Layout
     ) -> pd.DataFrame:
+        if set(extras) != set(self._extras):
+            raise AssertionError(  # pragma: no cover - a method's own bug
+                f"{type(self).__name__} returned extras {sorted(extras)}, but "
+                f"declares {sorted(self._extras)}."
+            )
         columns = self._result_columns(layout)
-        if self._per_feature:
-            values = self._expand(values, layout)
         # the arrays are ours: the frames take them without pandas' copy
         frame = pd.DataFrame(
-            to_numpy(values.double()), index=index, columns=columns, copy=False
+            to_numpy(self._to_result(values, layout).double()),
+            index=index,
+            columns=columns,
+            copy=False,
         )
-        for key, value in extras.items():
-            frame.attrs[key] = self._extra_value(key, value, frame, layout)
+        for key, kind in self._extras.items():
+            frame.attrs[key] = self._extra(kind, key, extras[key], frame, layout)
         return frame
 
-    def _extra_value(self, key: str, value, frame: pd.DataFrame, layout: Layout):
-        """One ``attrs`` entry in its kind (see :data:`EXTRA_KINDS`)."""
-        kind = EXTRA_KINDS[key]
+    def _to_result(self, values: torch.Tensor, layout: Layout) -> torch.Tensor:
+        """Values in the method's ``_space`` -> one column per result column."""
+        if self._space == "groups":
+            return layout.to_result(values)
+        if self._space == "inputs":
+            return layout.from_inputs(values)
+        return values
+
+    def _extra(self, kind: str, key: str, value, frame: pd.DataFrame, layout):
+        """One ``attrs`` entry in its declared kind (see :data:`EXTRA_KINDS`)."""
         if kind == "call":
             return value
         if kind == "cell":
-            if self._per_feature:
-                value = self._expand(value, layout)
+            value = self._to_result(value, layout)
             return pd.DataFrame(
                 to_numpy(value.double()), index=frame.index, columns=frame.columns,
                 copy=False,
@@ -608,7 +640,7 @@ class BaseExplainer(BaseEstimator):
         else:
             value = np.full(len(frame), value)
         if (
-            key == "target"
+            kind == "target"
             and self.classes_ is not None
             and len(self.classes_) == layout.n_outputs
         ):
@@ -617,6 +649,34 @@ class BaseExplainer(BaseEstimator):
 
     def _result_columns(self, layout: Layout) -> list[str]:
         return list(layout.group_names)
+
+
+@dataclass(frozen=True)
+class _Call:
+    """What one call hands to ``_attribute`` besides the data: its settings
+    and its generator (``None`` for a method that draws nothing)."""
+
+    settings: Settings
+    generator: torch.Generator | None
+
+
+def _check_target(target) -> None:
+    if isinstance(target, (list, tuple, np.ndarray, pd.Series, pd.Index, torch.Tensor)):
+        raise TypeError(
+            f"target must be one output for every row, not a "
+            f"{type(target).__name__} of them. To explain each row's own "
+            "class, pass the labels as y with target='true': "
+            "explain(X, y)."
+        )
+    if not (
+        target is None
+        or isinstance(target, (numbers.Integral, str))
+        or np.isscalar(target)
+    ):
+        raise TypeError(
+            "target must be None, an int output column, a class label, "
+            f"'predicted' or 'true'; got {type(target).__name__}."
+        )
 
 
 def _names(X) -> list[str] | None:

@@ -15,54 +15,65 @@ from skattr.core.gradients import (
     neuron_gradient,
     select_neuron,
 )
-from skattr.core.groups import sum_over_groups
 from skattr.explainers._base import BaseExplainer, with_fitted_attributes
 
 
 # ---------------------------------------------------------------- helpers
-def _resolve_layer(explainer, layer) -> tuple[str, nn.Module]:
-    """``layer`` (name or module object) -> its dotted name and the module run.
+class _LayerMethod:
+    """The layer methods' hooks: find ``layer`` at ``fit``, measure its units."""
 
-    A module object is looked up in the user's model (the module run may be a
-    copy on another ``device``), then found by name in the module run.
-    """
-    module = explainer._adapter.module
-    if isinstance(layer, nn.Module) and not any(m is layer for m in module.modules()):
-        original = explainer._adapter.user_module
-        if original is not module:
-            layer, _ = get_layer(original, layer)
-    return get_layer(module, layer)
+    #: whether the layer's input (not its output) is attributed
+    def _to_layer_input(self) -> bool:
+        raise NotImplementedError
+
+    def _find_layer(self, adapter):
+        """``layer`` (name or module object) -> ``layer_`` and the module run.
+
+        A module object is looked up in the user's model (the module run may
+        be a copy on another ``device``), then found by name in the module
+        run.
+        """
+        module, layer = adapter.module, self.layer
+        foreign = isinstance(layer, nn.Module) and not any(
+            m is layer for m in module.modules()
+        )
+        if foreign and adapter.user_module is not module:  # a copy on ``device``
+            layer, _ = get_layer(adapter.user_module, layer)
+        self.layer_, self._layer = get_layer(module, layer)
+
+    def _measure_layer(self, adapter, rows):
+        """Shape per row of the layer's output (input), from one forward on ``rows``."""
+        return layer_width(
+            lambda Z, _: adapter.forward(Z), rows, self._layer,
+            to_input=self._to_layer_input(),
+        )  # fmt: skip
 
 
-def _background(explainer, baseline: torch.Tensor, X_fit: torch.Tensor | None):
-    """The baseline distribution: the fit ``X`` unless ``baseline`` is explicit."""
-    chosen = explainer.baseline
-    if isinstance(chosen, str) and chosen == "auto" and X_fit is not None:
-        return X_fit
-    return baseline
-
-
-def _shap(explainer, X, y, layout, call, *, layer=None, to_input=False):
+def _shap(explainer, X, y, layout, call, run, *, layer=None, to_input=False):
     """Shared ``_attribute`` of GradientShap and LayerGradientShap."""
+    pick = explainer._targets(y, layout, run.settings.target)
     values, delta, base, targets = gradient_shap(
         call,
         X,
-        layout.extra["background_"],
-        targets=lambda outputs: explainer._targets(outputs, y, layout),
+        layout.baseline,
+        targets=lambda outputs: pick(outputs)[:, 0],
         n_samples=explainer.n_samples,
         stdevs=float(explainer.stdevs),
         multiply_by_inputs=explainer.multiply_by_inputs,
-        batch_size=explainer.batch_size,
-        generator=explainer._generator(),
+        batch_size=run.settings.batch_size,
+        generator=run.generator,
         layer=layer,
         attribute_to_layer_input=to_input,
     )
     return values, {"delta": delta, "base_values": base, "target": targets}
 
 
+_SHAP_EXTRAS = {"delta": "row", "base_values": "row", "target": "target"}
+
+
 def _shap_cost(explainer, layout, n: int) -> int:
     S = int(explainer.n_samples)
-    B = layout.extra["background_"].shape[0]
+    B = layout.baseline.shape[0]
     noisy = n * S if float(explainer.stdevs) > 0 else 0
     return n + min(B, n * S) + n * S + noisy
 
@@ -71,15 +82,6 @@ def _check_shap_params(explainer) -> None:
     check_int("n_samples", explainer.n_samples)
     check_number("stdevs", explainer.stdevs)
     check_bool("multiply_by_inputs", explainer.multiply_by_inputs)
-
-
-def _layer_shape(explainer, baseline: torch.Tensor, to_input: bool) -> tuple[int, ...]:
-    """Shape per row of the layer's output (input), from one baseline row."""
-    rows = baseline[:1]
-    return layer_width(
-        lambda Z, _: explainer._adapter.forward(Z), rows, explainer._layer,
-        to_input=to_input,
-    )  # fmt: skip
 
 
 # ---------------------------------------------------------------- GradientShap
@@ -138,8 +140,9 @@ class GradientShap(BaseExplainer):
     Attributes
     ----------
     {attributes}
-    background_ : Tensor of shape (n_background, n_model_inputs)
-        The baseline distribution the draws come from (with ``baseline_``).
+
+    Here ``baseline_`` is the baseline distribution the draws come from:
+    with ``baseline="auto"``, every row of the ``X`` given to ``fit``.
 
     See Also
     --------
@@ -210,25 +213,23 @@ class GradientShap(BaseExplainer):
         self.random_state = random_state
         self.show_progress = show_progress
 
-    _extra_attributes = ("background_",)
+    _space = "inputs"
+    _extras = _SHAP_EXTRAS
+    _auto_baseline = "rows"
+    _random = True
 
     def _check_params(self):
         _check_shap_params(self)
 
-    def _extra(self, baseline, X_fit):
-        return {"background_": _background(self, baseline, X_fit)}
-
     def _cost(self, layout, n):
         return _shap_cost(self, layout, n)
 
-    def _attribute(self, X, y, layout, call):
-        values, extras = _shap(self, X, y, layout, call)
-        # model inputs to user columns (and groups), always through the layout
-        return sum_over_groups(values, layout.groups), extras
+    def _attribute(self, X, y, layout, call, run):
+        return _shap(self, X, y, layout, call, run)
 
 
 # ---------------------------------------------------------------- LayerGradientShap
-class LayerGradientShap(BaseExplainer):
+class LayerGradientShap(_LayerMethod, BaseExplainer):
     """GradientSHAP of the units of a layer, as Captum's ``LayerGradientShap``.
 
     The samples are drawn as in :class:`GradientShap` (a background row
@@ -277,10 +278,9 @@ class LayerGradientShap(BaseExplainer):
         Shape of the layer's output (or input) per row; the result has one
         column per element, named ``"<layer_>[i]"`` (flat index). Only when
         ``fit`` knew the number of columns; otherwise each call finds it.
-    background_ : Tensor of shape (n_background, n_model_inputs)
-        The baseline distribution.
     model_, device_, n_features_in_, feature_names_in_, baseline_, n_outputs_, classes_
-        As in :class:`GradientShap`.
+        As in :class:`GradientShap` (``baseline_`` is the baseline
+        distribution).
 
     See Also
     --------
@@ -313,8 +313,10 @@ class LayerGradientShap(BaseExplainer):
     """
 
     _needs_grad = True
-    _per_feature = False
-    _extra_attributes = ("background_", "layer_shape_")
+    _space = "units"
+    _extras = _SHAP_EXTRAS
+    _auto_baseline = "rows"
+    _random = True
 
     def __init__(
         self,
@@ -350,38 +352,33 @@ class LayerGradientShap(BaseExplainer):
         _check_shap_params(self)
         check_bool("attribute_to_layer_input", self.attribute_to_layer_input)
 
-    def _bind(self):
-        self.layer_, self._layer = _resolve_layer(self, self.layer)
-
-    def _extra(self, baseline, X_fit):
-        return {
-            "background_": _background(self, baseline, X_fit),
-            "layer_shape_": _layer_shape(self, baseline, self.attribute_to_layer_input),
-        }
+    def _to_layer_input(self):
+        return self.attribute_to_layer_input
 
     def _cost(self, layout, n):
         return _shap_cost(self, layout, n)
 
     def _result_columns(self, layout):
         width = 1
-        for d in layout.extra["layer_shape_"]:
+        for d in layout.layer_shape:
             width *= d
         return [f"{self.layer_}[{i}]" for i in range(width)]
 
-    def _attribute(self, X, y, layout, call):
+    def _attribute(self, X, y, layout, call, run):
         return _shap(
             self,
             X,
             y,
             layout,
             call,
+            run,
             layer=self._layer,
             to_input=self.attribute_to_layer_input,
         )
 
 
 # ---------------------------------------------------------------- NeuronGradient
-class NeuronGradient(BaseExplainer):
+class NeuronGradient(_LayerMethod, BaseExplainer):
     """Gradient of one neuron of a layer with respect to the inputs.
 
     As Captum's ``NeuronGradient``: the neuron is chosen in the output of
@@ -449,7 +446,8 @@ class NeuronGradient(BaseExplainer):
     """
 
     _needs_grad = True
-    _extra_attributes = ("layer_shape_",)
+    _space = "inputs"
+    _auto_baseline = None  # no baseline
 
     def __init__(
         self,
@@ -487,12 +485,12 @@ class NeuronGradient(BaseExplainer):
                 f"over the layer's activation; got {neuron!r}."
             )
 
-    def _bind(self):
-        self.layer_, self._layer = _resolve_layer(self, self.layer)
+    def _to_layer_input(self):
+        return self.attribute_to_neuron_input
 
-    def _extra(self, baseline, X_fit):
-        to_input = self.attribute_to_neuron_input
-        shape = _layer_shape(self, baseline, to_input)
+    def _measure_layer(self, adapter, rows):
+        """The layer's shape per row; also checks that ``neuron`` is in it."""
+        shape = super()._measure_layer(adapter, rows)
         if callable(self.neuron):
             probe = self.neuron(torch.zeros(1, *shape))
             if not isinstance(probe, torch.Tensor):
@@ -504,24 +502,23 @@ class NeuronGradient(BaseExplainer):
             try:
                 select_neuron(torch.zeros(1, *shape), self.neuron)
             except IndexError:
+                where = "input" if self.attribute_to_neuron_input else "output"
                 raise ValueError(
                     f"neuron={self.neuron!r} is out of range for layer "
-                    f"{self.layer_!r}, whose {'input' if to_input else 'output'} "
-                    f"has shape {shape} per row."
+                    f"{self.layer_!r}, whose {where} has shape {shape} per row."
                 ) from None
-        return {"layer_shape_": shape}
+        return shape
 
     def _cost(self, layout, n):
         return n
 
-    def _attribute(self, X, y, layout, call):
+    def _attribute(self, X, y, layout, call, run):
         values = neuron_gradient(
             call,
             X,
             layer=self._layer,
             neuron=self.neuron,
             attribute_to_neuron_input=self.attribute_to_neuron_input,
-            batch_size=self.batch_size,
+            batch_size=run.settings.batch_size,
         )
-        # model inputs to user columns (and groups), always through the layout
-        return sum_over_groups(values, layout.groups), {}
+        return values, {}

@@ -2,28 +2,19 @@
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 
-from skattr._data import (
-    check_input,
-    check_int,
-    check_sample_weight,
-    check_y,
-    row_index,
-    to_numpy,
-)
-from skattr._model import _sigmoid_or_softmax
-from skattr.core.permutation import (
-    feature_permutation,
-    permuted_outputs,
-    random_permutations,
-)
+from skattr._data import check_input, check_int, check_sample_weight, check_y, to_numpy
+from skattr.core.permutation import feature_permutation
 from skattr.explainers._base import BaseExplainer, _rank
+from skattr.explainers._scoring import (
+    check_two_rows,
+    draw_permutations,
+    scored_importance,
+    subsample,
+)
 
 
 class FeaturePermutation(BaseExplainer):
@@ -217,36 +208,30 @@ class FeaturePermutation(BaseExplainer):
                     "pass a callable scorer(estimator, X, y)."
                 )
 
+    _extras = {"std": "cell", "target": "target"}
+    _auto_baseline = None  # the values come from the other rows
+    _random = True
+
     def _check_explain(self, layout, X: torch.Tensor) -> None:
-        _check_two_rows(X.shape[0], "explain")
+        check_two_rows(X.shape[0], "explain")
 
     def _cost(self, layout, n):
         return n + n * layout.n_groups * int(self.n_repeats)
 
     # ------------------------------------------------------------ explain
-    def _attribute(self, X, y, layout, call):
-        f, fx, targets, _ = self._setup(X, y, layout, call, base=False)
-        perms = self._permutations(layout, X.shape[0], avoid_identity=True)
-        values, std = feature_permutation(
-            f,
+    def _attribute(self, X, y, layout, call, run):
+        perms = draw_permutations(
+            layout, self.n_repeats, X.shape[0], run.generator, avoid_identity=True
+        )
+        values, std, targets, _ = feature_permutation(
+            call,
             X,
             perms,
             groups=layout.groups,
-            fx=fx,
-            batch_size=self.batch_size,
+            targets=self._targets(y, layout, run.settings.target),
+            batch_size=run.settings.batch_size,
         )
-        return values, {"std": std, "target": targets}
-
-    def _permutations(
-        self, layout, n: int, *, avoid_identity: bool, generator=None
-    ) -> torch.Tensor:
-        """Row permutations ``[g, n_repeats, n]``, drawn up front on the device."""
-        g, R = layout.n_groups, self.n_repeats
-        gen = self._generator() if generator is None else generator
-        perms = random_permutations(
-            n, g * R, generator=gen, avoid_identity=avoid_identity
-        )
-        return perms.reshape(g, R, n).to(self.device_)
+        return values[..., 0], {"std": std[..., 0], "target": targets[:, 0]}
 
     # ------------------------------------------------------------ importance
     def importance(self, X, y=None, sample_weight=None, max_samples=None):
@@ -275,9 +260,14 @@ class FeaturePermutation(BaseExplainer):
             and ``"n_rows"`` (the rows scored). Without: the weighted mean
             |attribution|, its ``std`` over rows, ``mean`` (the signed mean
             attribution), and ``"n_rows"`` in ``attrs``.
+
+        Notes
+        -----
+        One generator per call, seeded from ``random_state``, draws first the
+        ``max_samples`` rows, then the permutations.
         """
         self._check_fitted()
-        self._check_all_params()
+        settings = self._settings()
         X = check_input(self, X, reset=False, numeric=self._adapter.preprocess is None)
         n = X.shape[0]
         y = check_y(y, n)
@@ -289,307 +279,24 @@ class FeaturePermutation(BaseExplainer):
                 "attribution) or a callable scorer that needs no y."
             )
         weights = check_sample_weight(sample_weight, n)
-        gen = self._generator()
-        rows = _subsample(n, max_samples, gen)
-        if self.scoring is None:
-            return self._attribution_importance(X, y, weights, rows)
-        return self._scored_importance(X, y, weights, rows, gen)
-
-    def _attribution_importance(self, X, y, weights, rows):
+        generator = self._generator()
+        rows = subsample(n, max_samples, generator)
+        if self.scoring is not None:
+            return scored_importance(self, X, settings, y, weights, rows, generator)
         if rows is not None:
             idx = to_numpy(rows)
             X = X.iloc[idx] if isinstance(X, pd.DataFrame) else X[idx]
             y = None if y is None else y[idx]
             weights = None if weights is None else weights[idx]
-        attr = self.explain(X, y)
+        attr = self._explain(X, y, generator)
         a = attr.abs()
         w = np.ones(len(attr)) if weights is None else weights
         w = w / w.sum()
         mean_abs = a.mul(w, axis=0).sum()
-        ddof = 1 if len(attr) > 1 else 0
         if weights is None:
-            std = a.std(ddof=ddof)
+            std = a.std(ddof=1 if len(attr) > 1 else 0)
         else:
             std = np.sqrt(a.sub(mean_abs, axis=1).pow(2).mul(w, axis=0).sum())
         table = _rank(mean_abs, std, attr.mul(w, axis=0).sum())
         table.attrs["n_rows"] = len(attr)
         return table
-
-    def _scored_importance(self, X, y, weights, rows, gen):
-        from sklearn.metrics import check_scoring
-
-        layout = self._layout_for(X)
-        Xt = self._adapter.to_model(X, layout.labels)
-        index = row_index(X)
-        if rows is not None:
-            Xt = Xt[rows.to(Xt.device)]
-            kept = to_numpy(rows)
-            index = index[kept]
-            y = None if y is None else y[kept]
-            weights = None if weights is None else weights[kept]
-        m = Xt.shape[0]
-        _check_two_rows(m, "importance")
-        view = _model_view(self, layout)
-        scorer = check_scoring(view, scoring=self.scoring)
-        perms = self._permutations(layout, m, avoid_identity=False, generator=gen)
-        g, R = perms.shape[:2]
-        adapter = self._adapter
-        call = self._call(layout, index)
-        try:
-            with adapter.evaluating(), torch.no_grad():
-                base_out = self._outputs(Xt, call)
-                perm_out = permuted_outputs(
-                    call, Xt, perms, groups=layout.groups, batch_size=self.batch_size
-                )
-            call.check()
-        finally:
-            call.close()
-        # slice 0: the batch itself; slice 1 + j * R + r: group j, repeat r
-        outputs = torch.cat([base_out[None], perm_out.reshape(g * R, m, -1)])
-        responses = view._responses(outputs)
-        scores = _fast_scores(self.scoring, view, responses, y, weights)
-        if scores is None:
-            scores = self._scores_one_by_one(
-                scorer, view, responses, Xt, perms, y, weights, layout
-            )
-        base_score, scores = scores[0], scores[1:].reshape(g, R)
-        drops = base_score - scores
-        full = np.zeros((len(layout.group_names), R))  # a dropped column: exactly 0
-        full[layout.present] = drops
-        names = list(layout.group_names)
-        table = _rank(
-            pd.Series(full.mean(1), index=names),
-            pd.Series(full.std(1), index=names),
-        )
-        repeats = pd.DataFrame(
-            full, index=pd.Index(names, name="feature"), columns=range(R)
-        )
-        repeats.columns.name = "repeat"
-        table.attrs["importances"] = repeats.loc[table.index]
-        table.attrs["baseline_score"] = float(base_score)
-        table.attrs["n_rows"] = m
-        return table
-
-    def _scores_one_by_one(
-        self, scorer, view, responses, Xt, perms, y, weights, layout
-    ):
-        """Call the scikit-learn scorer on every slice of the precomputed responses."""
-        g, R, _ = perms.shape
-        X_np = to_numpy(Xt)
-        perm_np = to_numpy(perms)
-        groups = to_numpy(layout.groups)  # the core's groups, numbered like perms
-        cols = [np.flatnonzero(groups == j) for j in range(g)]
-        by_name = isinstance(self.scoring, str)
-
-        def data(s: int) -> np.ndarray:
-            # scikit-learn's own scorers only hand X to the view, which answers
-            # from the primed slice: the permuted X is built for callables only
-            if by_name or s == 0:
-                return X_np
-            j, r = divmod(s - 1, R)
-            Xp = X_np.copy()
-            Xp[:, cols[j]] = X_np[perm_np[j, r]][:, cols[j]]
-            return Xp
-
-        scores = np.empty(1 + g * R)
-        for s in range(1 + g * R):  # one scorer call per slice: sklearn's metrics
-            slice_ = {key: value[s] for key, value in responses.items()}
-            scores[s] = view._score(scorer, data(s), slice_, y, weights)
-        return scores
-
-
-def _check_two_rows(n: int, where: str) -> None:
-    if n < 2:
-        raise ValueError(
-            f"FeaturePermutation.{where} needs at least 2 rows: it shuffles each "
-            f"feature across the rows of the batch, and X has {n} row. Pass the "
-            "row together with others (e.g. background rows), or use "
-            "FeatureAblation for a single row."
-        )
-
-
-def _subsample(n: int, max_samples, generator) -> torch.Tensor | None:
-    """Rows kept by ``max_samples`` (sorted), or ``None`` for all rows."""
-    if max_samples is None:
-        return None
-    if isinstance(max_samples, numbers.Integral) and not isinstance(max_samples, bool):
-        m = int(max_samples)
-        if not 1 <= m <= n:
-            raise ValueError(
-                f"max_samples={m} must be between 1 and the number of rows of X ({n})."
-            )
-    elif isinstance(max_samples, numbers.Real) and 0 < max_samples <= 1:
-        m = max(1, int(max_samples * n))
-    else:
-        raise ValueError(
-            "max_samples must be None, an int number of rows, or a fraction in "
-            f"(0, 1]; got {max_samples!r}."
-        )
-    if m == n:
-        return None
-    rows = torch.randperm(n, generator=generator, device=generator.device)
-    return rows[:m].sort().values
-
-
-# ---------------------------------------------------------------- scorer view
-class _View(BaseEstimator):
-    """The explained model as a fitted scikit-learn estimator, for scorers.
-
-    ``predict`` and friends answer from the responses primed for the input
-    object they are given (one slice of the outputs computed in bulk), and
-    run the model on any other input.
-    """
-
-    def __init__(self, explainer=None, layout=None):
-        self.explainer = explainer
-        self.layout = layout
-
-    def fit(self, X=None, y=None):
-        """Nothing to fit: the view wraps an already trained model."""
-        return self
-
-    def __sklearn_is_fitted__(self):
-        return True
-
-    def _score(self, scorer, X, responses, y, weights) -> float:
-        self._primed = (X, responses)
-        try:
-            if weights is None:
-                return float(scorer(self, X, y))
-            return float(scorer(self, X, y, sample_weight=weights))
-        finally:
-            self._primed = None
-
-    def _response(self, X, key: str) -> np.ndarray:
-        primed = getattr(self, "_primed", None)
-        if primed is not None and X is primed[0]:
-            return primed[1][key]
-        ex, layout = self.explainer, self.layout
-        Xt = ex._adapter.to_model(X, layout.labels)
-        call = ex._call(layout, pd.RangeIndex(Xt.shape[0]))
-        try:
-            with ex._adapter.evaluating(), torch.no_grad():
-                outputs = ex._outputs(Xt, call)
-            call.check()
-        finally:
-            call.close()
-        return self._responses(outputs[None])[key][0]
-
-    def _responses(self, outputs: torch.Tensor) -> dict:
-        """Numpy responses for stacked outputs ``[S, m, k]``, keyed by method."""
-        raise NotImplementedError
-
-
-class _RegressorView(RegressorMixin, _View):
-    def _responses(self, outputs):
-        out = to_numpy(outputs.double())
-        return {"predict": out[..., 0] if out.shape[-1] == 1 else out}
-
-    def predict(self, X):
-        return self._response(X, "predict")
-
-
-class _ClassifierView(ClassifierMixin, _View):
-    def _responses(self, outputs):
-        ex = self.explainer
-        proba = outputs if ex.output == "proba" else _proba_nonlinearity(ex)(outputs)
-        proba = to_numpy(proba)
-        out = {"predict_proba": proba, "label_index": proba.argmax(axis=-1)}
-        if ex.output == "raw":
-            raw = to_numpy(outputs)
-            out["decision_function"] = (
-                raw[..., 1] - raw[..., 0] if raw.shape[-1] == 2 else raw
-            )
-        return out
-
-    def predict_proba(self, X):
-        return self._response(X, "predict_proba")
-
-    def predict(self, X):
-        return self.classes_[self._response(X, "label_index")]
-
-    @property
-    def classes_(self):
-        ex = self.explainer
-        if ex.classes_ is not None:
-            return np.asarray(ex.classes_)
-        return np.arange(self.layout.n_outputs)
-
-
-class _ModuleClassifierView(_ClassifierView):
-    def decision_function(self, X):
-        return self._response(X, "decision_function")
-
-
-def _model_view(ex, layout) -> _View:
-    if ex._adapter.kind == "skorch":
-        if ex.classes_ is not None:
-            return _ClassifierView(ex, layout)
-        return _RegressorView(ex, layout)
-    if layout.n_outputs >= 2:
-        # raw outputs are a decision function; probabilities are not
-        view = _ModuleClassifierView if ex.output == "raw" else _ClassifierView
-        return view(ex, layout)
-    return _RegressorView(ex, layout)
-
-
-def _proba_nonlinearity(ex):
-    """Probabilities from raw outputs: the net's predict nonlinearity or softmax."""
-    if ex._adapter.kind == "skorch":
-        net = ex.model_
-        if hasattr(net, "steps"):  # a Pipeline ending in the net
-            net = net.steps[-1][1]
-        return net._get_predict_nonlinearity()
-    return _sigmoid_or_softmax
-
-
-# ---------------------------------------------------------------- fast scores
-def _fast_scores(scoring, view, responses, y, weights) -> np.ndarray | None:
-    """Every slice's score at once, for a few common scorer names.
-
-    Same formulas as scikit-learn's metrics, vectorised over the slices;
-    ``None`` when the scorer or the data is not one of the cases covered, and
-    the scorer is then called slice by slice.
-    """
-    if not isinstance(scoring, str) or y is None:
-        return None
-    w = np.ones(len(y)) if weights is None else weights
-    w = w / w.sum()
-    if scoring == "accuracy" and isinstance(view, _ClassifierView):
-        pred = view.classes_[responses["label_index"]]  # [S, m]
-        if pred.dtype.kind not in "iufb" or y.dtype.kind not in "iufb":
-            return None  # string labels: leave comparisons to scikit-learn
-        return _weighted_mean(pred == y[None, :], w)
-    regression = (
-        "neg_mean_squared_error",
-        "neg_root_mean_squared_error",
-        "neg_mean_absolute_error",
-        "r2",
-    )
-    if scoring in regression and isinstance(view, _RegressorView):
-        pred = responses["predict"]
-        if pred.ndim != 2 or y.dtype.kind not in "iuf":
-            return None  # multi-output: scikit-learn averages its own way
-        err = pred - y[None, :].astype(np.float64)
-        if scoring == "neg_mean_absolute_error":
-            return -_weighted_mean(np.abs(err), w)
-        mse = _weighted_mean(err**2, w)
-        if scoring == "neg_mean_squared_error":
-            return -mse
-        if scoring == "neg_root_mean_squared_error":
-            return -np.sqrt(mse)
-        y_mean = _weighted_mean(y, w)
-        total = _weighted_mean((y - y_mean) ** 2, w)
-        if total == 0:
-            return None  # constant y: scikit-learn's special cases
-        return 1.0 - mse / total
-    return None
-
-
-def _weighted_mean(values: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """Mean over the last axis with weights ``w`` (summing to 1).
-
-    Row by row (not a matrix product), so that equal rows give bitwise equal
-    results and a feature the model ignores scores exactly 0.
-    """
-    return (values * w).sum(axis=-1)

@@ -79,14 +79,13 @@ class ShapleyValueSampling(BaseExplainer):
 
     Notes
     -----
-    Cost of ``explain``, in model rows: ``n_rows + n_background`` to pick
-    the targets and report the base values, then, for each row and each
-    background row, ``2 + P * (n_groups - 1)``, where ``P`` is the number of
-    permutations (``n_samples``, rounded up to an even number when
-    ``antithetic``; with ``tol``, each row's own count): the all-baseline
-    and all-``x`` states are the same for every permutation and evaluated
-    once, the ``n_groups - 1`` states in between once per permutation. In
-    all, ``n_rows * (1 + n_background * (2 + P * (n_groups - 1))) +
+    Cost of ``explain``, in model rows: ``n_rows + n_background`` for
+    ``f(x)`` (which also picks the targets) and ``f(baseline)``, the end
+    states of every permutation, then, for each row and each background row,
+    ``P * (n_groups - 1)``, where ``P`` is the number of permutations
+    (``n_samples``, rounded up to an even number when ``antithetic``; with
+    ``tol``, each row's own count): the ``n_groups - 1`` states in between.
+    In all, ``n_rows * (1 + n_background * P * (n_groups - 1)) +
     n_background``: a DataFrame of background rows multiplies the cost by
     their number.
 
@@ -155,27 +154,39 @@ class ShapleyValueSampling(BaseExplainer):
         check_bool("antithetic", self.antithetic)
         check_number("tol", self.tol, strict=True, allow_none=True)
 
+    _extras = {
+        "base_values": "row",
+        "std": "cell",
+        "n_samples": "row",
+        "target": "target",
+    }
+    _random = True
+
     def _cost(self, layout, n):
         B, g = layout.baseline.shape[0], layout.n_groups
         per_draw = 2 if self.antithetic else 1
         P = -(-int(self.n_samples) // per_draw) * per_draw
-        return n + B + n * B * (2 + P * (g - 1))
+        return n + B + n * B * P * (g - 1)
 
-    def _attribute(self, X, y, layout, call):
-        f, _, targets, base = self._setup(X, y, layout, call)
-        values, std, counts = shapley_sampling(
-            f,
+    def _attribute(self, X, y, layout, call, run):
+        result = shapley_sampling(
+            call,
             X,
             layout.baseline,
             groups=layout.groups,
+            targets=self._targets(y, layout, run.settings.target),
             n_samples=self.n_samples,
             antithetic=bool(self.antithetic),
             tol=self.tol,
-            generator=self._generator(),
-            batch_size=self.batch_size,
+            generator=run.generator,
+            batch_size=run.settings.batch_size,
         )
-        extras = {"base_values": base, "std": std, "n_samples": counts}
-        return values, {**extras, "target": targets}
+        return result.values[..., 0], {
+            "base_values": result.fb[:, 0],
+            "std": result.std[..., 0],
+            "n_samples": result.n_permutations,
+            "target": result.targets[:, 0],
+        }
 
 
 class ShapleyValues(BaseExplainer):
@@ -208,10 +219,11 @@ class ShapleyValues(BaseExplainer):
 
     Notes
     -----
-    Cost of ``explain``, in model rows: ``n_rows + n_background`` to pick
-    the targets and report the base values, then every coalition of every
-    row with every background row, ``n_rows * 2^n_groups * n_background``:
-    a DataFrame of background rows multiplies the cost by their number.
+    Cost of ``explain``, in model rows: ``n_rows + n_background`` for
+    ``f(x)`` and ``f(baseline)`` (the full and the empty coalition), then
+    every other coalition of every row with every background row,
+    ``n_rows * (2^n_groups - 2) * n_background``: a DataFrame of background
+    rows multiplies the cost by their number.
     Memory: about ``12 * n_rows * 2^n_groups`` bytes for the coalition
     values (12 MB per row at 20 groups).
 
@@ -273,17 +285,22 @@ class ShapleyValues(BaseExplainer):
                 "feature_groups, or raise max_groups."
             )
 
+    _extras = {"base_values": "row", "target": "target"}
+
     def _cost(self, layout, n):
         B = layout.baseline.shape[0]
-        return n + B + n * 2**layout.n_groups * B
+        return n + B + n * (2**layout.n_groups - 2) * B
 
-    def _attribute(self, X, y, layout, call):
-        f, _, targets, base = self._setup(X, y, layout, call)
-        values = shapley_exact(
-            f,
+    def _attribute(self, X, y, layout, call, run):
+        result = shapley_exact(
+            call,
             X,
             layout.baseline,
             groups=layout.groups,
-            batch_size=self.batch_size,
+            targets=self._targets(y, layout, run.settings.target),
+            batch_size=run.settings.batch_size,
         )
-        return values, {"base_values": base, "target": targets}
+        return result.values[..., 0], {
+            "base_values": result.fb[:, 0],
+            "target": result.targets[:, 0],
+        }

@@ -150,30 +150,36 @@ class KernelShap(BaseExplainer):
         exact = 2**g - 2 <= n_samples
         return (2**g - 2 if exact else n_samples), exact
 
+    _extras = {
+        "base_values": "row",
+        "n_samples": "row",
+        "exact": "call",
+        "target": "target",
+    }
+    _random = True
+
     def _cost(self, layout, n):
         B = layout.baseline.shape[0]
         return n + B + n * self._n_coalitions(layout.n_groups)[0] * B
 
-    def _attribute(self, X, y, layout, call):
-        f, fx, targets, base = self._setup(X, y, layout, call)
+    def _attribute(self, X, y, layout, call, run):
         g = layout.n_groups
         n_samples = 2 * g + 2048 if self.n_samples is None else int(self.n_samples)
-        values, exact = kernel_shap(
-            f,
+        values, exact, cv = kernel_shap(
+            call,
             X,
             layout.baseline,
             groups=layout.groups,
-            fx=fx,
-            base=base,
+            targets=self._targets(y, layout, run.settings.target),
             n_samples=n_samples,
-            batch_size=self.batch_size,
-            generator=self._generator(),
+            batch_size=run.settings.batch_size,
+            generator=run.generator,
         )
-        return values, {
-            "base_values": base,
-            "target": targets,
+        return values[..., 0], {
+            "base_values": cv.fb[:, 0],
             "n_samples": self._n_coalitions(g)[0],
             "exact": exact,
+            "target": cv.targets[:, 0],
         }
 
 
@@ -342,36 +348,44 @@ class Lime(BaseExplainer):
             raise ValueError("perturb_func must return values in {0, 1}.")
         return Z.bool()
 
+    _extras = {
+        "intercept": "row",
+        "base_values": "row",
+        "n_samples": "row",
+        "target": "target",
+    }
+    _random = True
+
     def _cost(self, layout, n):
         return n + layout.baseline.shape[0] * (1 + n * int(self.n_samples))
 
-    def _attribute(self, X, y, layout, call):
-        f, fx, targets, base = self._setup(X, y, layout, call)
+    def _attribute(self, X, y, layout, call, run):
         n = X.shape[0]
-        g = layout.n_groups
-        Z = self._coalitions(n, g, self._generator())
+        Z = self._coalitions(n, layout.n_groups, run.generator)
         similarity = self.similarity_func or exp_kernel_similarity(
             self.distance, float(self.kernel_width)
         )
-        v, w = lime_samples(
-            f,
+        v, w, cv = lime_samples(
+            call,
             X,
             layout.baseline,
             Z,
             groups=layout.groups,
+            targets=self._targets(y, layout, run.settings.target),
             similarity=similarity,
-            batch_size=self.batch_size,
+            batch_size=run.settings.batch_size,
         )
         call.check()  # before the solve: a NaN output would keep the Lasso going
+        v = v[..., 0]
         if self.interpretable_model is None:
             coef, intercept = weighted_lasso(Z, v, w, float(self.alpha))
         else:
             coef, intercept = self._fit_each_row(Z, v, w)
         return coef, {
             "intercept": intercept,
-            "base_values": base,
-            "target": targets,
+            "base_values": cv.fb[:, 0],
             "n_samples": int(self.n_samples),
+            "target": cv.targets[:, 0],
         }
 
     def _fit_each_row(self, Z, v, w):
