@@ -100,7 +100,12 @@ def check_input(estimator, X, *, reset: bool, numeric: bool = True, name: str = 
         raise ValueError(f"{name} has no columns (shape {tuple(X.shape)}).")
     if numeric:
         check_numeric(X, name)
-    if reset or hasattr(estimator, "feature_names_in_"):
+    if _same_names(estimator, X, reset):
+        if reset:  # what validate_data records for string column names
+            estimator.feature_names_in_ = np.asarray(list(X.columns), dtype=object)
+            estimator.n_features_in_ = p
+    elif reset or hasattr(estimator, "feature_names_in_"):
+        # scikit-learn's own checks, warnings and messages
         validate_data(estimator, X, reset=reset, skip_check_array=True)
     elif hasattr(estimator, "n_features_in_") and p != estimator.n_features_in_:
         raise ValueError(
@@ -110,12 +115,33 @@ def check_input(estimator, X, *, reset: bool, numeric: bool = True, name: str = 
     return X
 
 
+def _same_names(estimator, X, reset: bool) -> bool:
+    """The common case, decided without scikit-learn's general machinery:
+    a DataFrame with string column names, at ``fit``, or the very names
+    ``fit`` recorded, in their order, at ``explain``."""
+    if not isinstance(X, pd.DataFrame):
+        return False
+    columns = list(X.columns)
+    if reset:
+        return all(isinstance(c, str) for c in columns)
+    fitted = getattr(estimator, "feature_names_in_", None)
+    return fitted is not None and columns == list(fitted)
+
+
+def _numpy_numeric(dtypes) -> bool:
+    """Whether every dtype is a plain numpy bool, integer or float dtype."""
+    return all(isinstance(dt, np.dtype) and dt.kind in "biuf" for dt in dtypes)
+
+
 def check_numeric(X, name: str = "X") -> None:
     """Refuse non-numeric columns, naming them, and recommend a Pipeline."""
     if isinstance(X, pd.DataFrame):
+        dtypes = X.dtypes.tolist()
+        if _numpy_numeric(dtypes):
+            return
         bad = [
             str(c)
-            for c, dt in X.dtypes.items()
+            for c, dt in zip(X.columns, dtypes)
             if not (pd.api.types.is_numeric_dtype(dt) or pd.api.types.is_bool_dtype(dt))
         ]
         if bad:
@@ -183,13 +209,13 @@ def to_tensor(
             )
         t = X.detach().to(device=device, dtype=dtype)
     else:
-        arr = _numeric_array(X, columns, name)
         np_dtype = _NUMPY_DTYPES.get(dtype, np.float32)
+        arr = _numeric_array(X, columns, name, np_dtype)
         if arr.dtype != np_dtype or not arr.flags.writeable:
             arr = arr.astype(np_dtype)  # a writable copy in the model's dtype
         t = torch.from_numpy(arr).to(device=device, dtype=dtype)
-    bad = ~torch.isfinite(t)
-    if bool(bad.any()):
+    if not bool(torch.isfinite(t).all()):
+        bad = ~torch.isfinite(t)
         per_col = bad.sum(0).cpu()
         cols = [columns[i] for i in torch.nonzero(per_col).flatten().tolist()]
         kinds = []
@@ -223,14 +249,17 @@ _INT_DTYPES = {
 }
 
 
-def _numeric_array(X, columns: Sequence[str], name: str) -> np.ndarray:
+def _numeric_array(X, columns: Sequence[str], name: str, np_dtype) -> np.ndarray:
+    """Numeric 2-D data as an array, in ``np_dtype`` where that is exact."""
+    if isinstance(X, pd.DataFrame):
+        if _numpy_numeric(X.dtypes.tolist()):  # plain columns: one copy
+            return X.to_numpy(dtype=np_dtype)
+        check_numeric(X, name)
+        return X.to_numpy(dtype=np.float64, na_value=np.nan)
     if hasattr(X, "toarray"):  # scipy sparse output of a ColumnTransformer
         X = X.toarray()
-    if not isinstance(X, pd.DataFrame):
-        X = np.asarray(X)
+    X = np.asarray(X)
     check_numeric(X, name)
-    if isinstance(X, pd.DataFrame):
-        return X.to_numpy(dtype=np.float64, na_value=np.nan)
     return X.astype(np.float64, copy=False)
 
 

@@ -287,19 +287,21 @@ class ModelAdapter:
         gradients only. Both are restored in a ``finally``, so the model is as
         before even when it raises.
         """
-        modes = [(m, m.training) for m in self.module.modules()]
-        flags = [(p, p.requires_grad) for p in self.module.parameters()]
+        training = [m for m in self.module.modules() if m.training]
+        frozen = []
+        if freeze_parameters:
+            frozen = [p for p in self.module.parameters() if p.requires_grad]
         try:
-            self.module.eval()
-            if freeze_parameters:
-                for p, _ in flags:
-                    p.requires_grad_(False)
+            if training:  # eval() only when needed: it visits every submodule
+                self.module.eval()
+            for p in frozen:
+                p.requires_grad_(False)
             yield
         finally:
-            for m, training in modes:
-                m.training = training
-            for p, flag in flags:
-                p.requires_grad_(flag)
+            for m in training:
+                m.training = True
+            for p in frozen:
+                p.requires_grad_(True)
 
 
 class ModelCall:
@@ -379,17 +381,19 @@ class ModelCall:
         checked too, for the gradients of a model whose outputs are finite.
         One reduction on the device and one synchronisation.
         """
+        # one reduction and one synchronisation when all is well: 0 * x is
+        # NaN exactly where x is NaN or infinite
+        probe = self._seen.sum()
+        if values is not None and values.numel():
+            probe = probe + (values.detach() * 0).sum().to(probe.device, probe.dtype)
+        if bool(torch.isfinite(probe)):
+            return
         finite = torch.isfinite(self._seen)
         rows_bad, base_bad = ~finite[:-1], ~finite[-1]
         values_bad = None
         if values is not None and values.numel():
             values_bad = ~torch.isfinite(values.reshape(values.shape[0], -1)).all(1)
             values_bad = values_bad.to(rows_bad.device)
-        anything = rows_bad.any() | base_bad
-        if values_bad is not None:
-            anything = anything | values_bad.any()
-        if not bool(anything):  # the one synchronisation
-            return
         if bool(base_bad):
             raise ValueError(
                 "The model returned NaN or infinity at the baseline (the rows that "

@@ -1,11 +1,11 @@
-"""Chunked evaluation of a scalar-per-row function over perturbation batches.
+"""Chunked evaluation of the model over perturbation batches.
 
 Perturbation methods describe their model inputs as a virtual tensor of
 ``n_total`` rows that is never materialised whole: ``build(start, stop)``
 returns rows ``start:stop`` of it, together with the index of the explained
-row that each perturbed row belongs to (so that ``f`` can pick that row's
-target output). :func:`evaluate` walks that tensor in chunks of at most
-``batch_size`` rows, one forward call per chunk.
+row that each perturbed row belongs to (so that ``f`` can note, per row,
+outputs that are not finite). :func:`evaluate` walks that tensor in chunks
+of at most ``batch_size`` rows, one forward call per chunk.
 """
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ from collections.abc import Callable
 
 import torch
 
-#: ``f(Z, rows) -> Tensor[m]``: model output for the ``m`` inputs ``Z`` of
-#: shape ``[m, p]``, at the target of explained row ``rows[i]`` for input ``i``
-#: (``-1``: a baseline row that stands for no explained row). The caller's
+#: ``f(Z, rows) -> Tensor[m, k]``: every model output for the ``m`` inputs
+#: ``Z`` of shape ``[m, p]``; ``rows[i]`` is the explained row input ``i``
+#: stands for (``-1``: a background row, for no explained row). The caller's
 #: ``f`` is where model evaluations are counted and watched for non-finite
 #: outputs; the core only says which row each input belongs to.
-ScalarFunction = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+ModelFunction = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 #: ``build(start, stop) -> (Z, rows)``: rows ``start:stop`` of the virtual
 #: perturbation tensor and the explained row each one belongs to.
@@ -27,7 +27,7 @@ Builder = Callable[[int, int], tuple[torch.Tensor, torch.Tensor]]
 
 
 def evaluate(
-    f: ScalarFunction,
+    f: ModelFunction,
     build: Builder,
     n_total: int,
     *,
@@ -38,7 +38,7 @@ def evaluate(
     Parameters
     ----------
     f : callable
-        ``f(Z, rows) -> Tensor[m]``.
+        ``f(Z, rows) -> Tensor[m, ...]``: the model, or a function of it.
     build : callable
         ``build(start, stop) -> (Z, rows)`` with ``Z`` of shape
         ``[stop - start, p]`` and ``rows`` of shape ``[stop - start]``.
@@ -50,7 +50,7 @@ def evaluate(
     Returns
     -------
     Tensor of shape ``[n_total, ...]``
-        The values of ``f`` (usually one scalar per row), in its dtype.
+        The values of ``f``, in its dtype.
     """
     out: torch.Tensor | None = None
     with torch.no_grad():
@@ -71,7 +71,7 @@ def evaluate(
 
 
 def evaluate_rows(
-    f: ScalarFunction,
+    f: ModelFunction,
     X: torch.Tensor,
     *,
     batch_size: int,

@@ -24,9 +24,11 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from skattr.core.forward import ModelFunction
+
 #: ``forward(Z, rows) -> Tensor[m, k]``: model outputs for inputs ``Z`` of shape
 #: ``[m, p]``; ``rows[i]`` is the explained row of input ``i`` (``-1``: none).
-Forward = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+Forward = ModelFunction
 
 #: Captum's neuron selector: an int, a tuple of ints and slices (indexing the
 #: layer's output without its batch dimension), or a callable that maps the
@@ -130,19 +132,6 @@ def _evaluate_with_layer(
                 acts.append(box.take().reshape(chunk.shape[0], -1))
     out = torch.cat(outs)
     return out, (torch.cat(acts) if acts else None)
-
-
-def layer_width(
-    forward: Forward, Z: torch.Tensor, layer: nn.Module, *, to_input: bool = False
-) -> tuple[int, ...]:
-    """Shape of ``layer``'s output (or input) per row, from a forward on ``Z``.
-
-    ``Z`` holds baseline rows (explained row ``-1``).
-    """
-    rows = torch.full((Z.shape[0],), -1, dtype=torch.long, device=Z.device)
-    with torch.no_grad(), capture_layer(layer, to_input=to_input) as box:
-        forward(Z, rows)
-        return tuple(box.take().shape[1:])
 
 
 def gradient_shap(

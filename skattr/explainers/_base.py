@@ -11,6 +11,7 @@ it is given, and writes nothing on the explainer.
 
 from __future__ import annotations
 
+import functools
 import numbers
 from dataclasses import dataclass, fields
 
@@ -114,9 +115,15 @@ class Settings:
 
     @classmethod
     def of(cls, explainer) -> Settings:
-        params = explainer.get_params(deep=False)
-        names = [f.name for f in fields(cls)]
-        return cls(**{name: params[name] for name in names if name in params})
+        declared = _shared_parameters(type(explainer))
+        return cls(**{name: getattr(explainer, name) for name in declared})
+
+
+@functools.cache
+def _shared_parameters(cls) -> tuple[str, ...]:
+    """The :class:`Settings` fields among ``cls``'s constructor parameters."""
+    params = set(cls._get_param_names())
+    return tuple(f.name for f in fields(Settings) if f.name in params)
 
 
 @dataclass(frozen=True, eq=False)
@@ -140,6 +147,7 @@ class Layout:
     n_outputs: int  #: number of model outputs
     target_column: int | None  #: the output column of a fixed ``target``
     layer_shape: tuple[int, ...] | None  #: a layer method's units per row
+    result_columns: pd.Index  #: the columns of the result frame
 
     @property
     def n_groups(self) -> int:
@@ -152,6 +160,8 @@ class Layout:
         A result column that no model input feeds (a column the Pipeline
         drops) gets exactly 0.
         """
+        if self.n_groups == len(self.group_names):  # every column has inputs
+            return values
         full = values.new_zeros(
             values.shape[0], len(self.group_names), *values.shape[2:]
         )
@@ -293,9 +303,13 @@ class BaseExplainer(BaseEstimator):
     def _find_layer(self, adapter: ModelAdapter) -> None:
         """Hook of the layer methods: resolve ``layer`` in the model, at ``fit``."""
 
-    def _measure_layer(self, adapter: ModelAdapter, rows: torch.Tensor):
-        """Hook of the layer methods: the layer's shape per row, from a probe."""
-        return None
+    def _probe(self, adapter: ModelAdapter, rows: torch.Tensor):
+        """One forward on probe rows: ``(outputs, layer shape or None)``.
+
+        The layer methods override it to also capture their layer's shape
+        per row in the same forward call.
+        """
+        return adapter.forward(rows), None
 
     def _resolve(self, adapter, X_fit, settings: Settings) -> _Resolved:
         """Baseline rows, number of outputs and target column for these columns.
@@ -322,7 +336,7 @@ class BaseExplainer(BaseEstimator):
             )
         with adapter.evaluating(), torch.no_grad():
             try:
-                probe = adapter.forward(probe_rows)
+                probe, layer_shape = self._probe(adapter, probe_rows)
             except RuntimeError as exc:
                 if "n_features_in_" in vars(self):
                     raise
@@ -333,7 +347,6 @@ class BaseExplainer(BaseEstimator):
                     "come from each X given to explain: give it the columns the "
                     "model takes, or pass X to fit(model, X) to fix them there."
                 ) from exc
-            layer_shape = self._measure_layer(adapter, probe_rows[:1])
         n_outputs = int(probe.shape[1])
         target_column = self._target_column(settings.target, n_outputs)
         return _Resolved(baseline, n_outputs, target_column, layer_shape)
@@ -345,9 +358,15 @@ class BaseExplainer(BaseEstimator):
             resolved = self._resolve(adapter, None, settings)
         user_groups, names = make_groups(settings.feature_groups, adapter.columns)
         model_groups = user_groups[adapter.origin]
-        # The core sees only groups with model inputs (a column a Pipeline
-        # drops has none), numbered 0..g'-1; to_result puts exact zeros back.
-        present, compact = torch.unique(model_groups, sorted=True, return_inverse=True)
+        if settings.feature_groups is None and adapter.preprocess is None:
+            present, compact = model_groups, model_groups  # one group per column
+        else:
+            # The core sees only groups with model inputs (a column a Pipeline
+            # drops has none), numbered 0..g'-1; to_result puts zeros back.
+            present, compact = torch.unique(
+                model_groups, sorted=True, return_inverse=True
+            )
+        columns = self._result_columns(list(names), resolved.layer_shape)
         return Layout(
             adapter=adapter,
             groups=compact.to(self.device_),
@@ -358,6 +377,7 @@ class BaseExplainer(BaseEstimator):
             n_outputs=resolved.n_outputs,
             target_column=resolved.target_column,
             layer_shape=resolved.layer_shape,
+            result_columns=pd.Index(columns),
         )
 
     def _layout_for(self, X, settings: Settings) -> Layout:
@@ -605,12 +625,11 @@ class BaseExplainer(BaseEstimator):
                 f"{type(self).__name__} returned extras {sorted(extras)}, but "
                 f"declares {sorted(self._extras)}."
             )
-        columns = self._result_columns(layout)
         # the arrays are ours: the frames take them without pandas' copy
         frame = pd.DataFrame(
             to_numpy(self._to_result(values, layout).double()),
             index=index,
-            columns=columns,
+            columns=layout.result_columns,
             copy=False,
         )
         for key, kind in self._extras.items():
@@ -647,8 +666,9 @@ class BaseExplainer(BaseEstimator):
             value = self.classes_[value]
         return pd.Series(value, index=frame.index, name=key, copy=False)
 
-    def _result_columns(self, layout: Layout) -> list[str]:
-        return list(layout.group_names)
+    def _result_columns(self, group_names: list[str], layer_shape) -> list[str]:
+        """The result's column names: the features or groups, by default."""
+        return group_names
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,8 @@ from torch import nn
 from skattr._data import check_bool, check_int, check_number
 from skattr._model import check_layer, get_layer
 from skattr.core.gradients import (
+    capture_layer,
     gradient_shap,
-    layer_width,
     neuron_gradient,
     select_neuron,
 )
@@ -41,12 +41,11 @@ class _LayerMethod:
             layer, _ = get_layer(adapter.user_module, layer)
         self.layer_, self._layer = get_layer(module, layer)
 
-    def _measure_layer(self, adapter, rows):
-        """Shape per row of the layer's output (input), from one forward on ``rows``."""
-        return layer_width(
-            lambda Z, _: adapter.forward(Z), rows, self._layer,
-            to_input=self._to_layer_input(),
-        )  # fmt: skip
+    def _probe(self, adapter, rows):
+        """The outputs at ``rows`` and the layer's shape per row, in one forward."""
+        with capture_layer(self._layer, to_input=self._to_layer_input()) as box:
+            out = adapter.forward(rows)
+            return out, tuple(box.take().shape[1:])
 
 
 def _shap(explainer, X, y, layout, call, run, *, layer=None, to_input=False):
@@ -358,9 +357,10 @@ class LayerGradientShap(_LayerMethod, BaseExplainer):
     def _cost(self, layout, n):
         return _shap_cost(self, layout, n)
 
-    def _result_columns(self, layout):
+    def _result_columns(self, group_names, layer_shape):
+        """One column per unit of the layer, by flat index."""
         width = 1
-        for d in layout.layer_shape:
+        for d in layer_shape:
             width *= d
         return [f"{self.layer_}[{i}]" for i in range(width)]
 
@@ -488,9 +488,9 @@ class NeuronGradient(_LayerMethod, BaseExplainer):
     def _to_layer_input(self):
         return self.attribute_to_neuron_input
 
-    def _measure_layer(self, adapter, rows):
-        """The layer's shape per row; also checks that ``neuron`` is in it."""
-        shape = super()._measure_layer(adapter, rows)
+    def _probe(self, adapter, rows):
+        """Outputs and the layer's shape per row; also checks that ``neuron`` is in it."""
+        out, shape = super()._probe(adapter, rows)
         if callable(self.neuron):
             probe = self.neuron(torch.zeros(1, *shape))
             if not isinstance(probe, torch.Tensor):
@@ -507,7 +507,7 @@ class NeuronGradient(_LayerMethod, BaseExplainer):
                     f"neuron={self.neuron!r} is out of range for layer "
                     f"{self.layer_!r}, whose {where} has shape {shape} per row."
                 ) from None
-        return shape
+        return out, shape
 
     def _cost(self, layout, n):
         return n
