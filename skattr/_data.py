@@ -102,7 +102,7 @@ def check_input(estimator, X, *, reset: bool, numeric: bool = True, name: str = 
         check_numeric(X, name)
     if _same_names(estimator, X, reset):
         if reset:  # what validate_data records for string column names
-            estimator.feature_names_in_ = np.asarray(list(X.columns), dtype=object)
+            estimator.feature_names_in_ = np.asarray(X.columns.tolist(), dtype=object)
             estimator.n_features_in_ = p
     elif reset or hasattr(estimator, "feature_names_in_"):
         # scikit-learn's own checks, warnings and messages
@@ -121,7 +121,7 @@ def _same_names(estimator, X, reset: bool) -> bool:
     ``fit`` recorded, in their order, at ``explain``."""
     if not isinstance(X, pd.DataFrame):
         return False
-    columns = list(X.columns)
+    columns = X.columns.tolist()
     if reset:
         return all(isinstance(c, str) for c in columns)
     fitted = getattr(estimator, "feature_names_in_", None)

@@ -406,10 +406,12 @@ def test_model_rows_evaluated(X_frame, cls, n_samples, evaluated):
     ex.fit(model, X_frame)
     seen.clear()
     ex.explain(X_frame)
-    # the rows, the 2 background rows, then n * s * B perturbed rows (KernelShap
-    # with n_samples >= 2**5 - 2: the 30 non-trivial coalitions)
+    # n * (s + 2) * B perturbed rows (the full and the empty coalition with
+    # the others; KernelShap with n_samples >= 2**5 - 2: the 30 non-trivial
+    # coalitions), and the rows themselves to pick a predicted class
     n = len(X_frame)
-    assert sum(seen) == n + 2 + n * evaluated * 2
+    pick = n if ex.n_outputs_ > 1 else 0
+    assert sum(seen) == pick + n * (evaluated + 2) * 2
 
 
 @pytest.mark.parametrize(

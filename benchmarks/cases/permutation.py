@@ -61,6 +61,29 @@ def cases(w):
         return imp.fit(net, X_all).importance(X_all, y_all)
 
     out.append(Case("PermutationImportance", "skattr", importance, rows=rows))
+
+    def scorer_per_copy():
+        # a callable scorer: scikit-learn's accuracy scorer called on every
+        # permuted copy (the path without the vectorised scores)
+        from sklearn.metrics import get_scorer
+
+        imp = skattr.FeaturePermutation(
+            n_repeats=N_REPEATS,
+            scoring=get_scorer("accuracy"),
+            batch_size=w.batch_size,
+            random_state=0,
+        )
+        return imp.fit(net, X_all).importance(X_all, y_all)
+
+    out.append(
+        Case(
+            "PermutationImportance",
+            "skattr (scorer per copy)",
+            scorer_per_copy,
+            rows=rows,
+            note="what the vectorised accuracy saves",
+        )
+    )
     try:
         from sklearn.inspection import permutation_importance
     except ImportError:  # pragma: no cover - scikit-learn is a dependency

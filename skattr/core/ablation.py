@@ -52,7 +52,8 @@ def feature_ablation(
 
     Notes
     -----
-    Cost: ``n + B + n * g * B`` model rows.
+    Cost: ``n * (g + 2) * B`` model rows (``f(x)`` and ``f(b)`` with the
+    others), plus ``n`` when ``targets`` is a picker.
     """
     g = n_groups(groups)
     groups = groups.to(X.device)

@@ -9,9 +9,11 @@ groups in ``S`` from ``x``, the others from ``b``. Its value is
 (the interventional definition). Feature ablation, both Shapley methods,
 Kernel SHAP and LIME differ only in the coalitions they ask for and in what
 they do with the values, so they all call :func:`coalition_values`: it
-evaluates ``f(x) = v(all groups)`` and ``f(b)`` (whose mean is
-``v(no group)``) one way for every method, then every requested coalition of
-every row, in chunks of at most ``batch_size`` model rows. The model
+evaluates every requested coalition of every row together with the full one,
+``f(x) = v(all groups)``, and the empty one, ``v(no group)`` (the mean of
+``f(b)``), one way for every method: in the same chunked pass, so that a
+marginal contribution is a difference of two outputs computed alike. The
+model
 function ``f`` returns every output column ``[m, k]``; the output columns
 each row needs (its targets) are picked from each chunk, after evaluation,
 so that explaining every output costs what one costs.
@@ -68,6 +70,10 @@ class Coalitions:
         """The same over the model's input columns, ``[m, p]`` bool."""
         return self.group_masks(r, j)[:, self.groups]
 
+    def rows_groups(self, a: int, z: int) -> torch.Tensor:
+        """Every coalition of rows ``a..z-1`` over the groups, ``[z - a | 1, s, g]``."""
+        raise NotImplementedError
+
     def rows_weights(self, a: int, z: int, dtype: torch.dtype) -> torch.Tensor:
         """Every coalition of rows ``a..z-1`` over the columns, ``[z - a | 1, s, p]``.
 
@@ -104,6 +110,9 @@ class MaskTable(Coalitions):
     def column_masks(self, r, j):
         z = self.group_masks(r, j)
         return z if self._identity else z[:, self.groups]
+
+    def rows_groups(self, a, z):
+        return self.table[None] if self.shared else self.table[a:z]
 
     def rows_weights(self, a, z, dtype):
         if self.shared:
@@ -148,6 +157,11 @@ class PermutationStates(Coalitions):
     def column_masks(self, r, j):
         q, t = j // self.inner, j % self.inner + 1
         return self.col_rank[r, q] < t[:, None].to(self.rank.dtype)
+
+    def rows_groups(self, a, z):
+        steps = self._steps.to(self.rank.dtype)[None, None, :, None]
+        block = self.rank[a:z, :, None, :] < steps  # [m, Q, g-1, g]
+        return block.reshape(z - a, self.size, -1)
 
     def rows_weights(self, a, z, dtype):
         # state t takes the columns of rank < t from x: clamp(t - rank, 0, 1)
@@ -199,15 +213,19 @@ def coalition_values(
     coalitions : Coalitions
         ``s`` coalitions per row.
     targets : Tensor of shape ``[n, t]`` or callable
-        Output columns kept for each row, or ``targets(fx)`` that picks them
-        from every output at the rows (needs ``ends``).
+        Output columns kept for each row, or ``targets(outputs)`` that picks
+        them from every output at the rows (then evaluated first, ``n``
+        model rows).
     batch_size : int
         Most model rows per call of ``f``.
     ends : bool, default=True
-        Evaluate ``f(x)`` at the ``n`` rows and ``f(b)`` at the ``B``
-        background rows first, in one chunked pass (``n + B`` model rows):
-        ``v(all groups)`` and ``v(no group)``. ``False`` when the caller has
-        them from an earlier call (a later round of sampling).
+        Also evaluate, in the same pass and the same way as the others, the
+        full coalition (``f(x)``) and the empty one (``f(b)``) of every row
+        and background row: ``2 * B`` model rows per row. Every marginal
+        contribution is then a difference of two outputs computed alike, so
+        a group the model ignores gets exactly 0 (a separate forward call,
+        of another batch shape, may round differently). ``False`` when the
+        caller has them from an earlier call (a later round of sampling).
     rows : Tensor of shape ``[n]``, optional
         The explained row each row of ``X`` is (default ``0..n-1``), for ``f``.
     observe : callable, optional
@@ -220,101 +238,136 @@ def coalition_values(
 
     Notes
     -----
-    Cost: ``n + B`` model rows for the ends, then ``n * s * B``.
+    Cost: ``n * (s + 2) * B`` model rows (``n * s * B`` without ``ends``),
+    plus ``n`` when ``targets`` is a picker.
     """
     n, p = X.shape
-    B = baseline.shape[0]
     device = X.device
     own = torch.arange(n, device=device) if rows is None else rows.to(device)
-    fx = fb = outputs = None
-    if ends:
-        both = torch.cat([X, baseline])
-        labels = torch.cat([own, own.new_full((B,), -1)])
-        out = evaluate(
-            f,
-            lambda a, z: (both[a:z], labels[a:z]),
-            n + B,
-            batch_size=batch_size,
-        )
-        outputs, background = out[:n], out[n:].double().mean(0)
+    outputs = None
     if callable(targets):
+        outputs = evaluate(f, lambda a, z: (X[a:z], own[a:z]), n, batch_size=batch_size)
         targets = targets(outputs)
     targets = targets.to(device)
-    if ends:
-        fx = outputs.gather(1, targets).double()
-        fb = background[targets]
     values, observed = _evaluate(
-        f, X, baseline, coalitions, own, targets, batch_size, observe
+        f, X, baseline, coalitions, own, targets, batch_size, observe, ends
     )
+    fx = fb = None
+    if ends:  # coalition 0 is the empty one, coalition s + 1 the full one
+        fb, values, fx = values[:, 0], values[:, 1:-1], values[:, -1]
+        observed = None if observed is None else observed[:, 1:-1]
     return CoalitionValues(values, fx, fb, targets, outputs, observed)
 
 
-def _evaluate(f, X, baseline, coalitions, own, targets, batch_size, observe):
-    """Model values ``[n, s, t]`` (and observations ``[n, s]``) of the coalitions.
+def _evaluate(f, X, baseline, coalitions, own, targets, batch_size, observe, ends):
+    """Model values ``[n, s', t]`` (and observations ``[n, s']``) of the coalitions.
 
-    The one place where coalitions become model inputs: chunks of whole rows
-    (every coalition of a row, broadcast, no gathers) when a row's
-    ``s * B`` inputs fit in ``batch_size``, else (row, coalition, background
-    row) triples gathered chunk by chunk.
+    The one place where coalitions become model inputs; ``s' = s + 2`` with
+    ``ends`` (the empty coalition first, the full one last). Chunks of whole
+    rows (every coalition of a row, broadcast, no gathers) when a row's
+    ``s' * B`` inputs fit in ``batch_size``, else (row, coalition,
+    background row) triples gathered chunk by chunk.
     """
     n, p = X.shape
     B = baseline.shape[0]
     s = coalitions.size
+    size = s + 2 if ends else s
     t = targets.shape[1]
     device = X.device
-    per_row = s * B
+    per_row = size * B
     if n * per_row == 0:
-        empty = torch.zeros(n, s, t, dtype=torch.float64, device=device)
+        empty = torch.zeros(n, size, t, dtype=torch.float64, device=device)
         return empty, (None if observe is None else empty[..., 0])
     seen: dict[str, torch.Tensor] = {}  # the chunk's rows and coalitions, for observe
+
+    def group_masks(r: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
+        if not ends:
+            return coalitions.group_masks(r, j)
+        inner = j - 1
+        g = int(coalitions.groups.max()) + 1
+        out = torch.zeros(j.shape[0], g, dtype=torch.bool, device=device)
+        middle = (inner >= 0) & (inner < s)
+        if s and bool(middle.any()):
+            out[middle] = coalitions.group_masks(r[middle], inner[middle])
+        out[inner >= s] = True
+        return out
+
+    def column_masks(r: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
+        if not ends:
+            return coalitions.column_masks(r, j)
+        return group_masks(r, j)[:, coalitions.groups]
 
     if per_row <= batch_size:  # chunks of whole rows
         step = batch_size // per_row * per_row
 
         def build(start: int, stop: int):
             a, z = start // per_row, stop // per_row
-            w = coalitions.rows_weights(a, z, X.dtype)  # [m|1, s, p]
-            if B == 1:
-                Z = torch.lerp(baseline[0], X[a:z, None, :], w)
-            else:
-                Z = torch.lerp(
-                    baseline[None, None], X[a:z, None, None, :], w[:, :, None]
+            m = z - a
+            x = X[a:z, None, None, :]
+            Z = X.new_empty(m, size, B, p)
+            inner = Z[:, 1:-1] if ends else Z
+            if s:
+                w = coalitions.rows_weights(a, z, X.dtype)[:, :, None, :]
+                torch.lerp(baseline[None, None], x, w.expand(m, s, 1, p), out=inner)
+            if ends:
+                Z[:, 0] = baseline
+                Z[:, -1] = X[a:z, None, :]
+            r = own[a:z, None, None].expand(m, size, B)
+            if ends:  # the empty coalition stands for no explained row
+                r = r.clone()
+                r[:, 0] = -1
+            r = r.reshape(-1)
+            if observe is not None:  # at the coalitions asked for, not the ends
+                zin = coalitions.rows_groups(a, z)[:, :, None, :]
+                zin = zin.expand(m, s, B, zin.shape[-1]).reshape(m * s * B, -1)
+                got = observe(
+                    x.expand(m, s, B, p).reshape(-1, p),
+                    zin.to(X.dtype),
+                    inner.reshape(-1, p),
                 )
-            r = own[a:z, None].expand(z - a, per_row).reshape(-1)
-            if observe is not None:
-                seen["x"] = X[a:z, None, None, :].expand(-1, s, B, p).reshape(-1, p)
-                j = torch.arange(s, device=device)
-                zz = coalitions.group_masks(
-                    torch.arange(a, z, device=device).repeat_interleave(s),
-                    j.repeat(z - a),
-                )
-                seen["z"] = zz.reshape(z - a, s, 1, -1).expand(-1, -1, B, -1)
-            seen["t"] = targets[a:z, None, :].expand(z - a, per_row, t).reshape(-1, t)
+                obs = X.new_zeros(m, size, B, dtype=torch.float64)
+                target = obs[:, 1:-1] if ends else obs
+                target[:] = torch.as_tensor(got).reshape(m, s, B).to(obs)
+                seen["obs"] = obs.reshape(-1, 1)
+            seen["t"] = targets[a:z, None, :].expand(m, per_row, t).reshape(-1, t)
             return Z.reshape(-1, p), r
 
     else:
         step = batch_size
 
         def build(start: int, stop: int):
-            r, j, b = split_index(start, stop, (n, s, B), device)
-            mask = coalitions.column_masks(r, j)
+            r, j, b = split_index(start, stop, (n, size, B), device)
+            mask = column_masks(r, j)
             x = X[r]
             Z = torch.where(mask, x, baseline[0] if B == 1 else baseline[b])
             if observe is not None:
-                seen["x"], seen["z"] = x, coalitions.group_masks(r, j)
+                seen["x"], seen["z"], seen["j"] = x, group_masks(r, j), j
             seen["t"] = targets[r]
-            return Z, own[r]
+            who = own[r]
+            if ends:  # the empty coalition stands for no explained row
+                who = torch.where(j == 0, -1, who)
+            return Z, who
 
     def value(Z: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
         out = f(Z, r).gather(1, seen["t"]).double()
         if observe is None:
             return out
+        if "obs" in seen:  # observed while building
+            return torch.cat([out, seen["obs"].to(out.device)], 1)
         z = seen["z"].reshape(Z.shape[0], -1).to(X.dtype)
-        obs = torch.as_tensor(observe(seen["x"], z, Z)).reshape(-1, 1)
-        return torch.cat([out, obs.to(out.device).double()], 1)
+        x = seen["x"]
+        obs = out.new_zeros(Z.shape[0], 1)
+        # observed at the coalitions asked for only, not at the ends
+        keep = (seen["j"] > 0) & (seen["j"] < size - 1) if ends else None
+        if keep is None:
+            obs[:, 0] = torch.as_tensor(observe(x, z, Z)).reshape(-1).to(obs)
+        elif bool(keep.any()):
+            got = observe(x[keep], z[keep], Z[keep])
+            obs[keep, 0] = torch.as_tensor(got).reshape(-1).to(obs)
+        return torch.cat([out, obs], 1)
 
     out = evaluate(value, build, n * per_row, batch_size=step)
-    out = out.reshape(n, s, B, -1).mean(2)
+    out = out.reshape(n, size, B, -1).mean(2)
     if observe is None:
         return out, None
     return out[..., :t], out[..., t]

@@ -63,7 +63,8 @@ def shapley_sampling(
     over permutations estimates the Shapley value. The ``g - 1`` inner
     states of every permutation are the coalitions handed to
     :func:`~skattr.core.coalitions.coalition_values`; the empty and the full
-    state are ``f(b)`` and ``f(x)``, evaluated once per row.
+    state are ``f(b)`` and ``f(x)``, evaluated once per (row, background
+    row) in the same pass.
 
     Parameters
     ----------
@@ -103,8 +104,9 @@ def shapley_sampling(
 
     Notes
     -----
-    Cost: ``n + B`` model rows for ``f(x)`` and ``f(b)``, then
-    ``P * (g - 1) * B`` for a row that uses ``P`` permutations.
+    Cost: ``(2 + P * (g - 1)) * B`` model rows for a row that uses ``P``
+    permutations (``f(x)`` and ``f(b)`` once), plus ``n`` when ``targets``
+    is a picker.
     """
     device = X.device
     n = X.shape[0]
@@ -247,7 +249,8 @@ def shapley_exact(
 
     Notes
     -----
-    Cost: ``n + B + n * (2^g - 2) * B`` model rows. Memory: ``n * 2^g * t``
+    Cost: ``n * 2^g * B`` model rows, plus ``n`` when ``targets`` is a
+    picker. Memory: ``n * 2^g * t``
     float64 values, plus ``g * 2^g`` long indices.
     """
     device = X.device

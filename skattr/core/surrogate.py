@@ -160,7 +160,7 @@ def kernel_shap(
 
     Notes
     -----
-    Cost: ``n + B + n * min(n_samples, 2**g - 2) * B`` model rows (no
+    Cost: ``n * (2 + min(n_samples, 2**g - 2)) * B`` model rows (no
     coalition for a single group).
     """
     g = n_groups(groups)
@@ -259,7 +259,7 @@ def lime_samples(
 
     Notes
     -----
-    Cost: ``n + B + n * s * B`` model rows.
+    Cost: ``n * (s + 2) * B`` model rows.
     """
     cv = coalition_values(
         f,

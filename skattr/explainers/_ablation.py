@@ -54,8 +54,11 @@ class FeatureAblation(BaseExplainer):
 
     Notes
     -----
-    Cost: ``n_rows * (1 + n_groups * n_background) + n_background`` model
-    rows. The frame
+    Cost: ``n_rows * (n_groups + 2) * n_background`` model rows: every
+    group ablated, and ``f(x)`` and ``f(baseline)`` evaluated in the same
+    pass (so that a feature the model ignores gets exactly 0), plus
+    ``n_rows`` to pick the targets when they are each row's predicted class
+    of a multi-output model. The frame
     returned by ``explain`` carries in ``attrs``: ``"base_values"``, the
     model output at the baseline for each row's target (a Series), and
     ``"target"``, the output (class label or column) explained per row.
@@ -102,7 +105,7 @@ class FeatureAblation(BaseExplainer):
 
     def _cost(self, layout, n):
         B = layout.baseline.shape[0]
-        return n + B + n * layout.n_groups * B
+        return self._pick_cost(layout, n) + n * (layout.n_groups + 2) * B
 
     def _attribute(self, X, y, layout, call, run):
         values, cv = feature_ablation(
@@ -110,7 +113,7 @@ class FeatureAblation(BaseExplainer):
             X,
             layout.baseline,
             groups=layout.groups,
-            targets=self._targets(y, layout, run.settings.target),
+            targets=self._targets(y, layout, run.settings.target, X.shape[0]),
             batch_size=run.settings.batch_size,
         )
         return values[..., 0], {"base_values": cv.fb[:, 0], "target": cv.targets[:, 0]}

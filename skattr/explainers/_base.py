@@ -119,6 +119,12 @@ class Settings:
         return cls(**{name: getattr(explainer, name) for name in declared})
 
 
+@functools.lru_cache(maxsize=1024)
+def _seed_of(random_state: int) -> int:
+    """The torch seed an int ``random_state`` gives (a numpy draw, computed once)."""
+    return int(check_random_state(random_state).randint(0, np.iinfo(np.int32).max))
+
+
 @functools.cache
 def _shared_parameters(cls) -> tuple[str, ...]:
     """The :class:`Settings` fields among ``cls``'s constructor parameters."""
@@ -557,33 +563,30 @@ class BaseExplainer(BaseEstimator):
         rs = self.random_state
         if isinstance(rs, np.random.Generator):
             seed = int(rs.integers(0, 2**63 - 1))
+        elif isinstance(rs, numbers.Integral) and not isinstance(rs, bool):
+            seed = _seed_of(int(rs))
         else:
             seed = int(check_random_state(rs).randint(0, np.iinfo(np.int32).max))
         return torch.Generator(device=self.device_).manual_seed(seed)
 
-    def _targets(self, y, layout: Layout, target):
-        """``targets(outputs)``: the output column explained per row, ``[n, 1]``.
+    def _targets(self, y, layout: Layout, target, n: int):
+        """The output column explained per row: ``[n, 1]`` long, or a picker.
 
-        A function of every output at the rows, for the core to call once
-        it has them (``None`` and ``"predicted"`` pick each row's largest).
+        A fixed ``target`` and ``"true"`` give the columns up front; ``None``
+        and ``"predicted"`` give ``targets(outputs)``, for the core to call on
+        every output at the rows (the largest per row).
         """
-        if layout.target_column is not None:
-            column = layout.target_column
-
-            def fixed(outputs):
-                n = outputs.shape[0]
-                return torch.full(
-                    (n, 1), column, dtype=torch.long, device=outputs.device
-                )
-
-            return fixed
+        device = self.device_
+        column = 0 if layout.n_outputs == 1 else layout.target_column
+        if column is not None:
+            return torch.full((n, 1), column, dtype=torch.long, device=device)
         if target == "true":
             if y is None:
                 raise ValueError(
                     "target='true' needs the true labels: call explain(X, y)."
                 )
-            labels = torch.as_tensor(self._label_columns(y, layout.n_outputs))
-            return lambda outputs: labels.to(outputs.device)[:, None]
+            labels = self._label_columns(y, layout.n_outputs)
+            return torch.as_tensor(labels, device=device)[:, None]
 
         def predicted(outputs):
             if outputs.shape[1] == 1:
@@ -591,6 +594,16 @@ class BaseExplainer(BaseEstimator):
             return outputs.argmax(1, keepdim=True)
 
         return predicted
+
+    def _picks_from_outputs(self, layout: Layout) -> bool:
+        """Whether the targets come from the outputs at the rows (``n`` model rows)."""
+        if layout.n_outputs == 1 or layout.target_column is not None:
+            return False
+        return Settings.of(self).target != "true"
+
+    def _pick_cost(self, layout: Layout, n: int) -> int:
+        """Model rows spent on picking the targets: ``n`` or 0."""
+        return n if self._picks_from_outputs(layout) else 0
 
     def _label_columns(self, y: np.ndarray, k: int) -> np.ndarray:
         if self.classes_ is not None:

@@ -50,12 +50,12 @@ class _LayerMethod:
 
 def _shap(explainer, X, y, layout, call, run, *, layer=None, to_input=False):
     """Shared ``_attribute`` of GradientShap and LayerGradientShap."""
-    pick = explainer._targets(y, layout, run.settings.target)
+    pick = explainer._targets(y, layout, run.settings.target, X.shape[0])
     values, delta, base, targets = gradient_shap(
         call,
         X,
         layout.baseline,
-        targets=lambda outputs: pick(outputs)[:, 0],
+        targets=(lambda out: pick(out)[:, 0]) if callable(pick) else pick[:, 0],
         n_samples=explainer.n_samples,
         stdevs=float(explainer.stdevs),
         multiply_by_inputs=explainer.multiply_by_inputs,

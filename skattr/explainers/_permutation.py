@@ -228,7 +228,7 @@ class FeaturePermutation(BaseExplainer):
             X,
             perms,
             groups=layout.groups,
-            targets=self._targets(y, layout, run.settings.target),
+            targets=self._targets(y, layout, run.settings.target, X.shape[0]),
             batch_size=run.settings.batch_size,
         )
         return values[..., 0], {"std": std[..., 0], "target": targets[:, 0]}

@@ -75,9 +75,8 @@ def scored_importance(
             explainer.scoring, scorer, view, responses, Xt, perms, y, weights, layout
         )
     base_score, scores = scores[0], scores[1:].reshape(g, R)
-    drops = base_score - scores  # [g', R]
-    full = np.zeros((len(layout.group_names), R))  # a dropped column: exactly 0
-    full[layout.present] = drops
+    drops = torch.as_tensor(base_score - scores).T  # [R, g']
+    full = to_numpy(layout.to_result(drops).T)  # [g, R]; a dropped column: 0
     names = list(layout.group_names)
     table = pd.DataFrame(
         {"importance": full.mean(1), "std": full.std(1)},

@@ -79,15 +79,17 @@ class ShapleyValueSampling(BaseExplainer):
 
     Notes
     -----
-    Cost of ``explain``, in model rows: ``n_rows + n_background`` for
-    ``f(x)`` (which also picks the targets) and ``f(baseline)``, the end
-    states of every permutation, then, for each row and each background row,
-    ``P * (n_groups - 1)``, where ``P`` is the number of permutations
-    (``n_samples``, rounded up to an even number when ``antithetic``; with
-    ``tol``, each row's own count): the ``n_groups - 1`` states in between.
-    In all, ``n_rows * (1 + n_background * P * (n_groups - 1)) +
-    n_background``: a DataFrame of background rows multiplies the cost by
-    their number.
+    Cost of ``explain``, in model rows: for each row and each background
+    row, ``2 + P * (n_groups - 1)``, where ``P`` is the number of
+    permutations (``n_samples``, rounded up to an even number when
+    ``antithetic``; with ``tol``, each row's own count): the all-baseline
+    and all-``x`` states, the same for every permutation, once, and the
+    ``n_groups - 1`` states in between once per permutation, all in the same
+    chunked pass (so that a feature the model ignores gets exactly 0). In
+    all, ``n_rows * n_background * (2 + P * (n_groups - 1))``, plus
+    ``n_rows`` to pick the targets when they are each row's predicted class
+    of a multi-output model: a DataFrame of background rows multiplies the
+    cost by their number.
 
     The frame returned by ``explain`` carries, in ``attrs``, without extra
     computation:
@@ -166,7 +168,7 @@ class ShapleyValueSampling(BaseExplainer):
         B, g = layout.baseline.shape[0], layout.n_groups
         per_draw = 2 if self.antithetic else 1
         P = -(-int(self.n_samples) // per_draw) * per_draw
-        return n + B + n * B * P * (g - 1)
+        return self._pick_cost(layout, n) + n * B * (2 + P * (g - 1))
 
     def _attribute(self, X, y, layout, call, run):
         result = shapley_sampling(
@@ -174,7 +176,7 @@ class ShapleyValueSampling(BaseExplainer):
             X,
             layout.baseline,
             groups=layout.groups,
-            targets=self._targets(y, layout, run.settings.target),
+            targets=self._targets(y, layout, run.settings.target, X.shape[0]),
             n_samples=self.n_samples,
             antithetic=bool(self.antithetic),
             tol=self.tol,
@@ -219,11 +221,11 @@ class ShapleyValues(BaseExplainer):
 
     Notes
     -----
-    Cost of ``explain``, in model rows: ``n_rows + n_background`` for
-    ``f(x)`` and ``f(baseline)`` (the full and the empty coalition), then
-    every other coalition of every row with every background row,
-    ``n_rows * (2^n_groups - 2) * n_background``: a DataFrame of background
-    rows multiplies the cost by their number.
+    Cost of ``explain``, in model rows: every coalition of every row with
+    every background row, ``n_rows * 2^n_groups * n_background``, plus
+    ``n_rows`` to pick the targets when they are each row's predicted class
+    of a multi-output model: a DataFrame of background rows multiplies the
+    cost by their number.
     Memory: about ``12 * n_rows * 2^n_groups`` bytes for the coalition
     values (12 MB per row at 20 groups).
 
@@ -289,7 +291,7 @@ class ShapleyValues(BaseExplainer):
 
     def _cost(self, layout, n):
         B = layout.baseline.shape[0]
-        return n + B + n * (2**layout.n_groups - 2) * B
+        return self._pick_cost(layout, n) + n * 2**layout.n_groups * B
 
     def _attribute(self, X, y, layout, call, run):
         result = shapley_exact(
@@ -297,7 +299,7 @@ class ShapleyValues(BaseExplainer):
             X,
             layout.baseline,
             groups=layout.groups,
-            targets=self._targets(y, layout, run.settings.target),
+            targets=self._targets(y, layout, run.settings.target, X.shape[0]),
             batch_size=run.settings.batch_size,
         )
         return result.values[..., 0], {

@@ -87,8 +87,11 @@ class KernelShap(BaseExplainer):
 
     Notes
     -----
-    Cost: ``n_rows * (1 + min(n_samples, 2**g - 2) * n_background)`` model
-    rows, plus one ``(g - 1) x (g - 1)`` solve shared by all rows. Each row
+    Cost: ``n_rows * (2 + min(n_samples, 2**g - 2)) * n_background`` model
+    rows (the full and the empty coalition in the same pass as the others),
+    plus ``n_rows`` to pick the targets when they are each row's predicted
+    class of a multi-output model, and one ``(g - 1) x (g - 1)`` solve
+    shared by all rows. Each row
     sums to ``f(x) - f(baseline)`` (efficiency), ``f(baseline)`` being the
     mean over the background rows. The frame returned by ``explain``
     carries in ``attrs``: ``"base_values"`` (f(baseline) per row, a Series),
@@ -160,7 +163,8 @@ class KernelShap(BaseExplainer):
 
     def _cost(self, layout, n):
         B = layout.baseline.shape[0]
-        return n + B + n * self._n_coalitions(layout.n_groups)[0] * B
+        s = self._n_coalitions(layout.n_groups)[0]
+        return self._pick_cost(layout, n) + n * (s + 2) * B
 
     def _attribute(self, X, y, layout, call, run):
         g = layout.n_groups
@@ -170,7 +174,7 @@ class KernelShap(BaseExplainer):
             X,
             layout.baseline,
             groups=layout.groups,
-            targets=self._targets(y, layout, run.settings.target),
+            targets=self._targets(y, layout, run.settings.target, X.shape[0]),
             n_samples=n_samples,
             batch_size=run.settings.batch_size,
             generator=run.generator,
@@ -246,7 +250,9 @@ class Lime(BaseExplainer):
 
     Notes
     -----
-    Cost: ``n_rows * (1 + n_samples * n_background)`` model rows, then one
+    Cost: ``n_rows * (n_samples + 2) * n_background`` model rows (with
+    ``f(x)`` and ``f(baseline)``; plus ``n_rows`` to pick predicted targets
+    of a multi-output model), then one
     batched Lasso: FISTA on per-row ``g x g`` Gram matrices until every
     row's duality gap is below ``1e-12`` times the weighted variance of its
     outputs, polished by an exact solve on the active set; coefficients
@@ -357,7 +363,8 @@ class Lime(BaseExplainer):
     _random = True
 
     def _cost(self, layout, n):
-        return n + layout.baseline.shape[0] * (1 + n * int(self.n_samples))
+        B = layout.baseline.shape[0]
+        return self._pick_cost(layout, n) + n * (int(self.n_samples) + 2) * B
 
     def _attribute(self, X, y, layout, call, run):
         n = X.shape[0]
@@ -371,7 +378,7 @@ class Lime(BaseExplainer):
             layout.baseline,
             Z,
             groups=layout.groups,
-            targets=self._targets(y, layout, run.settings.target),
+            targets=self._targets(y, layout, run.settings.target, X.shape[0]),
             similarity=similarity,
             batch_size=run.settings.batch_size,
         )
