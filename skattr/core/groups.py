@@ -178,8 +178,17 @@ def to_columns(group_mask: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
     return group_mask[..., groups]
 
 
-def sum_over_groups(values: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
-    """Sum per-column values ``[..., p]`` within each group, giving ``[..., g]``."""
-    g = n_groups(groups)
-    out = values.new_zeros(*values.shape[:-1], g)
-    return out.index_add_(-1, groups.to(values.device), values)
+def sum_over_groups(
+    values: torch.Tensor, groups: torch.Tensor, dim: int = -1
+) -> torch.Tensor:
+    """Sum per-column values (``p`` along ``dim``) within each group (``g`` there).
+
+    Examples
+    --------
+    >>> sum_over_groups(torch.tensor([[1.0, 2.0, 4.0]]), torch.tensor([0, 1, 0]))
+    tensor([[5., 2.]])
+    """
+    shape = list(values.shape)
+    shape[dim] = n_groups(groups)
+    out = values.new_zeros(shape)
+    return out.index_add_(dim, groups.to(values.device), values)

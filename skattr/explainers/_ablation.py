@@ -23,11 +23,12 @@ class FeatureAblation(BaseExplainer):
         every feature; a 1-D array, Series or dict gives one value per
         feature; a DataFrame (or 2-D array) gives background rows, over which
         the attributions are averaged.
-    target : None, int, class label, "predicted" or "true", default=None
+    target : None, int, class label, "predicted", "true" or "all", default=None
         Output explained. ``None``: the only output of a single-output
         model, else each row's predicted class. An int selects an output
         column; a class label (for models with ``classes_``) its column;
-        ``"true"`` each row's label in ``y``.
+        ``"true"`` each row's label in ``y``; ``"all"`` every output at once
+        (columns (output, feature), see ``explain``).
     output : {{"raw", "proba"}}, default="raw"
         Explain the module's raw output (e.g. logits) or probabilities
         (skorch's predict nonlinearity; softmax or sigmoid for a module).
@@ -116,4 +117,4 @@ class FeatureAblation(BaseExplainer):
             targets=self._targets(y, layout, run.settings.target, X.shape[0]),
             batch_size=run.settings.batch_size,
         )
-        return values[..., 0], {"base_values": cv.fb[:, 0], "target": cv.targets[:, 0]}
+        return values, {"base_values": cv.fb, "target": cv.targets}

@@ -69,7 +69,7 @@ FITTED_ATTRIBUTES_DOC = """\
     classes_ : ndarray or None
         Class labels of a classifier, else ``None``."""
 
-_TARGET_WORDS = ("predicted", "true")
+_TARGET_WORDS = ("predicted", "true", "all")
 
 
 def with_fitted_attributes(cls):
@@ -175,8 +175,8 @@ class Layout:
         return full
 
     def from_inputs(self, values: torch.Tensor) -> torch.Tensor:
-        """Values per model input ``[n, p]`` -> per result column, summed per group."""
-        return self.to_result(sum_over_groups(values, self.groups))
+        """Values per model input ``[n, p, ...]`` -> per result column, summed per group."""
+        return self.to_result(sum_over_groups(values, self.groups, dim=1))
 
 
 @dataclass(frozen=True, eq=False)
@@ -485,7 +485,11 @@ class BaseExplainer(BaseEstimator):
         attributions : DataFrame of shape (n_rows, n_features)
             Float64 attributions, indexed like ``X`` (0..n-1 for arrays), with
             one column per feature or feature group. ``attributions.attrs``
-            holds the per-call extras the method's docstring lists.
+            holds the per-call extras the method's docstring lists. With
+            ``target="all"`` the columns are two-level, (output, feature):
+            ``attributions[label]`` is what ``target=label`` gives, with the
+            same draws; per-row extras are then DataFrames with a column per
+            output, per-cell extras take the two-level columns.
         """
         return self._explain(X, y)
 
@@ -506,7 +510,7 @@ class BaseExplainer(BaseEstimator):
             call.check(values)
         finally:
             call.close()
-        return self._frame(values, index, extras, layout)
+        return self._frame(values, index, extras, layout, settings)
 
     def _call(self, layout: Layout, index: pd.Index, settings: Settings) -> ModelCall:
         """The :class:`ModelCall` of one call over the rows ``index``."""
@@ -543,14 +547,13 @@ class BaseExplainer(BaseEstimator):
         importance : DataFrame
             Indexed by feature, sorted by decreasing ``importance`` (the mean
             of |attribution| over rows), with ``std`` (its standard deviation
-            over rows) and ``mean`` (the signed mean attribution).
+            over rows) and ``mean`` (the signed mean attribution). With
+            ``target="all"``: ``importance`` is the mean over rows of each
+            row's mean |attribution| over the outputs, ``std`` its standard
+            deviation over rows, and one column per output holds that
+            output's mean |attribution|.
         """
-        attr = self.explain(X, y)
-        return _rank(
-            attr.abs().mean(),
-            attr.abs().std(ddof=1 if len(attr) > 1 else 0),
-            attr.mean(),
-        )
+        return rank_attributions(self.explain(X, y))
 
     # ------------------------------------------------------------ helpers
     def _generator(self) -> torch.Generator:
@@ -577,6 +580,9 @@ class BaseExplainer(BaseEstimator):
         every output at the rows (the largest per row).
         """
         device = self.device_
+        if target == "all":
+            every = torch.arange(layout.n_outputs, device=device)
+            return every.expand(n, layout.n_outputs)
         column = 0 if layout.n_outputs == 1 else layout.target_column
         if column is not None:
             return torch.full((n, 1), column, dtype=torch.long, device=device)
@@ -599,7 +605,7 @@ class BaseExplainer(BaseEstimator):
         """Whether the targets come from the outputs at the rows (``n`` model rows)."""
         if layout.n_outputs == 1 or layout.target_column is not None:
             return False
-        return Settings.of(self).target != "true"
+        return Settings.of(self).target not in ("true", "all")
 
     def _pick_cost(self, layout: Layout, n: int) -> int:
         """Model rows spent on picking the targets: ``n`` or 0."""
@@ -631,23 +637,42 @@ class BaseExplainer(BaseEstimator):
 
     # ------------------------------------------------------------ result
     def _frame(
-        self, values: torch.Tensor, index, extras: dict, layout: Layout
+        self, values: torch.Tensor, index, extras: dict, layout: Layout, settings
     ) -> pd.DataFrame:
+        """The result frame and its ``attrs``, in the layout of the call.
+
+        Methods with a target return values with a last axis over the
+        targets kept per row (one, or every output with ``target="all"``);
+        with ``"all"`` the columns become (output, feature).
+        """
         if set(extras) != set(self._extras):
             raise AssertionError(  # pragma: no cover - a method's own bug
                 f"{type(self).__name__} returned extras {sorted(extras)}, but "
                 f"declares {sorted(self._extras)}."
             )
-        # the arrays are ours: the frames take them without pandas' copy
+        values = self._to_result(values, layout).double()
+        every = values.dim() == 3 and settings.target == "all"
+        columns = layout.result_columns
+        if every:
+            outputs = self._output_labels(layout)
+            columns = pd.MultiIndex.from_product(
+                [outputs, layout.result_columns], names=["output", "feature"]
+            )
         frame = pd.DataFrame(
-            to_numpy(self._to_result(values, layout).double()),
-            index=index,
-            columns=layout.result_columns,
-            copy=False,
+            _flat(values, every), index=index, columns=columns, copy=False
         )
         for key, kind in self._extras.items():
-            frame.attrs[key] = self._extra(kind, key, extras[key], frame, layout)
+            frame.attrs[key] = self._extra(kind, key, extras[key], frame, layout, every)
         return frame
+
+    def _output_labels(self, layout: Layout) -> list:
+        """Level 0 of ``target="all"``'s columns: class labels, else 0..k-1."""
+        classes, k = self.classes_, layout.n_outputs
+        if classes is not None and len(classes) == k:
+            return list(classes)
+        if classes is not None and k == 1 and len(classes) == 2:
+            return [classes[1]]  # the one output scores the second class
+        return list(range(k))
 
     def _to_result(self, values: torch.Tensor, layout: Layout) -> torch.Tensor:
         """Values in the method's ``_space`` -> one column per result column."""
@@ -657,27 +682,42 @@ class BaseExplainer(BaseEstimator):
             return layout.from_inputs(values)
         return values
 
-    def _extra(self, kind: str, key: str, value, frame: pd.DataFrame, layout):
-        """One ``attrs`` entry in its declared kind (see :data:`EXTRA_KINDS`)."""
+    def _extra(self, kind: str, key: str, value, frame, layout, every: bool):
+        """One ``attrs`` entry in its declared kind (see :data:`EXTRA_KINDS`).
+
+        Values may carry the targets' axis last (``[n, t]`` for a row,
+        ``[n, g, t]`` for a cell); with ``target="all"`` a row entry is a
+        DataFrame with a column per output, a cell entry has the result's
+        two-level columns.
+        """
         if kind == "call":
             return value
         if kind == "cell":
-            value = self._to_result(value, layout)
+            value = self._to_result(value, layout).double()
             return pd.DataFrame(
-                to_numpy(value.double()), index=frame.index, columns=frame.columns,
+                _flat(value, every), index=frame.index, columns=frame.columns,
                 copy=False,
             )  # fmt: skip
-        if isinstance(value, torch.Tensor):
-            value = to_numpy(value)
-        else:
-            value = np.full(len(frame), value)
+        n = len(frame)
+        if not isinstance(value, torch.Tensor):
+            value = torch.full((n,), value)
+        outputs = self._output_labels(layout) if every else None
+        if value.dim() == 2 and outputs is None:
+            value = value[:, 0]
+        elif value.dim() == 1 and outputs is not None:
+            value = value[:, None].expand(n, len(outputs))
+        value = to_numpy(value)
         if (
             kind == "target"
             and self.classes_ is not None
             and len(self.classes_) == layout.n_outputs
         ):
             value = self.classes_[value]
-        return pd.Series(value, index=frame.index, name=key, copy=False)
+        if outputs is None:
+            return pd.Series(value, index=frame.index, name=key, copy=False)
+        return pd.DataFrame(
+            value, index=frame.index, columns=pd.Index(outputs, name="output")
+        )
 
     def _result_columns(self, group_names: list[str], layer_shape) -> list[str]:
         """The result's column names: the features or groups, by default."""
@@ -691,6 +731,18 @@ class _Call:
 
     settings: Settings
     generator: torch.Generator | None
+
+
+def _flat(values: torch.Tensor, every: bool) -> np.ndarray:
+    """``[n, g]``, ``[n, g, 1]`` or, with ``every``, ``[n, g, t]`` as a 2-D array
+    (output-major columns)."""
+    if values.dim() == 3:
+        values = (
+            values.permute(0, 2, 1).reshape(values.shape[0], -1)
+            if every
+            else values[..., 0]
+        )
+    return to_numpy(values)
 
 
 def _check_target(target) -> None:
@@ -728,3 +780,34 @@ def _rank(
         table["mean"] = mean
     table.index.name = "feature"
     return table.sort_values("importance", ascending=False, kind="stable")
+
+
+def rank_attributions(attr: pd.DataFrame, weights=None) -> pd.DataFrame:
+    """The importance table of local attributions (optionally row-weighted).
+
+    One row per feature, sorted by decreasing ``importance``, the (weighted)
+    mean of |attribution| over rows, with ``std`` over rows and ``mean``, the
+    signed mean. For ``target="all"``'s two-level columns, ``importance`` and
+    ``std`` are those of each row's mean |attribution| over the outputs, and
+    a column per output holds that output's mean |attribution|.
+    """
+    n = len(attr)
+    w = np.full(n, 1.0 / n) if weights is None else weights / weights.sum()
+    a = attr.abs()
+    every = isinstance(attr.columns, pd.MultiIndex)
+    if every:
+        outputs = list(dict.fromkeys(attr.columns.get_level_values(0)))
+        per_row = sum(a[o] for o in outputs) / len(outputs)  # [n, features]
+    else:
+        per_row = a
+    importance = per_row.mul(w, axis=0).sum()
+    if weights is None:
+        std = per_row.std(ddof=1 if n > 1 else 0)
+    else:
+        std = np.sqrt(per_row.sub(importance, axis=1).pow(2).mul(w, axis=0).sum())
+    if not every:
+        return _rank(importance, std, attr.mul(w, axis=0).sum())
+    table = _rank(importance, std)
+    for o in outputs:
+        table[o] = a[o].mul(w, axis=0).sum()
+    return table

@@ -15,7 +15,7 @@ from skattr.core.gradients import (
     neuron_gradient,
     select_neuron,
 )
-from skattr.explainers._base import BaseExplainer, with_fitted_attributes
+from skattr.explainers._base import BaseExplainer, Settings, with_fitted_attributes
 
 
 # ---------------------------------------------------------------- helpers
@@ -49,21 +49,34 @@ class _LayerMethod:
 
 
 def _shap(explainer, X, y, layout, call, run, *, layer=None, to_input=False):
-    """Shared ``_attribute`` of GradientShap and LayerGradientShap."""
+    """Shared ``_attribute`` of GradientShap and LayerGradientShap.
+
+    One pass per target column a row keeps: with ``target="all"``, one per
+    output, each from the same generator state (the same draws).
+    """
     pick = explainer._targets(y, layout, run.settings.target, X.shape[0])
-    values, delta, base, targets = gradient_shap(
-        call,
-        X,
-        layout.baseline,
-        targets=(lambda out: pick(out)[:, 0]) if callable(pick) else pick[:, 0],
-        n_samples=explainer.n_samples,
-        stdevs=float(explainer.stdevs),
-        multiply_by_inputs=explainer.multiply_by_inputs,
-        batch_size=run.settings.batch_size,
-        generator=run.generator,
-        layer=layer,
-        attribute_to_layer_input=to_input,
-    )
+    columns = [pick] if callable(pick) else list(pick.T)
+    state = run.generator.get_state()
+    results = []
+    for column in columns:
+        generator = torch.Generator(device=run.generator.device)
+        generator.set_state(state)
+        results.append(
+            gradient_shap(
+                call,
+                X,
+                layout.baseline,
+                targets=(lambda out: pick(out)[:, 0]) if callable(column) else column,
+                n_samples=explainer.n_samples,
+                stdevs=float(explainer.stdevs),
+                multiply_by_inputs=explainer.multiply_by_inputs,
+                batch_size=run.settings.batch_size,
+                generator=generator,
+                layer=layer,
+                attribute_to_layer_input=to_input,
+            )
+        )
+    values, delta, base, targets = (torch.stack(r, -1) for r in zip(*results))
     return values, {"delta": delta, "base_values": base, "target": targets}
 
 
@@ -74,7 +87,8 @@ def _shap_cost(explainer, layout, n: int) -> int:
     S = int(explainer.n_samples)
     B = layout.baseline.shape[0]
     noisy = n * S if float(explainer.stdevs) > 0 else 0
-    return n + min(B, n * S) + n * S + noisy
+    passes = layout.n_outputs if Settings.of(explainer).target == "all" else 1
+    return passes * (n + min(B, n * S) + n * S + noisy)
 
 
 def _check_shap_params(explainer) -> None:
@@ -114,11 +128,12 @@ class GradientShap(BaseExplainer):
         rows, even when ``fit`` got ``X``: a DataFrame or 2-D array gives the
         background rows; the other forms a single baseline row (see
         :class:`FeatureAblation`).
-    target : None, int, class label, "predicted" or "true", default=None
+    target : None, int, class label, "predicted", "true" or "all", default=None
         Output explained. ``None``: the only output of a single-output
         model, else each row's predicted class. An int selects an output
         column; a class label (for models with ``classes_``) its column;
-        ``"true"`` each row's label in ``y``.
+        ``"true"`` each row's label in ``y``; ``"all"`` every output at once
+        (columns (output, feature), see ``explain``).
     output : {"raw", "proba"}, default="raw"
         Explain the module's raw output (e.g. logits) or probabilities
         (skorch's predict nonlinearity; softmax or sigmoid for a module).
@@ -152,7 +167,9 @@ class GradientShap(BaseExplainer):
     -----
     Cost: ``n_rows * n_samples`` model rows forward and backward, plus a
     forward pass over the rows and over at most ``n_rows * n_samples``
-    background rows (and over the noisy rows when ``stdevs > 0``). The
+    background rows (and over the noisy rows when ``stdevs > 0``); with
+    ``target="all"``, all of it once per output (one backward per output,
+    every output from the same draws). The
     frame returned by ``explain`` carries in ``attrs``: ``"delta"``, the
     convergence delta per row (sum of the attributions minus
     ``f(x) - mean f(b)`` over the drawn baselines; with noise, the mean of
@@ -256,7 +273,7 @@ class LayerGradientShap(_LayerMethod, BaseExplainer):
     baseline : "auto", "zeros", "mean", "median", float, array-like, dict, Series or DataFrame, default="auto"
         The baseline distribution, as in :class:`GradientShap`: ``"auto"``
         is the rows of the ``X`` given to ``fit``; an explicit value wins.
-    target : None, int, class label, "predicted" or "true", default=None
+    target : None, int, class label, "predicted", "true" or "all", default=None
         Output explained, as in :class:`GradientShap`.
     output : {"raw", "proba"}, default="raw"
         Explain the raw output or probabilities.
@@ -290,7 +307,8 @@ class LayerGradientShap(_LayerMethod, BaseExplainer):
     -----
     Cost: ``n_rows * n_samples`` model rows forward and backward, plus
     forward passes over the rows and the drawn background rows (the noisy
-    rows when ``stdevs > 0``). ``attrs`` holds ``"delta"`` (sum of the
+    rows when ``stdevs > 0``); with ``target="all"``, all of it once per
+    output, from the same draws. ``attrs`` holds ``"delta"`` (sum of the
     attributions minus ``f(x) - mean f(b)``, as in :class:`GradientShap`),
     ``"base_values"`` and ``"target"``. Feature groups do not apply.
 

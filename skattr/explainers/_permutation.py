@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import torch
 
 from skattr._data import check_input, check_int, check_sample_weight, check_y, to_numpy
 from skattr.core.permutation import feature_permutation
-from skattr.explainers._base import BaseExplainer, _rank
+from skattr.explainers._base import BaseExplainer, rank_attributions
 from skattr.explainers._scoring import (
     check_two_rows,
     draw_permutations,
@@ -49,11 +48,12 @@ class FeaturePermutation(BaseExplainer):
         ``scorer(estimator, X, y)``. The estimator handed to the scorer is a
         view of the model (see Notes). ``None``: ``importance`` is the mean
         absolute attribution of ``explain``.
-    target : None, int, class label, "predicted" or "true", default=None
+    target : None, int, class label, "predicted", "true" or "all", default=None
         Output explained by ``explain``. ``None``: the only output of a
         single-output model, else each row's predicted class. An int selects
         an output column; a class label (for models with ``classes_``) its
-        column; ``"true"`` each row's label in ``y``.
+        column; ``"true"`` each row's label in ``y``; ``"all"`` every output
+        at once (columns (output, feature)).
     output : {"raw", "proba"}, default="raw"
         Explain the module's raw output (e.g. logits) or probabilities
         (skorch's predict nonlinearity; softmax or sigmoid for a module).
@@ -231,7 +231,7 @@ class FeaturePermutation(BaseExplainer):
             targets=self._targets(y, layout, run.settings.target, X.shape[0]),
             batch_size=run.settings.batch_size,
         )
-        return values[..., 0], {"std": std[..., 0], "target": targets[:, 0]}
+        return values, {"std": std, "target": targets}
 
     # ------------------------------------------------------------ importance
     def importance(self, X, y=None, sample_weight=None, max_samples=None):
@@ -289,14 +289,6 @@ class FeaturePermutation(BaseExplainer):
             y = None if y is None else y[idx]
             weights = None if weights is None else weights[idx]
         attr = self._explain(X, y, generator)
-        a = attr.abs()
-        w = np.ones(len(attr)) if weights is None else weights
-        w = w / w.sum()
-        mean_abs = a.mul(w, axis=0).sum()
-        if weights is None:
-            std = a.std(ddof=1 if len(attr) > 1 else 0)
-        else:
-            std = np.sqrt(a.sub(mean_abs, axis=1).pow(2).mul(w, axis=0).sum())
-        table = _rank(mean_abs, std, attr.mul(w, axis=0).sum())
+        table = rank_attributions(attr, weights)
         table.attrs["n_rows"] = len(attr)
         return table

@@ -14,11 +14,12 @@ _SHARED_PARAMS = """\
         value per feature; a DataFrame (or 2-D array) gives background rows:
         the result is then the interventional Shapley value averaged over
         them, at ``n_background`` times the cost.
-    target : None, int, class label, "predicted" or "true", default=None
+    target : None, int, class label, "predicted", "true" or "all", default=None
         Output explained. ``None``: the only output of a single-output
         model, else each row's predicted class. An int selects an output
         column; a class label (for models with ``classes_``) its column;
-        ``"true"`` each row's label in ``y``.
+        ``"true"`` each row's label in ``y``; ``"all"`` every output at once
+        (columns (output, feature), see ``explain``).
     output : {"raw", "proba"}, default="raw"
         Explain the module's raw output (e.g. logits) or probabilities
         (skorch's predict nonlinearity; softmax or sigmoid for a module).
@@ -183,11 +184,11 @@ class ShapleyValueSampling(BaseExplainer):
             generator=run.generator,
             batch_size=run.settings.batch_size,
         )
-        return result.values[..., 0], {
-            "base_values": result.fb[:, 0],
-            "std": result.std[..., 0],
+        return result.values, {
+            "base_values": result.fb,
+            "std": result.std,
             "n_samples": result.n_permutations,
-            "target": result.targets[:, 0],
+            "target": result.targets,
         }
 
 
@@ -302,7 +303,4 @@ class ShapleyValues(BaseExplainer):
             targets=self._targets(y, layout, run.settings.target, X.shape[0]),
             batch_size=run.settings.batch_size,
         )
-        return result.values[..., 0], {
-            "base_values": result.fb[:, 0],
-            "target": result.targets[:, 0],
-        }
+        return result.values, {"base_values": result.fb, "target": result.targets}

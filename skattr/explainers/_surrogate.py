@@ -24,11 +24,12 @@ _SHARED_DOC = """
         one value per feature; a DataFrame (or 2-D array) gives background
         rows: the value of a coalition is then the mean model output over
         them (SHAP's interventional definition).
-    target : None, int, class label, "predicted" or "true", default=None
+    target : None, int, class label, "predicted", "true" or "all", default=None
         Output explained. ``None``: the only output of a single-output
         model, else each row's predicted class. An int selects an output
         column; a class label (for models with ``classes_``) its column;
-        ``"true"`` each row's label in ``y``.
+        ``"true"`` each row's label in ``y``; ``"all"`` every output at once
+        (columns (output, feature), see ``explain``).
     output : {"raw", "proba"}, default="raw"
         Explain the module's raw output (e.g. logits) or probabilities
         (skorch's predict nonlinearity; softmax or sigmoid for a module).
@@ -179,11 +180,11 @@ class KernelShap(BaseExplainer):
             batch_size=run.settings.batch_size,
             generator=run.generator,
         )
-        return values[..., 0], {
-            "base_values": cv.fb[:, 0],
+        return values, {
+            "base_values": cv.fb,
             "n_samples": self._n_coalitions(g)[0],
             "exact": exact,
-            "target": cv.targets[:, 0],
+            "target": cv.targets,
         }
 
 
@@ -383,16 +384,20 @@ class Lime(BaseExplainer):
             batch_size=run.settings.batch_size,
         )
         call.check()  # before the solve: a NaN output would keep the Lasso going
-        v = v[..., 0]
+        # one surrogate per (row, target): the targets' axis joins the rows
+        t = v.shape[2]
+        v = v.permute(0, 2, 1).reshape(n * t, -1)
+        w = w.repeat_interleave(t, 0)
+        Zt = Z if Z.dim() == 2 else Z.repeat_interleave(t, 0)
         if self.interpretable_model is None:
-            coef, intercept = weighted_lasso(Z, v, w, float(self.alpha))
+            coef, intercept = weighted_lasso(Zt, v, w, float(self.alpha))
         else:
-            coef, intercept = self._fit_each_row(Z, v, w)
-        return coef, {
-            "intercept": intercept,
-            "base_values": cv.fb[:, 0],
+            coef, intercept = self._fit_each_row(Zt, v, w)
+        return coef.reshape(n, t, -1).permute(0, 2, 1), {
+            "intercept": intercept.reshape(n, t),
+            "base_values": cv.fb,
             "n_samples": int(self.n_samples),
-            "target": cv.targets[:, 0],
+            "target": cv.targets,
         }
 
     def _fit_each_row(self, Z, v, w):
