@@ -1,7 +1,8 @@
 """Model adapters: one torch function, whatever the user's model is.
 
-A :class:`ModelAdapter` wraps a plain ``torch.nn.Module``, a skorch net or a
-scikit-learn ``Pipeline`` that ends in a skorch net, and offers
+A :class:`ModelAdapter` wraps a plain ``torch.nn.Module``, a skorch net, a
+scikit-learn ``Pipeline`` that ends in a skorch net, or a plain callable on
+float tensors, and offers
 
 - ``known_columns()``: the column names and number a fitted Pipeline fixes,
 - ``for_columns(columns)``: the adapter bound to the user's columns, which
@@ -171,15 +172,23 @@ class ModelAdapter:
             nonlinearity = _identity if output == "raw" else proba
             classes = None
             kind = "module"
+        elif callable(net) and preprocess is None:
+            module = _Function(net)  # the modes and hooks of a module, no layers
+            own_device = torch.device("cpu") if device is None else torch.device(device)
+            proba = _sigmoid_or_softmax
+            nonlinearity = _identity if output == "raw" else proba
+            classes = None
+            kind = "callable"
         else:
             raise TypeError(
-                "model must be a torch.nn.Module, an initialized skorch net, or a "
-                "scikit-learn Pipeline whose last step is a skorch net; got "
+                "model must be a torch.nn.Module, an initialized skorch net, a "
+                "scikit-learn Pipeline whose last step is a skorch net, or a "
+                "callable on float tensors; got "
                 f"{type(model).__module__}.{type(model).__name__}."
             )
         target_device = own_device if device is None else torch.device(device)
         user_module = module
-        if target_device != own_device:
+        if target_device != own_device and kind != "callable":
             module = copy.deepcopy(module).to(target_device)
         adapter = cls(
             module,
@@ -422,6 +431,22 @@ class ModelCall:
             self._bar.refresh()
             self._bar.close()
             self._bar = None
+
+
+class _Function(nn.Module):
+    """A plain callable ``f(x) -> [n, k]`` or ``[n]`` (Captum's ``forward_func``)
+    as a module without parameters, so that it runs like any other model.
+
+    It runs on the device the explainer's ``device`` names (the CPU by
+    default): the inputs are made there, and ``f`` must accept them.
+    """
+
+    def __init__(self, function):
+        super().__init__()
+        self.function = function
+
+    def forward(self, x):
+        return self.function(x)
 
 
 def _module_device(module: nn.Module) -> torch.device:

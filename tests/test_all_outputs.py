@@ -121,3 +121,40 @@ def test_permutation_importance_with_every_output(frame):
     imp = _build("FeaturePermutation", target="all").fit(MLP(), frame).importance(frame)
     assert list(imp.columns) == ["importance", "std", 0, 1, 2]
     assert imp.attrs["n_rows"] == len(frame)
+
+
+# ---------------------------------------------------------------- callables
+
+
+@pytest.mark.parametrize("name", WITH_TARGET[:7])
+def test_a_callable_is_explained_like_its_module(name, frame):
+    import torch
+
+    module = MLP()
+
+    def forward_func(x):  # Captum's forward_func: probabilities of the module
+        return torch.softmax(module(x), -1)
+
+    ours = _build(name, target="all").fit(forward_func, frame).explain(frame)
+    theirs = (
+        _build(name, target="all", output="proba").fit(module, frame).explain(frame)
+    )
+    pd.testing.assert_frame_equal(ours, theirs, atol=1e-6)
+
+
+def test_a_callable_returning_one_value_per_row_and_its_device(frame):
+    import torch
+
+    weights = torch.tensor([1.0, -2.0, 0.0, 0.5, 3.0])
+    ex = skattr.ShapleyValues(baseline="zeros").fit(lambda x: x @ weights, frame)
+    assert ex.device_ == torch.device("cpu") and ex.n_outputs_ == 1
+    np.testing.assert_allclose(
+        ex.explain(frame).to_numpy(), frame.to_numpy() * weights.numpy(), atol=1e-5
+    )
+
+
+def test_layer_methods_refuse_a_callable(frame):
+    with pytest.raises(TypeError, match="plain callable, which has no layers"):
+        skattr.LayerGradientShap(layer="0").fit(lambda x: x.sum(1), frame)
+    with pytest.raises(TypeError, match="plain callable, which has no layers"):
+        skattr.NeuronGradient(layer="0", neuron=0).fit(lambda x: x.sum(1), frame)

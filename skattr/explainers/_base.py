@@ -225,10 +225,14 @@ class BaseExplainer(BaseEstimator):
 
         Parameters
         ----------
-        model : torch.nn.Module, skorch net or sklearn Pipeline
+        model : torch.nn.Module, skorch net, sklearn Pipeline or callable
             The model to explain. A plain module's ``forward`` takes one float
             tensor of shape ``(n_rows, n_features)``; a skorch net must be
-            initialized; a Pipeline must end in a skorch net.
+            initialized; a Pipeline must end in a skorch net. A plain
+            callable (Captum's ``forward_func``) maps such a tensor to outputs
+            of shape ``(n_rows, n_outputs)`` or ``(n_rows,)``; it runs on the
+            CPU unless ``device`` says otherwise, gradient methods need it to
+            be differentiable, and the layer methods refuse it.
         X : array-like of shape (n_rows, n_features), default=None
             Background data: ``baseline="auto"``, ``"mean"`` and ``"median"``
             are computed from it, and it fixes the number and names of the

@@ -33,6 +33,13 @@ class _LayerMethod:
         be a copy on another ``device``), then found by name in the module
         run.
         """
+        if adapter.kind == "callable":
+            raise TypeError(
+                f"{type(self).__name__} attributes to a layer of a torch module, "
+                "but the model is a plain callable, which has no layers. Pass the "
+                "torch.nn.Module itself, or use GradientShap or a perturbation "
+                "method on the callable."
+            )
         module, layer = adapter.module, self.layer
         foreign = isinstance(layer, nn.Module) and not any(
             m is layer for m in module.modules()
