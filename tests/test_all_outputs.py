@@ -158,3 +158,16 @@ def test_layer_methods_refuse_a_callable(frame):
         skattr.LayerGradientShap(layer="0").fit(lambda x: x.sum(1), frame)
     with pytest.raises(TypeError, match="plain callable, which has no layers"):
         skattr.NeuronGradient(layer="0", neuron=0).fit(lambda x: x.sum(1), frame)
+
+
+def test_set_params_target_takes_effect_without_a_new_fit(frame):
+    ex = skattr.FeatureAblation().fit(MLP(), frame)
+    before = ex.explain(frame)
+    ex.set_params(target=0)
+    after = ex.explain(frame)
+    assert (after.attrs["target"] == 0).all()
+    expected = skattr.FeatureAblation(target=0).fit(MLP(), frame).explain(frame)
+    pd.testing.assert_frame_equal(after, expected)
+    assert not before.attrs["target"].eq(0).all()  # the predicted classes differ
+    with pytest.raises(ValueError, match="out of range"):
+        ex.set_params(target=7).explain(frame)

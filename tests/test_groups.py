@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from skattr.core.groups import group_matrix, make_groups, sum_over_groups, to_columns
+from skattr.core.groups import group_matrix, make_groups, sum_over_groups
 
 COLS = ["a", "b", "c", "d"]
 
@@ -50,6 +50,6 @@ def test_maps_between_groups_and_columns():
         [0, 0, 0, 1],
     ]
     mask = torch.tensor([[True, False, True]])
-    assert to_columns(mask, groups).tolist() == [[True, False, True, True]]
+    assert mask[..., groups].tolist() == [[True, False, True, True]]
     values = torch.tensor([[1.0, 2.0, 3.0, 4.0]])
     assert sum_over_groups(values, groups).tolist() == [[4.0, 2.0, 4.0]]

@@ -12,9 +12,9 @@ import torch
 from sklearn.linear_model import Lasso, LinearRegression
 
 from skattr import KernelShap, Lime
+from skattr.core.coalitions import proper_coalitions
 from skattr.core.surrogate import (
     bernoulli_coalitions,
-    enumerate_coalitions,
     sample_coalitions,
     weighted_lasso,
 )
@@ -113,7 +113,7 @@ def test_kernel_shap_coalitions():
     assert torch.equal(Z[1::2], ~Z[0:8:2])  # paired with complements
     sizes = Z.sum(1)
     assert bool(((sizes >= 1) & (sizes <= 5)).all())
-    full = enumerate_coalitions(4)
+    full = proper_coalitions(4)
     assert full.shape == (14, 4) and len({tuple(r.tolist()) for r in full}) == 14
 
 

@@ -61,6 +61,8 @@ class Coalitions:
     size: int
     #: whether every row has the same coalitions
     shared: bool
+    #: ``[p]`` long: the group of each column
+    groups: torch.Tensor
 
     def group_masks(self, r: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
         """Coalition ``j[i]`` of row ``r[i]`` over the groups, ``[m, g]`` bool."""
@@ -164,13 +166,34 @@ class PermutationStates(Coalitions):
         return block.reshape(z - a, self.size, -1)
 
     def rows_weights(self, a, z, dtype):
+        if dtype not in (torch.float32, torch.float64):
+            # half precision cannot hold every rank exactly: compare integers
+            steps = self._steps.to(self.rank.dtype)[None, None, :, None]
+            block = self.col_rank[a:z, :, None, :] < steps
+            return block.reshape(z - a, self.size, -1).to(dtype)
         # state t takes the columns of rank < t from x: clamp(t - rank, 0, 1)
-        # is exactly 1 there and 0 elsewhere
+        # is exactly 1 there and 0 elsewhere (ranks are exact below 2**24)
         if dtype not in self._float_rank:
             self._float_rank[dtype] = self.col_rank.to(dtype)
         rank = self._float_rank[dtype][a:z, :, None, :]
         steps = self._steps.to(dtype)[None, None, :, None]
         return (steps - rank).clamp_(0, 1).reshape(z - a, self.size, -1)
+
+
+def proper_coalitions(g: int, device=None) -> torch.Tensor:
+    """All ``2**g - 2`` coalitions but the empty and the full one, ``[m, g]`` bool.
+
+    Coalition ``i`` is the integer ``i + 1``: bit ``j`` set when group ``j``
+    is in it.
+
+    Examples
+    --------
+    >>> proper_coalitions(2).tolist()
+    [[True, False], [False, True]]
+    """
+    codes = torch.arange(1, 2**g - 1, device=device)
+    bits = 2 ** torch.arange(g, device=device)
+    return (codes[:, None] & bits[None, :]) != 0
 
 
 # ---------------------------------------------------------------- values
@@ -184,7 +207,6 @@ class CoalitionValues:
     fx: torch.Tensor | None  #: ``[n, t]``: ``f(x)``, v(all groups)
     fb: torch.Tensor | None  #: ``[n, t]``: mean ``f(b)``, v(no group)
     targets: torch.Tensor  #: ``[n, t]`` long: the output columns kept per row
-    outputs: torch.Tensor | None  #: ``[n, k]``: every output at the rows
     observed: torch.Tensor | None  #: ``[n, s]``: ``observe`` per coalition
 
 
@@ -256,7 +278,7 @@ def coalition_values(
     if ends:  # coalition 0 is the empty one, coalition s + 1 the full one
         fb, values, fx = values[:, 0], values[:, 1:-1], values[:, -1]
         observed = None if observed is None else observed[:, 1:-1]
-    return CoalitionValues(values, fx, fb, targets, outputs, observed)
+    return CoalitionValues(values, fx, fb, targets, observed)
 
 
 def _evaluate(f, X, baseline, coalitions, own, targets, batch_size, observe, ends):
@@ -278,7 +300,9 @@ def _evaluate(f, X, baseline, coalitions, own, targets, batch_size, observe, end
     if n * per_row == 0:
         empty = torch.zeros(n, size, t, dtype=torch.float64, device=device)
         return empty, (None if observe is None else empty[..., 0])
-    seen: dict[str, torch.Tensor] = {}  # the chunk's rows and coalitions, for observe
+    # what build knows of its chunk (targets, observations) for value, which
+    # forward.evaluate calls on that chunk right after building it
+    seen: dict[str, torch.Tensor] = {}
 
     def group_masks(r: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
         if not ends:
@@ -333,7 +357,8 @@ def _evaluate(f, X, baseline, coalitions, own, targets, batch_size, observe, end
             return Z.reshape(-1, p), r
 
     else:
-        step = batch_size
+        # chunks of whole (row, coalition) pairs, averaged over B as they come
+        step = batch_size // B * B if batch_size >= B else batch_size
 
         def build(start: int, stop: int):
             r, j, b = split_index(start, stop, (n, size, B), device)
@@ -366,8 +391,9 @@ def _evaluate(f, X, baseline, coalitions, own, targets, batch_size, observe, end
             obs[keep, 0] = torch.as_tensor(got).reshape(-1).to(obs)
         return torch.cat([out, obs], 1)
 
-    out = evaluate(value, build, n * per_row, batch_size=step)
-    out = out.reshape(n, size, B, -1).mean(2)
+    mean_over = B if step % B == 0 else 1
+    out = evaluate(value, build, n * per_row, batch_size=step, mean_over=mean_over)
+    out = out.reshape(n, size, B // mean_over, -1).mean(2)
     if observe is None:
         return out, None
     return out[..., :t], out[..., t]

@@ -32,6 +32,7 @@ def evaluate(
     n_total: int,
     *,
     batch_size: int,
+    mean_over: int = 1,
 ) -> torch.Tensor:
     """Evaluate ``f`` on ``n_total`` perturbed rows, ``batch_size`` at a time.
 
@@ -46,25 +47,35 @@ def evaluate(
         Number of perturbed rows.
     batch_size : int
         Most rows in one call of ``f``.
+    mean_over : int, default=1
+        Average every ``mean_over`` consecutive values (in float64) as each
+        chunk comes back, so that only the means are kept: for the values of
+        one input with each of ``B`` background rows. ``batch_size`` and
+        ``n_total`` must be multiples of it.
 
     Returns
     -------
-    Tensor of shape ``[n_total, ...]``
-        The values of ``f``, in its dtype.
+    Tensor of shape ``[n_total // mean_over, ...]``
+        The values of ``f``, in its dtype (float64 with ``mean_over > 1``).
     """
+    if batch_size % mean_over or n_total % mean_over:
+        raise ValueError("batch_size and n_total must be multiples of mean_over.")
     out: torch.Tensor | None = None
     with torch.no_grad():
         for start in range(0, n_total, batch_size):
             stop = min(start + batch_size, n_total)
             Z, rows = build(start, stop)
             values = f(Z, rows)
+            if mean_over > 1:
+                values = values.double().reshape(-1, mean_over, *values.shape[1:])
+                values = values.mean(1)
             if out is None:
                 out = torch.empty(
-                    (n_total, *values.shape[1:]),
+                    (n_total // mean_over, *values.shape[1:]),
                     dtype=values.dtype,
                     device=values.device,
                 )
-            out[start:stop] = values
+            out[start // mean_over : stop // mean_over] = values
     if out is None:  # n_total == 0
         return torch.empty(0)
     return out

@@ -26,10 +26,6 @@ from torch import nn
 
 from skattr.core.forward import ModelFunction
 
-#: ``forward(Z, rows) -> Tensor[m, k]``: model outputs for inputs ``Z`` of shape
-#: ``[m, p]``; ``rows[i]`` is the explained row of input ``i`` (``-1``: none).
-Forward = ModelFunction
-
 #: Captum's neuron selector: an int, a tuple of ints and slices (indexing the
 #: layer's output without its batch dimension), or a callable that maps the
 #: layer's output ``[m, ...]`` to the selected values per row.
@@ -109,7 +105,7 @@ def _chunks(n_total: int, batch_size: int):
 
 
 def _evaluate_with_layer(
-    forward: Forward,
+    forward: ModelFunction,
     Z: torch.Tensor,
     rows: torch.Tensor,
     layer: nn.Module | None,
@@ -135,7 +131,7 @@ def _evaluate_with_layer(
 
 
 def gradient_shap(
-    forward: Forward,
+    forward: ModelFunction,
     X: torch.Tensor,
     background: torch.Tensor,
     *,
@@ -328,7 +324,7 @@ def select_neuron(activation: torch.Tensor, neuron: NeuronSelector) -> torch.Ten
 
 
 def neuron_gradient(
-    forward: Forward,
+    forward: ModelFunction,
     X: torch.Tensor,
     *,
     layer: nn.Module,

@@ -173,11 +173,6 @@ def group_matrix(groups: torch.Tensor, dtype: torch.dtype = torch.bool) -> torch
     return (ar[:, None] == groups[None, :]).to(dtype)
 
 
-def to_columns(group_mask: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
-    """Expand a mask over groups ``[..., g]`` to a mask over columns ``[..., p]``."""
-    return group_mask[..., groups]
-
-
 def sum_over_groups(
     values: torch.Tensor, groups: torch.Tensor, dim: int = -1
 ) -> torch.Tensor:

@@ -17,11 +17,12 @@ import torch
 
 from skattr.core.coalitions import (
     MaskTable,
-    ModelFunction,
     PermutationStates,
     TargetPicker,
     coalition_values,
+    proper_coalitions,
 )
+from skattr.core.forward import ModelFunction
 from skattr.core.groups import n_groups
 
 #: draws (permutations, or antithetic pairs) in the first round when ``tol``
@@ -145,8 +146,8 @@ def shapley_sampling(
             se = _standard_error(count[active], m2[active])
             precise = (se <= tol).flatten(1).all(-1)
             active = active[~precise]
-    if fx is None:  # no draw at all (n_samples = 0 cannot happen; g = 0 rows)
-        raise ValueError("shapley_sampling needs at least one permutation.")
+    if fx is None:  # the loop did not run: nothing to draw
+        raise ValueError("shapley_sampling needs at least one row and one permutation.")
     return ShapleyResult(
         mean, fx, fb, chosen, _standard_error(count, m2), count * per_draw
     )
@@ -258,12 +259,11 @@ def shapley_exact(
     g = n_groups(groups)
     groups = groups.to(device)
     bits = 2 ** torch.arange(g, device=device)
-    proper = (torch.arange(1, 2**g - 1, device=device)[:, None] & bits) != 0
     cv = coalition_values(
         f,
         X,
         baseline,
-        MaskTable(proper, groups=groups),
+        MaskTable(proper_coalitions(g, device), groups=groups),
         targets=targets,
         batch_size=batch_size,
     )

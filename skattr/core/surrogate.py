@@ -2,7 +2,7 @@
 
 Both methods explain a row ``x`` by a linear model over binary coalitions
 ``z in {0, 1}^g`` of the feature groups, where a coalition stands for the
-model input ``where(to_columns(z, groups), x, baseline)``. The coalitions are
+model input ``where(z[groups], x, baseline)``. The coalitions are
 drawn as one tensor, their values come from
 :func:`skattr.core.coalitions.coalition_values`, and the surrogates of all
 rows are fitted together:
@@ -24,32 +24,46 @@ keeps (``t`` of them).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
 import torch
 
 from skattr.core.coalitions import (
     CoalitionValues,
     MaskTable,
-    ModelFunction,
+    Observer,
     TargetPicker,
     coalition_values,
+    proper_coalitions,
 )
+from skattr.core.forward import ModelFunction
 from skattr.core.groups import n_groups
 
 #: ``similarity(X, Z_interp, Z_inputs) -> Tensor[m]``: LIME weight of each
-#: perturbed input ``Z_inputs[i]`` (coalition ``Z_interp[i]``) of row ``X[i]``.
-Similarity = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+#: perturbed input ``Z_inputs[i]`` (coalition ``Z_interp[i]``) of row ``X[i]``,
+#: observed by :func:`~skattr.core.coalitions.coalition_values`.
+Similarity = Observer
 
 
 # ---------------------------------------------------------------- coalitions
 
 
-def enumerate_coalitions(g: int, device=None) -> torch.Tensor:
-    """All ``2**g - 2`` coalitions but the empty and the full one, ``[m, g]`` bool."""
-    codes = torch.arange(1, 2**g - 1, device=device)
-    bits = 2 ** torch.arange(g, device=device)
-    return (codes[:, None] & bits[None, :]) != 0
+def kernel_shap_size(g: int, n_samples: int | None) -> tuple[int, bool]:
+    """Coalitions Kernel SHAP evaluates per row, and whether they are all.
+
+    ``n_samples=None`` is ``2 * g + 2048``. All ``2**g - 2`` proper
+    coalitions are enumerated when they fit in ``n_samples``; a single group
+    needs none.
+
+    Examples
+    --------
+    >>> kernel_shap_size(3, None), kernel_shap_size(30, 100)
+    ((6, True), (100, False))
+    """
+    n_samples = 2 * g + 2048 if n_samples is None else int(n_samples)
+    if g == 1:
+        return 0, True
+    exact = 2**g - 2 <= n_samples
+    return (2**g - 2 if exact else n_samples), exact
 
 
 def shapley_kernel(sizes: torch.Tensor, g: int) -> torch.Tensor:
@@ -161,15 +175,15 @@ def kernel_shap(
     Notes
     -----
     Cost: ``n * (2 + min(n_samples, 2**g - 2)) * B`` model rows (no
-    coalition for a single group).
+    coalition for a single group), plus ``n`` when ``targets`` is a picker.
     """
     g = n_groups(groups)
-    exact = 2**g - 2 <= n_samples
+    _, exact = kernel_shap_size(g, n_samples)
     if g == 1:
         Z = torch.zeros(0, 1, dtype=torch.bool)
         w = torch.zeros(0, dtype=torch.float64)
     elif exact:
-        Z = enumerate_coalitions(g)
+        Z = proper_coalitions(g)
         w = shapley_kernel(Z.sum(1), g)
     else:
         Z = sample_coalitions(g, n_samples, generator)
@@ -259,7 +273,8 @@ def lime_samples(
 
     Notes
     -----
-    Cost: ``n * (s + 2) * B`` model rows.
+    Cost: ``n * (s + 2) * B`` model rows, plus ``n`` when ``targets`` is a
+    picker.
     """
     cv = coalition_values(
         f,

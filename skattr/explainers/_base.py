@@ -101,8 +101,8 @@ class Settings:
     """The shared parameters of one call, neutral where the method has none.
 
     Built once per ``fit`` or ``explain`` from the constructor's parameters
-    (:meth:`BaseExplainer._settings`) and handed down, so that nothing below
-    reads the explainer's attributes.
+    (:meth:`BaseExplainer._settings`) and handed down to ``_attribute`` and
+    the core, instead of each of them reading the explainer's attributes.
     """
 
     baseline: object = "auto"
@@ -119,10 +119,15 @@ class Settings:
         return cls(**{name: getattr(explainer, name) for name in declared})
 
 
+def _draw_seed(random_state) -> int:
+    """A torch seed drawn from ``random_state`` as scikit-learn reads it."""
+    return int(check_random_state(random_state).randint(0, np.iinfo(np.int32).max))
+
+
 @functools.lru_cache(maxsize=1024)
 def _seed_of(random_state: int) -> int:
-    """The torch seed an int ``random_state`` gives (a numpy draw, computed once)."""
-    return int(check_random_state(random_state).randint(0, np.iinfo(np.int32).max))
+    """The seed of an int ``random_state``, drawn once (a ``RandomState`` costs 0.15 ms)."""
+    return _draw_seed(random_state)
 
 
 @functools.cache
@@ -151,7 +156,6 @@ class Layout:
     group_names: list[str]  #: the result's columns (features or groups)
     baseline: torch.Tensor | None  #: ``[B, p]`` baseline rows in model space
     n_outputs: int  #: number of model outputs
-    target_column: int | None  #: the output column of a fixed ``target``
     layer_shape: tuple[int, ...] | None  #: a layer method's units per row
     result_columns: pd.Index  #: the columns of the result frame
 
@@ -185,7 +189,6 @@ class _Resolved:
 
     baseline: torch.Tensor | None
     n_outputs: int
-    target_column: int | None
     layer_shape: tuple[int, ...] | None
 
 
@@ -358,8 +361,8 @@ class BaseExplainer(BaseEstimator):
                     "model takes, or pass X to fit(model, X) to fix them there."
                 ) from exc
         n_outputs = int(probe.shape[1])
-        target_column = self._target_column(settings.target, n_outputs)
-        return _Resolved(baseline, n_outputs, target_column, layer_shape)
+        self._target_column(settings.target, n_outputs)  # a bad target fails here
+        return _Resolved(baseline, n_outputs, layer_shape)
 
     def _layout(self, adapter: ModelAdapter, settings: Settings) -> Layout:
         """The layout of the columns ``adapter`` is bound to."""
@@ -385,7 +388,6 @@ class BaseExplainer(BaseEstimator):
             group_names=list(names),
             baseline=resolved.baseline,
             n_outputs=resolved.n_outputs,
-            target_column=resolved.target_column,
             layer_shape=resolved.layer_shape,
             result_columns=pd.Index(columns),
         )
@@ -573,47 +575,43 @@ class BaseExplainer(BaseEstimator):
         elif isinstance(rs, numbers.Integral) and not isinstance(rs, bool):
             seed = _seed_of(int(rs))
         else:
-            seed = int(check_random_state(rs).randint(0, np.iinfo(np.int32).max))
+            seed = _draw_seed(rs)
         return torch.Generator(device=self.device_).manual_seed(seed)
 
     def _targets(self, y, layout: Layout, target, n: int):
-        """The output column explained per row: ``[n, 1]`` long, or a picker.
+        """The output columns explained per row: ``[n, t]`` long, or a picker.
 
-        A fixed ``target`` and ``"true"`` give the columns up front; ``None``
-        and ``"predicted"`` give ``targets(outputs)``, for the core to call on
-        every output at the rows (the largest per row).
+        A fixed ``target``, ``"true"`` and ``"all"`` give the columns up
+        front; ``None`` and ``"predicted"`` give ``targets(outputs)``, for the
+        core to call on every output at the rows (the largest per row). The
+        target is resolved here, at every call, so that ``set_params``
+        takes effect without a new ``fit``.
         """
-        device = self.device_
-        if target == "all":
-            every = torch.arange(layout.n_outputs, device=device)
-            return every.expand(n, layout.n_outputs)
-        column = 0 if layout.n_outputs == 1 else layout.target_column
-        if column is not None:
-            return torch.full((n, 1), column, dtype=torch.long, device=device)
-        if target == "true":
+        device, k = self.device_, layout.n_outputs
+        rule = _target_rule(target, k)
+        if rule == "all":
+            return torch.arange(k, device=device).expand(n, k)
+        if rule == "true":
             if y is None:
                 raise ValueError(
                     "target='true' needs the true labels: call explain(X, y)."
                 )
-            labels = self._label_columns(y, layout.n_outputs)
+            labels = self._label_columns(y, k)
             return torch.as_tensor(labels, device=device)[:, None]
+        if rule == "fixed":
+            column = self._target_column(target, k)
+            column = 0 if column is None else column  # None: the single output
+            return torch.full((n, 1), column, dtype=torch.long, device=device)
 
         def predicted(outputs):
-            if outputs.shape[1] == 1:
-                return outputs.new_zeros(outputs.shape[0], 1, dtype=torch.long)
             return outputs.argmax(1, keepdim=True)
 
         return predicted
 
-    def _picks_from_outputs(self, layout: Layout) -> bool:
-        """Whether the targets come from the outputs at the rows (``n`` model rows)."""
-        if layout.n_outputs == 1 or layout.target_column is not None:
-            return False
-        return Settings.of(self).target not in ("true", "all")
-
     def _pick_cost(self, layout: Layout, n: int) -> int:
-        """Model rows spent on picking the targets: ``n`` or 0."""
-        return n if self._picks_from_outputs(layout) else 0
+        """Model rows spent on picking the targets: ``n`` for a picker, else 0."""
+        rule = _target_rule(Settings.of(self).target, layout.n_outputs)
+        return n if rule == "predicted" else 0
 
     def _label_columns(self, y: np.ndarray, k: int) -> np.ndarray:
         if self.classes_ is not None:
@@ -666,7 +664,9 @@ class BaseExplainer(BaseEstimator):
             _flat(values, every), index=index, columns=columns, copy=False
         )
         for key, kind in self._extras.items():
-            frame.attrs[key] = self._extra(kind, key, extras[key], frame, layout, every)
+            frame.attrs[key] = self._attrs_entry(
+                kind, key, extras[key], frame, layout, every
+            )
         return frame
 
     def _output_labels(self, layout: Layout) -> list:
@@ -686,7 +686,7 @@ class BaseExplainer(BaseEstimator):
             return layout.from_inputs(values)
         return values
 
-    def _extra(self, kind: str, key: str, value, frame, layout, every: bool):
+    def _attrs_entry(self, kind: str, key: str, value, frame, layout, every: bool):
         """One ``attrs`` entry in its declared kind (see :data:`EXTRA_KINDS`).
 
         Values may carry the targets' axis last (``[n, t]`` for a row,
@@ -735,6 +735,16 @@ class _Call:
 
     settings: Settings
     generator: torch.Generator | None
+
+
+def _target_rule(target, n_outputs: int) -> str:
+    """How a ``target`` picks its columns: ``"fixed"``, ``"true"``, ``"all"``
+    or ``"predicted"`` (from the outputs; a single output is fixed)."""
+    if isinstance(target, str) and target in ("true", "all"):
+        return target
+    if target is None or (isinstance(target, str) and target == "predicted"):
+        return "fixed" if n_outputs == 1 else "predicted"
+    return "fixed"
 
 
 def _flat(values: torch.Tensor, every: bool) -> np.ndarray:

@@ -22,8 +22,8 @@ from skattr.explainers._base import BaseExplainer, Settings, with_fitted_attribu
 class _LayerMethod:
     """The layer methods' hooks: find ``layer`` at ``fit``, measure its units."""
 
-    #: whether the layer's input (not its output) is attributed
     def _to_layer_input(self) -> bool:
+        """Whether the layer's input (not its output) is attributed."""
         raise NotImplementedError
 
     def _find_layer(self, adapter):

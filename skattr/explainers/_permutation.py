@@ -119,7 +119,7 @@ class FeaturePermutation(BaseExplainer):
     and ``std`` (its standard deviation over repeats, ``ddof=0`` as
     scikit-learn); its ``attrs`` hold ``"importances"``, every repeat's drop
     (a DataFrame, features by repeats, in the table's order),
-    ``"baseline_score"`` and ``"n_samples"`` (the rows scored). The scorer
+    ``"baseline_score"`` and ``"n_rows"`` (the rows scored). The scorer
     receives a scikit-learn view of the model whose ``predict``,
     ``predict_proba`` and ``decision_function`` return the outputs already
     computed for the permuted batch (and run the model on any other input).

@@ -227,8 +227,9 @@ class ShapleyValues(BaseExplainer):
     ``n_rows`` to pick the targets when they are each row's predicted class
     of a multi-output model: a DataFrame of background rows multiplies the
     cost by their number.
-    Memory: about ``12 * n_rows * 2^n_groups`` bytes for the coalition
-    values (12 MB per row at 20 groups).
+    Memory: ``8 * n_rows * 2^n_groups`` bytes per explained output for the
+    coalition values (8 MB per row at 20 groups), plus the marginal
+    contributions in chunks of at most 128 MB.
 
     The frame returned by ``explain`` carries in ``attrs``:
     ``"base_values"``, ``f(baseline)`` per row (a Series), and ``"target"``,

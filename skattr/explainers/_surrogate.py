@@ -11,6 +11,7 @@ from skattr.core.surrogate import (
     bernoulli_coalitions,
     exp_kernel_similarity,
     kernel_shap,
+    kernel_shap_size,
     lime_samples,
     weighted_lasso,
 )
@@ -71,9 +72,9 @@ class KernelShap(BaseExplainer):
     Parameters
     ----------
     n_samples : int, default=None
-        Coalitions evaluated per row (the empty and full coalitions are not
-        counted: their values are known). ``None``: ``2 * g + 2048`` for
-        ``g`` feature groups.
+        Coalitions sampled per row (the empty and full coalitions, evaluated
+        with them for ``f(baseline)`` and ``f(x)``, are not counted).
+        ``None``: ``2 * g + 2048`` for ``g`` feature groups.
     {shared}
 
     Attributes
@@ -148,11 +149,7 @@ class KernelShap(BaseExplainer):
 
     def _n_coalitions(self, g: int) -> tuple[int, bool]:
         """Coalitions evaluated per row and whether they are all of them."""
-        n_samples = 2 * g + 2048 if self.n_samples is None else int(self.n_samples)
-        if g == 1:
-            return 0, True
-        exact = 2**g - 2 <= n_samples
-        return (2**g - 2 if exact else n_samples), exact
+        return kernel_shap_size(g, self.n_samples)
 
     _extras = {
         "base_values": "row",
@@ -168,21 +165,20 @@ class KernelShap(BaseExplainer):
         return self._pick_cost(layout, n) + n * (s + 2) * B
 
     def _attribute(self, X, y, layout, call, run):
-        g = layout.n_groups
-        n_samples = 2 * g + 2048 if self.n_samples is None else int(self.n_samples)
+        n_coalitions, _ = self._n_coalitions(layout.n_groups)
         values, exact, cv = kernel_shap(
             call,
             X,
             layout.baseline,
             groups=layout.groups,
             targets=self._targets(y, layout, run.settings.target, X.shape[0]),
-            n_samples=n_samples,
+            n_samples=n_coalitions,
             batch_size=run.settings.batch_size,
             generator=run.generator,
         )
         return values, {
             "base_values": cv.fb,
-            "n_samples": self._n_coalitions(g)[0],
+            "n_samples": n_coalitions,
             "exact": exact,
             "target": cv.targets,
         }
