@@ -378,21 +378,37 @@ def resolve_baseline(
     columns = adapter.columns
     n_columns = len(adapter.labels)
     device, dtype = adapter.device, adapter.dtype
+    inputs = adapter.inputs  # named forward arguments, with code columns
+    codes = [] if inputs is None else inputs.code_columns
+    # code columns (embedded categories) take their most frequent code,
+    # except from a per-feature value or rows that name one
+    typed = (lambda t: t) if not codes else inputs.with_modes
     if isinstance(baseline, str):
         check_option("baseline", baseline, _BASELINE_WORDS)
+        if baseline == "mean" and codes:
+            raise ValueError(
+                f"baseline='mean' would average the codes of column(s) {codes}, "
+                "which are categories, not numbers. Use 'auto' or 'median' (the "
+                "most frequent category there), or a dict naming a category."
+            )
         if baseline == "zeros" or (baseline == "auto" and X_fit is None):
-            return torch.zeros(1, n_columns, device=device, dtype=dtype)
+            return typed(torch.zeros(1, n_columns, device=device, dtype=dtype))
         check_baseline_has_X(baseline, X_fit)
         if baseline == "auto" and auto == "rows":
             return X_fit
         if baseline in ("auto", "mean"):
-            return X_fit.mean(0, keepdim=True)
-        return X_fit.quantile(0.5, dim=0, keepdim=True, interpolation="lower")
+            return typed(X_fit.mean(0, keepdim=True))
+        median = X_fit.quantile(0.5, dim=0, keepdim=True, interpolation="lower")
+        return typed(median)
     if isinstance(baseline, numbers.Real) and not isinstance(baseline, bool):
         check_number("baseline", baseline, minimum=-np.inf)
-        return torch.full((1, n_columns), float(baseline), device=device, dtype=dtype)
+        full = torch.full((1, n_columns), float(baseline), device=device, dtype=dtype)
+        return typed(full)
     if isinstance(baseline, (Mapping, pd.Series)):
         values = {str(k): v for k, v in baseline.items()}
+        for c in codes:  # a category the dict does not name: the most frequent
+            if c not in values:
+                values[c] = inputs.mode_label(c)
         _check_baseline_columns(list(values), columns)
         rows = pd.DataFrame([[values[c] for c in columns]], columns=list(columns))
     elif isinstance(baseline, pd.DataFrame):
@@ -441,3 +457,99 @@ def _check_baseline_columns(given: list[str], columns: Sequence[str]) -> None:
         raise ValueError(
             f"baseline must give one value for every feature of X ({'; '.join(parts)})."
         )
+
+
+# ------------------------------------------------------- typed model inputs
+
+
+def column_kinds(X, columns: Sequence[str]) -> list[str]:
+    """``"float"`` or ``"code"`` for each of ``columns`` of ``X``.
+
+    Integer and pandas ``category`` columns are codes (they feed an
+    embedding as int64); bool and float columns are floats; object
+    (string) columns are refused, naming the column.
+    """
+    if not isinstance(X, pd.DataFrame):
+        dtype = np.asarray(X).dtype if not isinstance(X, torch.Tensor) else None
+        if dtype is not None and dtype.kind in "iu":
+            return ["code"] * len(columns)
+        return ["float"] * len(columns)
+    kinds = []
+    for c in columns:
+        dt = X[c].dtype
+        if isinstance(dt, pd.CategoricalDtype):
+            kinds.append("code")
+        elif pd.api.types.is_bool_dtype(dt) or pd.api.types.is_float_dtype(dt):
+            kinds.append("float")
+        elif pd.api.types.is_integer_dtype(dt):
+            kinds.append("code")
+        else:
+            raise TypeError(
+                f"Column {c!r} holds {dt} values; a model input takes numbers. "
+                "Encode strings as a pandas 'category' column (its codes feed "
+                "an embedding), or explain a Pipeline that encodes them."
+            )
+    return kinds
+
+
+def encode_columns(
+    X, columns: Sequence[str], kinds: Sequence[str], categories: dict, name: str = "X"
+) -> np.ndarray:
+    """The model-space values of ``columns`` as float64 ``[n, p]``.
+
+    Float columns as they are; code columns as their integer values, or, for
+    a column ``fit`` saw as ``category``, the position of each value in the
+    categories of ``fit`` (a label given as a string or number works too).
+    An unknown category, a negative or fractional code, or a string column
+    is an error naming the column and the value.
+    """
+    frame = isinstance(X, pd.DataFrame)
+    if not frame:
+        X = np.asarray(X.detach().cpu() if isinstance(X, torch.Tensor) else X)
+    out = np.empty((len(X), len(columns)), dtype=np.float64)
+    for i, (c, kind) in enumerate(zip(columns, kinds)):
+        col = X[c] if frame else X[:, i]
+        if kind == "code" and c in categories:
+            cats = categories[c]
+            if frame and isinstance(col.dtype, pd.CategoricalDtype):
+                codes = pd.Categorical(col, categories=cats).codes
+            else:
+                codes = cats.get_indexer(pd.Index(np.asarray(col)))
+            if (codes < 0).any():
+                bad = np.asarray(col)[codes < 0][:3].tolist()
+                raise ValueError(
+                    f"{name} column {c!r} holds {bad}, not among the categories "
+                    f"seen at fit ({list(cats)[:10]}). Map them to a known "
+                    "category, or fit on data that has them."
+                )
+            out[:, i] = codes
+            continue
+        dtype = col.dtype
+        numeric = pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(
+            dtype
+        )
+        if not numeric:
+            raise TypeError(
+                f"{name} column {c!r} holds {dtype} values; encode strings as a "
+                "pandas 'category' column or use a Pipeline."
+            )
+        values = (
+            col.to_numpy(dtype=np.float64, na_value=np.nan)
+            if frame
+            else np.asarray(col, dtype=np.float64)
+        )
+        if kind == "code":
+            bad = (values < 0) | (values != np.round(values))
+            if bad.any():
+                raise ValueError(
+                    f"{name} column {c!r} feeds an embedding, so it must hold "
+                    f"non-negative integer codes; it holds {values[bad][:3].tolist()}."
+                )
+        out[:, i] = values
+    return out
+
+
+def most_frequent(values: np.ndarray) -> float:
+    """The most frequent value (the smallest among ties)."""
+    uniques, counts = np.unique(values, return_counts=True)
+    return float(uniques[np.argmax(counts)])

@@ -30,12 +30,19 @@ from __future__ import annotations
 import contextlib
 import copy
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 
 import pandas as pd
 import torch
 from torch import nn
 
-from skattr._data import to_numpy, to_tensor
+from skattr._data import (
+    column_kinds,
+    encode_columns,
+    most_frequent,
+    to_numpy,
+    to_tensor,
+)
 from skattr._pipeline import trace_inputs
 
 
@@ -107,6 +114,8 @@ class ModelAdapter:
     origin: torch.Tensor | None = None
     #: each model input in the user's terms, for error messages (bound)
     labels: list[str] | None = None
+    #: the named forward arguments and their columns (bound, with ``model_inputs``)
+    inputs: ModelInputs | None = None
 
     def __init__(
         self,
@@ -120,6 +129,7 @@ class ModelAdapter:
         kind: str = "module",
         user_module: nn.Module | None = None,
         proba: Callable[[torch.Tensor], torch.Tensor] = None,
+        model_inputs: dict | None = None,
     ):
         self.module = module
         self.device = device
@@ -132,18 +142,31 @@ class ModelAdapter:
         self.user_module = module if user_module is None else user_module
         #: raw outputs -> probabilities (the predict nonlinearity)
         self.proba = _sigmoid_or_softmax if proba is None else proba
+        #: ``{forward argument: [columns]}``, the explainers' ``model_inputs``
+        self.model_inputs = model_inputs
 
     # ------------------------------------------------------------ creation
     @classmethod
-    def from_model(cls, model, *, output: str = "raw", device=None) -> ModelAdapter:
+    def from_model(
+        cls, model, *, output: str = "raw", device=None, model_inputs=None
+    ) -> ModelAdapter:
         """Adapt ``model``; ``output`` is ``"raw"`` or ``"proba"``.
 
         ``device`` (a torch device string) runs a copy of the module there when
         it differs from the model's own device; the user's model is not moved.
+        ``model_inputs`` (``{forward argument: [columns]}``) calls the module
+        with one tensor per argument.
         """
         preprocess = None
         net = model
+        _check_model_inputs(model_inputs)
         if _is_pipeline(model):
+            if model_inputs is not None:
+                raise ValueError(
+                    "model_inputs does not apply to a Pipeline: its preprocessing "
+                    "already defines the net's input. Use model_inputs=None, or "
+                    "explain the net itself on the columns it takes."
+                )
             preprocess, net = split_pipeline(model)
         if _is_skorch_net(net):
             if not getattr(net, "initialized_", False):
@@ -200,10 +223,17 @@ class ModelAdapter:
             kind=kind,
             user_module=user_module,
             proba=proba,
+            model_inputs=None if model_inputs is None else dict(model_inputs),
         )
         return adapter
 
     # ------------------------------------------------------------ columns
+    @property
+    def numeric_only(self) -> bool:
+        """Whether ``X`` must be numeric as given (no Pipeline, no ``model_inputs``
+        to encode or take its columns)."""
+        return self.preprocess is None and self.model_inputs is None
+
     def known_columns(self) -> tuple[list[str] | None, int | None]:
         """Column names and number a fitted Pipeline fixes (``None``: not known).
 
@@ -220,17 +250,27 @@ class ModelAdapter:
             width = len(names)
         return names, (None if width is None else int(width))
 
-    def for_columns(self, columns: Sequence[str]) -> ModelAdapter:
+    def for_columns(self, columns: Sequence[str], X=None) -> ModelAdapter:
         """This adapter bound to the user's ``columns``.
 
         Decides, once, the user column each model input comes from: an
         identity without a Pipeline, the traced preprocessing with one
-        (:func:`skattr._pipeline.trace_inputs`). Every explainer groups and
-        sums model inputs through ``origin``; errors name ``labels``.
+        (:func:`skattr._pipeline.trace_inputs`), the columns of each forward
+        argument in order with ``model_inputs`` (their kinds, categories and
+        most frequent codes read from ``X``, the data of ``fit``). Every
+        explainer groups and sums model inputs through ``origin``; errors
+        name ``labels``.
         """
         bound = copy.copy(self)
         bound.columns = tuple(str(c) for c in columns)
-        if self.preprocess is None:
+        if self.model_inputs is not None:
+            bound.inputs = ModelInputs.of(self.model_inputs, bound.columns, X)
+            position = {c: i for i, c in enumerate(bound.columns)}
+            bound.origin = torch.tensor(
+                [position[c] for c in bound.inputs.columns], dtype=torch.long
+            )
+            bound.labels = bound.inputs.labels()
+        elif self.preprocess is None:
             bound.origin = torch.arange(len(columns))
             bound.labels = list(bound.columns)
         else:
@@ -252,8 +292,11 @@ class ModelAdapter:
         """User rows -> checked model-input tensor on the device (bound adapters).
 
         An error about NaN or non-numeric values names the column through
-        ``labels``.
+        ``labels``. With ``model_inputs`` the columns are put in the order of
+        the forward arguments, code columns as their codes.
         """
+        if self.inputs is not None:
+            X = self.inputs.encode(X, name)
         return to_tensor(
             self.transform(X),
             device=self.device,
@@ -264,7 +307,14 @@ class ModelAdapter:
 
     def raw_forward(self, Z: torch.Tensor) -> torch.Tensor:
         """The module's output as ``[m, k]``, checked."""
-        out = self.module(Z)
+        if self.inputs is None:
+            out = self.module(Z)
+        else:
+            try:
+                out = self.module(**self.inputs.split(Z))
+            except IndexError as exc:
+                self.inputs.explain_index_error(Z, exc)
+                raise
         if not isinstance(out, torch.Tensor):
             raise TypeError(
                 "The model must return one tensor of shape (n_rows,) or (n_rows, "
@@ -431,6 +481,160 @@ class ModelCall:
             self._bar.refresh()
             self._bar.close()
             self._bar = None
+
+
+def _check_model_inputs(model_inputs) -> None:
+    if model_inputs is None:
+        return
+    if not isinstance(model_inputs, dict) or not model_inputs:
+        raise TypeError(
+            "model_inputs must be None or a dict {forward argument name: [columns]}; "
+            f"got {model_inputs!r}."
+        )
+    for name, cols in model_inputs.items():
+        if not isinstance(name, str) or isinstance(cols, str) or not list(cols):
+            raise TypeError(
+                f"model_inputs[{name!r}] must list the columns of that forward "
+                f"argument, e.g. {{'x_cat': ['island', 'sex']}}; got {cols!r}."
+            )
+
+
+@dataclass(frozen=True)
+class ModelInputs:
+    """The module's named forward arguments and the user columns of each.
+
+    The core sees one float tensor ``[m, p]`` whose columns are those of the
+    arguments in order; code columns (integer and ``category``) hold their
+    codes, exact in floating point, so that perturbations (which take every
+    value from the row or a baseline) keep them codes. ``split`` hands the
+    module one tensor per argument: floats in the model's dtype, codes as
+    int64.
+    """
+
+    names: tuple[str, ...]  #: forward argument names
+    bounds: tuple[tuple[int, int], ...]  #: model-space columns of each argument
+    codes: tuple[bool, ...]  #: whether each argument takes int64 codes
+    columns: tuple[str, ...]  #: the user column of each model-space column
+    kinds: tuple[str, ...]  #: ``"float"`` or ``"code"`` per model-space column
+    categories: dict  #: ``category`` columns: their categories at ``fit``
+    modes: tuple  #: code columns: the most frequent code at ``fit`` (else None)
+    highest: tuple  #: code columns: the largest code at ``fit`` (else None)
+    typed: bool  #: whether the kinds come from data (else every column is float)
+
+    @classmethod
+    def of(cls, spec: dict, columns: Sequence[str], X) -> ModelInputs:
+        known = set(columns)
+        order: list[str] = []
+        names, bounds = [], []
+        for name, cols in spec.items():
+            cols = [str(c) for c in cols]
+            missing = [c for c in cols if c not in known]
+            if missing:
+                raise ValueError(
+                    f"model_inputs[{name!r}] names column(s) {missing} that X does "
+                    f"not have. Columns are: {list(columns)}."
+                )
+            twice = [c for c in cols if c in order]
+            if twice:
+                raise ValueError(
+                    f"Column(s) {twice} are in two model_inputs; give each column "
+                    "to one forward argument."
+                )
+            names.append(name)
+            bounds.append((len(order), len(order) + len(cols)))
+            order += cols
+        kinds = ["float"] * len(order) if X is None else column_kinds(X, order)
+        codes = []
+        for name, (a, b) in zip(names, bounds):
+            mixed = set(kinds[a:b])
+            if len(mixed) > 1:
+                raise TypeError(
+                    f"model_inputs[{name!r}] mixes float and integer/category "
+                    "columns; one forward argument takes one dtype. Split it in two."
+                )
+            codes.append(kinds[a] == "code")
+        categories, modes, highest = {}, [], []
+        for c, kind in zip(order, kinds):
+            if kind == "code" and isinstance(X[c].dtype, pd.CategoricalDtype):
+                categories[c] = pd.Index(X[c].cat.categories)
+        if any(k == "code" for k in kinds):
+            values = encode_columns(X, order, kinds, categories)
+            for i, kind in enumerate(kinds):
+                code = kind == "code"
+                modes.append(most_frequent(values[:, i]) if code else None)
+                highest.append(float(values[:, i].max()) if code else None)
+        else:
+            modes = highest = [None] * len(order)
+        return cls(
+            tuple(names), tuple(bounds), tuple(codes), tuple(order), tuple(kinds),
+            categories, tuple(modes), tuple(highest), X is not None,
+        )  # fmt: skip
+
+    def labels(self) -> list[str]:
+        """Each model-space column in the user's terms."""
+        return [
+            f"{c} (model input {name!r})"
+            for name, (a, b) in zip(self.names, self.bounds)
+            for c in self.columns[a:b]
+        ]
+
+    @property
+    def code_columns(self) -> list[str]:
+        return [c for c, k in zip(self.columns, self.kinds) if k == "code"]
+
+    def encode(self, X, name: str = "X"):
+        """User rows -> float64 model-space values, code columns as codes."""
+        self.check_kinds(X)
+        return encode_columns(X, self.columns, self.kinds, self.categories, name)
+
+    def check_kinds(self, X) -> None:
+        """Refuse code columns in ``X`` when ``fit`` saw no data to fix their codes."""
+        if self.typed or not isinstance(X, pd.DataFrame):
+            return
+        seen = column_kinds(X, self.columns)
+        late = [c for c, k, s in zip(self.columns, self.kinds, seen) if s != k]
+        if late:
+            raise ValueError(
+                f"Column(s) {late} are integer or category columns, which "
+                "model_inputs gives to an embedding as codes; those codes are "
+                "fixed at fit: call fit(model, X) with X."
+            )
+
+    def split(self, Z: torch.Tensor) -> dict:
+        """One tensor per forward argument (codes as int64)."""
+        return {
+            name: Z[:, a:b].round().long() if code else Z[:, a:b]
+            for name, (a, b), code in zip(self.names, self.bounds, self.codes)
+        }
+
+    def explain_index_error(self, Z: torch.Tensor, exc: IndexError) -> None:
+        """Raise a ValueError naming a code column with codes not seen at ``fit``."""
+        for i, (c, top) in enumerate(zip(self.columns, self.highest)):
+            if top is None:
+                continue
+            largest = float(Z[:, i].max())
+            if largest > top:
+                raise ValueError(
+                    f"Column {c!r} holds the code {int(largest)}, above the largest "
+                    f"seen at fit ({int(top)}), and the model could not take it "
+                    f"({exc}): an embedding has no row for it. Map it to a known "
+                    "value, or refit the model with it."
+                ) from exc
+
+    def mode_label(self, column: str):
+        """The most frequent value of a code column at ``fit``, as the user writes it."""
+        code = self.modes[self.columns.index(column)]
+        if column in self.categories:
+            return self.categories[column][int(code)]
+        return int(code)
+
+    def with_modes(self, t: torch.Tensor) -> torch.Tensor:
+        """Baseline rows with every code column set to its most frequent code."""
+        t = t.clone()
+        for i, mode in enumerate(self.modes):
+            if mode is not None:
+                t[:, i] = mode
+        return t
 
 
 class _Function(nn.Module):

@@ -43,6 +43,14 @@ class FeatureAblation(BaseExplainer):
         Torch device to compute on; ``None`` uses the model's.
     show_progress : bool, default=False
         Show a tqdm progress bar over the forward batches.
+    model_inputs : dict, default=None
+        ``None``: the model takes one float tensor of all columns. A dict
+        ``{{forward argument: [columns]}}`` calls it as
+        ``module(**{{argument: tensor}})``, each tensor in its columns' dtype:
+        float columns in the model's float dtype, integer and pandas
+        ``category`` columns as int64 codes (categories in the order of the
+        ``X`` given to ``fit``, which such columns need). Attributions come
+        out per user column.
 
     Attributes
     ----------
@@ -93,6 +101,7 @@ class FeatureAblation(BaseExplainer):
         batch_size=4096,
         device=None,
         show_progress=False,
+        model_inputs=None,
     ):
         self.baseline = baseline
         self.target = target
@@ -101,6 +110,7 @@ class FeatureAblation(BaseExplainer):
         self.batch_size = batch_size
         self.device = device
         self.show_progress = show_progress
+        self.model_inputs = model_inputs
 
     _extras = {"base_values": "row", "target": "target"}
 

@@ -112,6 +112,7 @@ class Settings:
     batch_size: int = 4096
     device: object = None
     show_progress: bool = False
+    model_inputs: object = None
 
     @classmethod
     def of(cls, explainer) -> Settings:
@@ -253,9 +254,12 @@ class BaseExplainer(BaseEstimator):
         """
         settings = self._settings()
         adapter = ModelAdapter.from_model(
-            model, output=settings.output, device=settings.device
+            model,
+            output=settings.output,
+            device=settings.device,
+            model_inputs=settings.model_inputs,
         )
-        numeric = adapter.preprocess is None
+        numeric = adapter.numeric_only
         baseline = settings.baseline if self._auto_baseline else None
         check_baseline_has_X(baseline, X)
         for attr in _LAYOUT_ATTRIBUTES:
@@ -275,7 +279,7 @@ class BaseExplainer(BaseEstimator):
         self._find_layer(adapter)
         if width is None:
             return self
-        bound = adapter.for_columns(names or column_names(None, width))
+        bound = adapter.for_columns(names or column_names(None, width), X)
         X_fit = None if X is None else bound.to_model(X)
         if names is None and baseline_needs_names(baseline):
             return self
@@ -332,6 +336,15 @@ class BaseExplainer(BaseEstimator):
         did not know the number of columns, it is also the check that the
         model takes as many as ``X`` has, before any heavy work.
         """
+        codes = [] if adapter.inputs is None else adapter.inputs.code_columns
+        if self._needs_grad and codes:
+            raise TypeError(
+                f"{type(self).__name__} differentiates the model with respect to "
+                f"its inputs, but column(s) {codes} enter it as integer codes "
+                "(model_inputs), which have no gradient. Use a perturbation "
+                "method: ShapleyValueSampling, ShapleyValues, KernelShap, Lime, "
+                "FeatureAblation or FeaturePermutation."
+            )
         baseline = None
         if self._auto_baseline is not None:
             baseline = resolve_baseline(
@@ -371,7 +384,7 @@ class BaseExplainer(BaseEstimator):
             resolved = self._resolve(adapter, None, settings)
         user_groups, names = make_groups(settings.feature_groups, adapter.columns)
         model_groups = user_groups[adapter.origin]
-        if settings.feature_groups is None and adapter.preprocess is None:
+        if settings.feature_groups is None and adapter.numeric_only:
             present, compact = model_groups, model_groups  # one group per column
         else:
             # The core sees only groups with model inputs (a column a Pipeline
@@ -401,7 +414,10 @@ class BaseExplainer(BaseEstimator):
         layout = self._fit_layout
         if layout is not None and layout.adapter.columns == tuple(columns):
             return layout
-        return self._layout(self._adapter.for_columns(columns), settings)
+        bound = self._adapter.for_columns(columns)
+        if bound.inputs is not None:  # before the probe: codes need fit's X
+            bound.inputs.check_kinds(X)
+        return self._layout(bound, settings)
 
     # ------------------------------------------------------------ params
     def _settings(self) -> Settings:
@@ -470,7 +486,7 @@ class BaseExplainer(BaseEstimator):
         """Checked ``X``, settings, layout and model-space tensor, before heavy work."""
         self._check_fitted()
         settings = self._settings()
-        X = check_input(self, X, reset=False, numeric=self._adapter.preprocess is None)
+        X = check_input(self, X, reset=False, numeric=self._adapter.numeric_only)
         layout = self._layout_for(X, settings)
         return X, settings, layout, layout.adapter.to_model(X)
 

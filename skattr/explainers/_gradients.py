@@ -157,6 +157,14 @@ class GradientShap(BaseExplainer):
         Seeds the baseline draws, the noise and the points on the path.
     show_progress : bool, default=False
         Show a tqdm progress bar over the batches.
+    model_inputs : dict, default=None
+        ``None``: the model takes one float tensor of all columns. A dict
+        ``{forward argument: [columns]}`` calls it as
+        ``module(**{argument: tensor})``, each tensor in its columns' dtype:
+        float columns in the model's float dtype, integer and pandas
+        ``category`` columns as int64 codes (categories in the order of the
+        ``X`` given to ``fit``, which such columns need). Attributions come
+        out per user column.
 
     Attributes
     ----------
@@ -223,6 +231,7 @@ class GradientShap(BaseExplainer):
         device=None,
         random_state=None,
         show_progress=False,
+        model_inputs=None,
     ):
         self.n_samples = n_samples
         self.stdevs = stdevs
@@ -235,6 +244,7 @@ class GradientShap(BaseExplainer):
         self.device = device
         self.random_state = random_state
         self.show_progress = show_progress
+        self.model_inputs = model_inputs
 
     _space = "inputs"
     _extras = _SHAP_EXTRAS
@@ -292,6 +302,14 @@ class LayerGradientShap(_LayerMethod, BaseExplainer):
         Seeds the draws.
     show_progress : bool, default=False
         Show a tqdm progress bar over the batches.
+    model_inputs : dict, default=None
+        ``None``: the model takes one float tensor of all columns. A dict
+        ``{forward argument: [columns]}`` calls it as
+        ``module(**{argument: tensor})``, each tensor in its columns' dtype:
+        float columns in the model's float dtype, integer and pandas
+        ``category`` columns as int64 codes (categories in the order of the
+        ``X`` given to ``fit``, which such columns need). Attributions come
+        out per user column.
 
     Attributes
     ----------
@@ -357,6 +375,7 @@ class LayerGradientShap(_LayerMethod, BaseExplainer):
         device=None,
         random_state=None,
         show_progress=False,
+        model_inputs=None,
     ):
         self.layer = layer
         self.n_samples = n_samples
@@ -370,6 +389,7 @@ class LayerGradientShap(_LayerMethod, BaseExplainer):
         self.device = device
         self.random_state = random_state
         self.show_progress = show_progress
+        self.model_inputs = model_inputs
 
     def _check_params(self):
         check_layer(self.layer)
@@ -432,6 +452,14 @@ class NeuronGradient(_LayerMethod, BaseExplainer):
         Torch device to compute on; ``None`` uses the model's.
     show_progress : bool, default=False
         Show a tqdm progress bar over the batches.
+    model_inputs : dict, default=None
+        ``None``: the model takes one float tensor of all columns. A dict
+        ``{forward argument: [columns]}`` calls it as
+        ``module(**{argument: tensor})``, each tensor in its columns' dtype:
+        float columns in the model's float dtype, integer and pandas
+        ``category`` columns as int64 codes (categories in the order of the
+        ``X`` given to ``fit``, which such columns need). Attributions come
+        out per user column.
 
     Attributes
     ----------
@@ -483,6 +511,7 @@ class NeuronGradient(_LayerMethod, BaseExplainer):
         batch_size=4096,
         device=None,
         show_progress=False,
+        model_inputs=None,
     ):
         self.layer = layer
         self.neuron = neuron
@@ -490,6 +519,7 @@ class NeuronGradient(_LayerMethod, BaseExplainer):
         self.batch_size = batch_size
         self.device = device
         self.show_progress = show_progress
+        self.model_inputs = model_inputs
 
     def _check_params(self):
         check_layer(self.layer)

@@ -71,6 +71,14 @@ class FeaturePermutation(BaseExplainer):
         whatever ``batch_size``.
     show_progress : bool, default=False
         Show a tqdm progress bar over the forward batches.
+    model_inputs : dict, default=None
+        ``None``: the model takes one float tensor of all columns. A dict
+        ``{forward argument: [columns]}`` calls it as
+        ``module(**{argument: tensor})``, each tensor in its columns' dtype:
+        float columns in the model's float dtype, integer and pandas
+        ``category`` columns as int64 codes (categories in the order of the
+        ``X`` given to ``fit``, which such columns need). Attributions come
+        out per user column.
 
     Attributes
     ----------
@@ -180,6 +188,7 @@ class FeaturePermutation(BaseExplainer):
         device=None,
         random_state=None,
         show_progress=False,
+        model_inputs=None,
     ):
         self.n_repeats = n_repeats
         self.scoring = scoring
@@ -190,6 +199,7 @@ class FeaturePermutation(BaseExplainer):
         self.device = device
         self.random_state = random_state
         self.show_progress = show_progress
+        self.model_inputs = model_inputs
 
     def _check_params(self) -> None:
         check_int("n_repeats", self.n_repeats)
@@ -268,7 +278,7 @@ class FeaturePermutation(BaseExplainer):
         """
         self._check_fitted()
         settings = self._settings()
-        X = check_input(self, X, reset=False, numeric=self._adapter.preprocess is None)
+        X = check_input(self, X, reset=False, numeric=self._adapter.numeric_only)
         n = X.shape[0]
         y = check_y(y, n)
         if isinstance(self.scoring, str) and y is None:

@@ -68,6 +68,14 @@ class ShapleyValueSampling(BaseExplainer):
         whatever ``batch_size``.
     show_progress : bool, default=False
         Show a tqdm progress bar over the forward batches.
+    model_inputs : dict, default=None
+        ``None``: the model takes one float tensor of all columns. A dict
+        ``{{forward argument: [columns]}}`` calls it as
+        ``module(**{{argument: tensor}})``, each tensor in its columns' dtype:
+        float columns in the model's float dtype, integer and pandas
+        ``category`` columns as int64 codes (categories in the order of the
+        ``X`` given to ``fit``, which such columns need). Attributions come
+        out per user column.
 
     Attributes
     ----------
@@ -139,6 +147,7 @@ class ShapleyValueSampling(BaseExplainer):
         device=None,
         random_state=None,
         show_progress=False,
+        model_inputs=None,
     ):
         self.n_samples = n_samples
         self.antithetic = antithetic
@@ -151,6 +160,7 @@ class ShapleyValueSampling(BaseExplainer):
         self.device = device
         self.random_state = random_state
         self.show_progress = show_progress
+        self.model_inputs = model_inputs
 
     def _check_params(self):
         check_int("n_samples", self.n_samples)
@@ -210,6 +220,14 @@ class ShapleyValues(BaseExplainer):
 {_SHARED_PARAMS}
     show_progress : bool, default=False
         Show a tqdm progress bar over the forward batches.
+    model_inputs : dict, default=None
+        ``None``: the model takes one float tensor of all columns. A dict
+        ``{{forward argument: [columns]}}`` calls it as
+        ``module(**{{argument: tensor}})``, each tensor in its columns' dtype:
+        float columns in the model's float dtype, integer and pandas
+        ``category`` columns as int64 codes (categories in the order of the
+        ``X`` given to ``fit``, which such columns need). Attributions come
+        out per user column.
 
     Attributes
     ----------
@@ -264,6 +282,7 @@ class ShapleyValues(BaseExplainer):
         batch_size=4096,
         device=None,
         show_progress=False,
+        model_inputs=None,
     ):
         self.max_groups = max_groups
         self.baseline = baseline
@@ -273,6 +292,7 @@ class ShapleyValues(BaseExplainer):
         self.batch_size = batch_size
         self.device = device
         self.show_progress = show_progress
+        self.model_inputs = model_inputs
 
     def _check_params(self):
         check_int("max_groups", self.max_groups)

@@ -47,7 +47,15 @@ _SHARED_DOC = """
     random_state : None, int or numpy.random.Generator, default=None
         Seed of the coalitions; an int gives the same result on every call.
     show_progress : bool, default=False
-        Show a tqdm progress bar over the forward batches."""
+        Show a tqdm progress bar over the forward batches.
+    model_inputs : dict, default=None
+        ``None``: the model takes one float tensor of all columns. A dict
+        ``{forward argument: [columns]}`` calls it as
+        ``module(**{argument: tensor})``, each tensor in its columns' dtype:
+        float columns in the model's float dtype, integer and pandas
+        ``category`` columns as int64 codes (categories in the order of the
+        ``X`` given to ``fit``, which such columns need). Attributions come
+        out per user column."""
 
 
 def _doc(cls):
@@ -133,6 +141,7 @@ class KernelShap(BaseExplainer):
         device=None,
         random_state=None,
         show_progress=False,
+        model_inputs=None,
     ):
         self.n_samples = n_samples
         self.baseline = baseline
@@ -143,6 +152,7 @@ class KernelShap(BaseExplainer):
         self.device = device
         self.random_state = random_state
         self.show_progress = show_progress
+        self.model_inputs = model_inputs
 
     def _check_params(self):
         check_int("n_samples", self.n_samples, allow_none=True)
@@ -208,7 +218,9 @@ class Lime(BaseExplainer):
         Width of the exponential similarity kernel.
     distance : {"cosine", "euclidean"}, default="cosine"
         Distance between a row and its perturbed inputs, in the model's
-        input space.
+        input space; for a model with integer or category ``model_inputs``,
+        between the coalitions (the row being all ones), so that codes never
+        enter a distance.
     alpha : float, default=0.01
         L1 penalty of the Lasso surrogate (scikit-learn's ``alpha``); ``0``
         gives weighted least squares. Ignored with ``interpretable_model``.
@@ -301,6 +313,7 @@ class Lime(BaseExplainer):
         device=None,
         random_state=None,
         show_progress=False,
+        model_inputs=None,
     ):
         self.n_samples = n_samples
         self.kernel_width = kernel_width
@@ -317,6 +330,7 @@ class Lime(BaseExplainer):
         self.device = device
         self.random_state = random_state
         self.show_progress = show_progress
+        self.model_inputs = model_inputs
 
     def _check_params(self):
         check_int("n_samples", self.n_samples)
@@ -366,9 +380,17 @@ class Lime(BaseExplainer):
     def _attribute(self, X, y, layout, call, run):
         n = X.shape[0]
         Z = self._coalitions(n, layout.n_groups, run.generator)
-        similarity = self.similarity_func or exp_kernel_similarity(
-            self.distance, float(self.kernel_width)
-        )
+        similarity = self.similarity_func
+        if similarity is None:
+            kernel = exp_kernel_similarity(self.distance, float(self.kernel_width))
+            similarity = kernel
+            inputs = layout.adapter.inputs
+            if inputs is not None and inputs.code_columns:
+                # codes are labels, not coordinates: measure the distance in
+                # the coalition space (the row is the all-ones coalition)
+                def similarity(x, z, model_inputs):
+                    return kernel(torch.ones_like(z), z, z)
+
         v, w, cv = lime_samples(
             call,
             X,
