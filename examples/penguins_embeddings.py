@@ -32,7 +32,9 @@ class EmbeddingNet(nn.Module):
         super().__init__()
         self.embeddings = nn.ModuleList(nn.Embedding(c, dim) for c in cardinalities)
         width = len(NUMERIC) + dim * len(cardinalities)
-        self.mlp = nn.Sequential(nn.Linear(width, 32), nn.ReLU(), nn.Linear(32, n_classes))
+        self.mlp = nn.Sequential(
+            nn.Linear(width, 32), nn.ReLU(), nn.Linear(32, n_classes)
+        )
 
     def forward(self, x_num, x_cat):
         embedded = [e(x_cat[:, i]) for i, e in enumerate(self.embeddings)]

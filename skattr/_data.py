@@ -485,7 +485,8 @@ def column_kinds(X, columns: Sequence[str]) -> list[str]:
             kinds.append("code")
         else:
             raise TypeError(
-                f"Column {c!r} holds {dt} values; a model input takes numbers. "
+                f"Column {c!r} holds {dt} values such as {X[c].iloc[0]!r}; a model "
+                "input takes numbers. "
                 "Encode strings as a pandas 'category' column (its codes feed "
                 "an embedding), or explain a Pipeline that encodes them."
             )
@@ -513,7 +514,14 @@ def encode_columns(
             cats = categories[c]
             if frame and isinstance(col.dtype, pd.CategoricalDtype):
                 codes = pd.Categorical(col, categories=cats).codes
-            else:
+            elif name == "X" and not pd.api.types.is_numeric_dtype(col.dtype):
+                raise TypeError(
+                    f"{name} column {c!r} holds {col.dtype} values such as "
+                    f"{col.iloc[0]!r}, but fit saw it as a 'category' column: "
+                    f"pass it as one (X[{c!r}].astype('category')), or use a "
+                    "Pipeline to encode it."
+                )
+            else:  # labels written out (a baseline naming a category)
                 codes = cats.get_indexer(pd.Index(np.asarray(col)))
             if (codes < 0).any():
                 bad = np.asarray(col)[codes < 0][:3].tolist()
@@ -529,9 +537,10 @@ def encode_columns(
             dtype
         )
         if not numeric:
+            first = col.iloc[0] if frame else col[0]
             raise TypeError(
-                f"{name} column {c!r} holds {dtype} values; encode strings as a "
-                "pandas 'category' column or use a Pipeline."
+                f"{name} column {c!r} holds {dtype} values such as {first!r}; "
+                "encode strings as a pandas 'category' column or use a Pipeline."
             )
         values = (
             col.to_numpy(dtype=np.float64, na_value=np.nan)

@@ -165,9 +165,13 @@ def test_errors_name_the_column_and_the_fix(penguins, trained):
     unknown.loc[unknown.index[0], "island"] = "Atlantis"
     with pytest.raises(ValueError, match=r"column 'island' holds \['Atlantis'\]"):
         ex.explain(unknown)
-    strings = X.iloc[:3].astype({"sex": str})
-    ok = ex.explain(strings)  # labels as strings map to the fit's categories
-    pd.testing.assert_frame_equal(ok, ex.explain(X.iloc[:3]))
+    strings = X.iloc[:3].astype({"sex": object})
+    with pytest.raises(TypeError, match=r"column 'sex' holds .* 'male'.*category"):
+        ex.explain(strings)
+    with pytest.raises(TypeError, match=r"Column 'species' holds .* 'Adelie'"):
+        skattr.FeatureAblation(
+            model_inputs={"x_num": NUMERIC, "x_cat": ["species"]}
+        ).fit(trained, X.assign(species="Adelie"))
     objects = X.iloc[:3].astype({"bill_length_mm": object})
     objects.loc[objects.index[0], "bill_length_mm"] = "long"
     with pytest.raises(TypeError, match="'bill_length_mm'"):
