@@ -22,7 +22,8 @@ def cases(w):
         )
         return ex.fit(w.model, X).explain(X)
 
-    out = [Case("FeatureAblation", "skattr", ours, rows=n * (p + 1))]
+    # every group ablated, with f(x) and f(baseline) in the same pass
+    out = [Case("FeatureAblation", "skattr", ours, rows=n * (p + 2))]
     try:
         from captum.attr import FeatureAblation
     except ImportError:

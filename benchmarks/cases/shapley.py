@@ -53,7 +53,7 @@ def _sampling_cases(w):
                 "ShapleyValueSampling",
                 "skattr" if antithetic else "skattr (antithetic=False)",
                 ours,
-                rows=n + 1 + n * P * (g - 1),
+                rows=n * (2 + P * (g - 1)),
                 note=f"{P} permutations",
             )
         )
@@ -107,7 +107,7 @@ def _exact_cases(w):
             "ShapleyValues (7 groups)",
             "skattr",
             ours,
-            rows=n + 1 + n * (2**g - 2),
+            rows=n * 2**g,
             note=f"max error {err:.1e} vs float64 reference",
         )
     ]

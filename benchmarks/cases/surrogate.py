@@ -51,8 +51,9 @@ def cases(w):
     def ours(cls):
         return lambda: cls(**common).fit(w.model, X).explain(X)
 
-    out.append(Case("KernelShap", "skattr", ours(skattr.KernelShap), rows=rows))
-    out.append(Case("Lime", "skattr", ours(skattr.Lime), rows=rows))
+    ours_rows = n * (s + 2)  # with the full and the empty coalition
+    out.append(Case("KernelShap", "skattr", ours(skattr.KernelShap), rows=ours_rows))
+    out.append(Case("Lime", "skattr", ours(skattr.Lime), rows=ours_rows))
     out += _captum(w, Xp, s, peer)
     out += _shap(w, Xp, s, peer)
     out += _lime_package(w, Xp, s, peer)
