@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 from skattr.core.ablation import feature_ablation
-from skattr.explainers._base import FITTED_ATTRIBUTES_DOC, BaseExplainer
+from skattr.explainers._base import (
+    FITTED_ATTRIBUTES_DOC,
+    MODEL_INPUTS_DOC,
+    BaseExplainer,
+)
 
 
 class FeatureAblation(BaseExplainer):
@@ -43,14 +47,7 @@ class FeatureAblation(BaseExplainer):
         Torch device to compute on; ``None`` uses the model's.
     show_progress : bool, default=False
         Show a tqdm progress bar over the forward batches.
-    model_inputs : dict, default=None
-        ``None``: the model takes one float tensor of all columns. A dict
-        ``{{forward argument: [columns]}}`` calls it as
-        ``module(**{{argument: tensor}})``, each tensor in its columns' dtype:
-        float columns in the model's float dtype, integer and pandas
-        ``category`` columns as int64 codes (categories in the order of the
-        ``X`` given to ``fit``, which such columns need). Attributions come
-        out per user column.
+{MODEL_INPUTS_DOC}
 
     Attributes
     ----------

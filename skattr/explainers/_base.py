@@ -72,9 +72,24 @@ FITTED_ATTRIBUTES_DOC = """\
 _TARGET_WORDS = ("predicted", "true", "all")
 
 
+#: numpydoc entry of the shared ``model_inputs`` parameter.
+MODEL_INPUTS_DOC = """\
+    model_inputs : dict, default=None
+        ``None``: the model takes one float tensor of all columns. A dict
+        ``{forward argument: [columns]}`` calls it as
+        ``module(**{argument: tensor})``, each tensor in its columns' dtype:
+        float columns in the model's float dtype, integer and pandas
+        ``category`` columns as int64 codes (categories in the order of the
+        ``X`` given to ``fit``, which such columns need). Attributions come
+        out per user column."""
+
+
 def with_fitted_attributes(cls):
-    """Put :data:`FITTED_ATTRIBUTES_DOC` where the docstring says ``{attributes}``."""
-    cls.__doc__ = cls.__doc__.replace("    {attributes}", FITTED_ATTRIBUTES_DOC)
+    """Put the shared docstring blocks where the docstring says ``{attributes}``
+    (:data:`FITTED_ATTRIBUTES_DOC`) and ``{model_inputs}``
+    (:data:`MODEL_INPUTS_DOC`)."""
+    doc = cls.__doc__.replace("    {attributes}", FITTED_ATTRIBUTES_DOC)
+    cls.__doc__ = doc.replace("    {model_inputs}", MODEL_INPUTS_DOC)
     return cls
 
 

@@ -157,14 +157,7 @@ class GradientShap(BaseExplainer):
         Seeds the baseline draws, the noise and the points on the path.
     show_progress : bool, default=False
         Show a tqdm progress bar over the batches.
-    model_inputs : dict, default=None
-        ``None``: the model takes one float tensor of all columns. A dict
-        ``{forward argument: [columns]}`` calls it as
-        ``module(**{argument: tensor})``, each tensor in its columns' dtype:
-        float columns in the model's float dtype, integer and pandas
-        ``category`` columns as int64 codes (categories in the order of the
-        ``X`` given to ``fit``, which such columns need). Attributions come
-        out per user column.
+    {model_inputs}
 
     Attributes
     ----------
@@ -262,6 +255,7 @@ class GradientShap(BaseExplainer):
 
 
 # ---------------------------------------------------------------- LayerGradientShap
+@with_fitted_attributes
 class LayerGradientShap(_LayerMethod, BaseExplainer):
     """GradientSHAP of the units of a layer, as Captum's ``LayerGradientShap``.
 
@@ -302,14 +296,7 @@ class LayerGradientShap(_LayerMethod, BaseExplainer):
         Seeds the draws.
     show_progress : bool, default=False
         Show a tqdm progress bar over the batches.
-    model_inputs : dict, default=None
-        ``None``: the model takes one float tensor of all columns. A dict
-        ``{forward argument: [columns]}`` calls it as
-        ``module(**{argument: tensor})``, each tensor in its columns' dtype:
-        float columns in the model's float dtype, integer and pandas
-        ``category`` columns as int64 codes (categories in the order of the
-        ``X`` given to ``fit``, which such columns need). Attributions come
-        out per user column.
+    {model_inputs}
 
     Attributes
     ----------
@@ -423,6 +410,7 @@ class LayerGradientShap(_LayerMethod, BaseExplainer):
 
 
 # ---------------------------------------------------------------- NeuronGradient
+@with_fitted_attributes
 class NeuronGradient(_LayerMethod, BaseExplainer):
     """Gradient of one neuron of a layer with respect to the inputs.
 
@@ -452,14 +440,7 @@ class NeuronGradient(_LayerMethod, BaseExplainer):
         Torch device to compute on; ``None`` uses the model's.
     show_progress : bool, default=False
         Show a tqdm progress bar over the batches.
-    model_inputs : dict, default=None
-        ``None``: the model takes one float tensor of all columns. A dict
-        ``{forward argument: [columns]}`` calls it as
-        ``module(**{argument: tensor})``, each tensor in its columns' dtype:
-        float columns in the model's float dtype, integer and pandas
-        ``category`` columns as int64 codes (categories in the order of the
-        ``X`` given to ``fit``, which such columns need). Attributions come
-        out per user column.
+    {model_inputs}
 
     Attributes
     ----------

@@ -7,7 +7,11 @@ import torch
 
 from skattr._data import check_input, check_int, check_sample_weight, check_y, to_numpy
 from skattr.core.permutation import feature_permutation
-from skattr.explainers._base import BaseExplainer, rank_attributions
+from skattr.explainers._base import (
+    BaseExplainer,
+    rank_attributions,
+    with_fitted_attributes,
+)
 from skattr.explainers._scoring import (
     check_two_rows,
     draw_permutations,
@@ -16,6 +20,7 @@ from skattr.explainers._scoring import (
 )
 
 
+@with_fitted_attributes
 class FeaturePermutation(BaseExplainer):
     """Attribution and importance by shuffling a feature across the rows.
 
@@ -71,14 +76,7 @@ class FeaturePermutation(BaseExplainer):
         whatever ``batch_size``.
     show_progress : bool, default=False
         Show a tqdm progress bar over the forward batches.
-    model_inputs : dict, default=None
-        ``None``: the model takes one float tensor of all columns. A dict
-        ``{forward argument: [columns]}`` calls it as
-        ``module(**{argument: tensor})``, each tensor in its columns' dtype:
-        float columns in the model's float dtype, integer and pandas
-        ``category`` columns as int64 codes (categories in the order of the
-        ``X`` given to ``fit``, which such columns need). Attributions come
-        out per user column.
+    {model_inputs}
 
     Attributes
     ----------

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from skattr._data import check_bool, check_int, check_number
 from skattr.core.shapley import shapley_exact, shapley_sampling
-from skattr.explainers._base import FITTED_ATTRIBUTES_DOC, BaseExplainer
+from skattr.explainers._base import (
+    FITTED_ATTRIBUTES_DOC,
+    MODEL_INPUTS_DOC,
+    BaseExplainer,
+)
 
 _SHARED_PARAMS = """\
     baseline : "auto", "zeros", "mean", "median", float, array-like, dict, Series or DataFrame, default="auto"
@@ -68,14 +72,7 @@ class ShapleyValueSampling(BaseExplainer):
         whatever ``batch_size``.
     show_progress : bool, default=False
         Show a tqdm progress bar over the forward batches.
-    model_inputs : dict, default=None
-        ``None``: the model takes one float tensor of all columns. A dict
-        ``{{forward argument: [columns]}}`` calls it as
-        ``module(**{{argument: tensor}})``, each tensor in its columns' dtype:
-        float columns in the model's float dtype, integer and pandas
-        ``category`` columns as int64 codes (categories in the order of the
-        ``X`` given to ``fit``, which such columns need). Attributions come
-        out per user column.
+{MODEL_INPUTS_DOC}
 
     Attributes
     ----------
@@ -220,14 +217,7 @@ class ShapleyValues(BaseExplainer):
 {_SHARED_PARAMS}
     show_progress : bool, default=False
         Show a tqdm progress bar over the forward batches.
-    model_inputs : dict, default=None
-        ``None``: the model takes one float tensor of all columns. A dict
-        ``{{forward argument: [columns]}}`` calls it as
-        ``module(**{{argument: tensor}})``, each tensor in its columns' dtype:
-        float columns in the model's float dtype, integer and pandas
-        ``category`` columns as int64 codes (categories in the order of the
-        ``X`` given to ``fit``, which such columns need). Attributions come
-        out per user column.
+{MODEL_INPUTS_DOC}
 
     Attributes
     ----------

@@ -48,14 +48,7 @@ _SHARED_DOC = """
         Seed of the coalitions; an int gives the same result on every call.
     show_progress : bool, default=False
         Show a tqdm progress bar over the forward batches.
-    model_inputs : dict, default=None
-        ``None``: the model takes one float tensor of all columns. A dict
-        ``{forward argument: [columns]}`` calls it as
-        ``module(**{argument: tensor})``, each tensor in its columns' dtype:
-        float columns in the model's float dtype, integer and pandas
-        ``category`` columns as int64 codes (categories in the order of the
-        ``X`` given to ``fit``, which such columns need). Attributions come
-        out per user column."""
+    {model_inputs}"""
 
 
 def _doc(cls):
