@@ -305,6 +305,10 @@ class ModelAdapter:
             name=name,
         )
 
+    def from_model_space(self, Z) -> torch.Tensor:
+        """Rows already in the model's input space -> checked tensor on the device."""
+        return to_tensor(Z, device=self.device, dtype=self.dtype, columns=self.labels)
+
     def raw_forward(self, Z: torch.Tensor) -> torch.Tensor:
         """The module's output as ``[m, k]``, checked."""
         if self.inputs is None:

@@ -276,3 +276,30 @@ def test_max_samples_and_attribution_importance(mlp, X_frame, y_labels):
 def test_bad_params(mlp, params, match):
     with pytest.raises((ValueError, TypeError), match=match):
         FeaturePermutation(**params).fit(mlp)
+
+
+def test_a_callable_scorer_predicting_on_a_copy_stays_in_the_model_space():
+    """Through a Pipeline, the scorer's rows are the transformed batch; a
+    prediction on a copy of them must not be preprocessed a second time."""
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from skorch import NeuralNetRegressor
+
+    rng = np.random.default_rng(0)
+    X = (rng.normal(size=(40, 3)) * 5 + 10).astype(np.float32)
+    y = X @ np.array([1.0, -2.0, 0.5], dtype=np.float32)
+    net = NeuralNetRegressor(
+        nn.Linear, module__in_features=3, module__out_features=1, max_epochs=1,
+        verbose=0, train_split=None,
+    )  # fmt: skip
+    pipe = make_pipeline(StandardScaler(), net).fit(X, y[:, None])
+    gaps = []
+
+    def scorer(estimator, X_perm, y_true):
+        gaps.append(
+            np.abs(estimator.predict(X_perm) - estimator.predict(X_perm.copy())).max()
+        )
+        return 0.0
+
+    FeaturePermutation(scoring=scorer, random_state=0).fit(pipe, X).importance(X, y)
+    assert max(gaps) < 1e-6

@@ -201,8 +201,10 @@ class ModelView(BaseEstimator):
         answers = getattr(self, "_answers", None)
         if answers is not None and X is answers[0]:
             return answers[1][key]
+        # a scorer only ever sees the model's input space (the batch after a
+        # Pipeline's preprocessing): any other X it predicts on is read there
         adapter = self.layout.adapter
-        Xt = adapter.to_model(X)
+        Xt = adapter.from_model_space(X)
         call = self.explainer._call(
             self.layout, pd.RangeIndex(Xt.shape[0]), self.explainer._settings()
         )
