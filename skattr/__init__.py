@@ -5,6 +5,7 @@ Each explainer is configured in its constructor, bound to a model with
 attributions from ``explain(X, y=None)``.
 """
 
+from skattr._shap import to_shap
 from skattr.explainers import (
     FeatureAblation,
     FeaturePermutation,
@@ -27,6 +28,7 @@ __all__ = [
     "NeuronGradient",
     "ShapleyValueSampling",
     "ShapleyValues",
+    "to_shap",
 ]
 
 __version__ = "0.1.0.dev0"

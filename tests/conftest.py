@@ -41,6 +41,13 @@ class Counting(nn.Module):
         return self.module(x)
 
 
+def explainer_names() -> list[str]:
+    """The explainers among ``skattr.__all__`` (classes; not the helpers)."""
+    import skattr
+
+    return [n for n in skattr.__all__ if isinstance(getattr(skattr, n), type)]
+
+
 #: Fast settings for every explainer in ``skattr.__all__``: the common checks
 #: build each explainer with these. An explainer missing here fails
 #: ``test_every_explainer_has_fast_settings``: add it when you export one.

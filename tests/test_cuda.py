@@ -17,14 +17,14 @@ import torch
 from torch import nn
 
 import skattr
-from tests.conftest import MLP
+from tests.conftest import MLP, explainer_names
 from tests.test_common import build
 
 pytestmark = pytest.mark.skipif(
     not torch.cuda.is_available(), reason="needs a CUDA device"
 )
 
-EXPLAINERS = [getattr(skattr, name) for name in skattr.__all__]
+EXPLAINERS = [getattr(skattr, name) for name in explainer_names()]
 CUDA = torch.device("cuda")
 
 

@@ -101,6 +101,8 @@ class ShapleyValueSampling(BaseExplainer):
     computation:
 
     - ``"base_values"``: ``f(baseline)`` per row (a Series);
+    - ``"prediction"``: ``f(x)`` per row (a Series; rows sum to
+      ``prediction - base_values``);
     - ``"std"``: the standard error of each attribution (a DataFrame like
       the result; NaN when a row had a single draw);
     - ``"n_samples"``: permutations used per row (a Series);
@@ -166,6 +168,7 @@ class ShapleyValueSampling(BaseExplainer):
 
     _extras = {
         "base_values": "row",
+        "prediction": "row",
         "std": "cell",
         "n_samples": "row",
         "target": "target",
@@ -193,6 +196,7 @@ class ShapleyValueSampling(BaseExplainer):
         )
         return result.values, {
             "base_values": result.fb,
+            "prediction": result.fx,
             "std": result.std,
             "n_samples": result.n_permutations,
             "target": result.targets,
@@ -240,7 +244,8 @@ class ShapleyValues(BaseExplainer):
     contributions in chunks of at most 128 MB.
 
     The frame returned by ``explain`` carries in ``attrs``:
-    ``"base_values"``, ``f(baseline)`` per row (a Series), and ``"target"``,
+    ``"base_values"``, ``f(baseline)`` per row (a Series), ``"prediction"``,
+    ``f(x)`` per row, and ``"target"``,
     the output explained per row.
 
     References
@@ -299,7 +304,7 @@ class ShapleyValues(BaseExplainer):
                 "feature_groups, or raise max_groups."
             )
 
-    _extras = {"base_values": "row", "target": "target"}
+    _extras = {"base_values": "row", "prediction": "row", "target": "target"}
 
     def _cost(self, layout, n):
         B = layout.baseline.shape[0]
@@ -314,4 +319,8 @@ class ShapleyValues(BaseExplainer):
             targets=self._targets(y, layout, run.settings.target, X.shape[0]),
             batch_size=run.settings.batch_size,
         )
-        return result.values, {"base_values": result.fb, "target": result.targets}
+        return result.values, {
+            "base_values": result.fb,
+            "prediction": result.fx,
+            "target": result.targets,
+        }

@@ -98,6 +98,7 @@ class KernelShap(BaseExplainer):
     sums to ``f(x) - f(baseline)`` (efficiency), ``f(baseline)`` being the
     mean over the background rows. The frame returned by ``explain``
     carries in ``attrs``: ``"base_values"`` (f(baseline) per row, a Series),
+    ``"prediction"`` (f(x) per row),
     ``"target"`` (the output explained per row), ``"n_samples"`` (coalitions
     evaluated per row) and ``"exact"`` (whether all were enumerated).
 
@@ -156,6 +157,7 @@ class KernelShap(BaseExplainer):
 
     _extras = {
         "base_values": "row",
+        "prediction": "row",
         "n_samples": "row",
         "exact": "call",
         "target": "target",
@@ -181,6 +183,7 @@ class KernelShap(BaseExplainer):
         )
         return values, {
             "base_values": cv.fb,
+            "prediction": cv.fx,
             "n_samples": n_coalitions,
             "exact": exact,
             "target": cv.targets,

@@ -1,0 +1,271 @@
+"""Plots of attributions and importances (matplotlib, the ``plot`` extra).
+
+Every function draws on ``ax`` (a new Axes when it is ``None``) and returns
+it, so that a figure can be composed or saved by the caller:
+
+- :func:`bar`: global importance with error bars (grouped by output for a
+  table with a column per output, from ``target="all"``);
+- :func:`beeswarm`: the local attributions of many rows, one strip per
+  feature, coloured by the feature's value;
+- :func:`waterfall`: one row of an efficient method's result, from its base
+  value ``f(baseline)`` to the model's output ``f(x)``;
+- :func:`dependence`: one feature's attribution against its value
+  (categorical columns as strips).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+_OUTPUT_FREE = ("importance", "std", "mean")
+
+
+def _pyplot():
+    try:
+        import matplotlib.pyplot as plt
+    except ImportError:  # pragma: no cover - matplotlib is in the test extra
+        raise ImportError(
+            "skattr.plot needs matplotlib: pip install 'skattr[plot]'."
+        ) from None
+    return plt
+
+
+def _axes(ax):
+    if ax is not None:
+        return ax
+    _, ax = _pyplot().subplots(figsize=(6.4, 4.0))
+    return ax
+
+
+def _one_output(attributions: pd.DataFrame, what: str) -> pd.DataFrame:
+    if isinstance(attributions.columns, pd.MultiIndex):
+        outputs = list(dict.fromkeys(attributions.columns.get_level_values(0)))
+        raise ValueError(
+            f"{what} draws one output; this frame has every output "
+            f"(target='all'). Select one: attributions[{outputs[0]!r}]."
+        )
+    return attributions
+
+
+def bar(importance: pd.DataFrame, *, ax=None, max_display: int = 10):
+    """Horizontal bars of global importance, largest on top, with ``std`` as error bars.
+
+    Parameters
+    ----------
+    importance : DataFrame
+        The result of an explainer's ``importance`` (indexed by feature, with
+        ``importance`` and ``std``; with a column per output under
+        ``target="all"``, one bar per output and feature).
+    ax : matplotlib Axes, default=None
+    max_display : int, default=10
+        The features shown (the most important).
+
+    Returns
+    -------
+    matplotlib Axes
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> import pandas as pd
+    >>> from skattr import plot
+    >>> imp = pd.DataFrame({"importance": [2.0, 1.0], "std": [0.1, 0.2]}, index=["a", "b"])
+    >>> [float(p.get_width()) for p in plot.bar(imp).patches]
+    [1.0, 2.0]
+    """
+    ax = _axes(ax)
+    top = importance.head(max_display).iloc[::-1]  # the largest on top
+    outputs = [c for c in importance.columns if c not in _OUTPUT_FREE]
+    y = np.arange(len(top))
+    if not outputs:
+        ax.barh(y, top["importance"], xerr=top.get("std"), color="#1f77b4")
+    else:
+        height = 0.8 / len(outputs)
+        for i, output in enumerate(outputs):
+            offset = (i - (len(outputs) - 1) / 2) * height
+            ax.barh(y + offset, top[output], height=height, label=str(output))
+        ax.legend(title="output", fontsize="small")
+    ax.set_yticks(y, [str(f) for f in top.index])
+    ax.set_xlabel("mean |attribution|")
+    return ax
+
+
+def beeswarm(attributions: pd.DataFrame, X, *, ax=None, max_display: int = 10):
+    """Every row's attribution of each feature, coloured by the feature's value.
+
+    One strip per feature (the ``max_display`` with the largest mean
+    |attribution|, the largest on top); within a strip, the rows are spread
+    vertically so that they do not hide each other; blue is a low value of
+    the feature, red a high one (category codes for categorical columns).
+
+    Parameters
+    ----------
+    attributions : DataFrame
+        The result of ``explain`` for one output.
+    X : DataFrame or array-like
+        The rows explained, with the same columns.
+    ax : matplotlib Axes, default=None
+    max_display : int, default=10
+
+    Returns
+    -------
+    matplotlib Axes
+    """
+    attributions = _one_output(attributions, "beeswarm")
+    ax = _axes(ax)
+    values = _frame_like(X, attributions)
+    order = attributions.abs().mean().sort_values(ascending=False).index[:max_display]
+    rng = np.random.default_rng(0)
+    for y, feature in enumerate(reversed(list(order))):
+        attr = attributions[feature].to_numpy()
+        colour = _scaled(values[feature])
+        jitter = rng.uniform(-0.3, 0.3, size=len(attr))
+        ax.scatter(attr, y + jitter, c=colour, cmap="coolwarm", vmin=0, vmax=1, s=10)
+    ax.set_yticks(range(len(order)), [str(f) for f in reversed(list(order))])
+    ax.axvline(0, color="grey", linewidth=0.8)
+    ax.set_xlabel("attribution")
+    return ax
+
+
+def waterfall(row, *, ax=None, max_display: int = 10):
+    """One row of an efficient method, from ``f(baseline)`` to ``f(x)``.
+
+    The bars start at the base value and add each feature's attribution in
+    turn (the largest |attribution| first; the rest merged into one bar),
+    ending at the model's output. Both ends come from the frame's ``attrs``
+    (``"base_values"`` and ``"prediction"``), which the efficient methods
+    write: ShapleyValueSampling, ShapleyValues and KernelShap.
+
+    Parameters
+    ----------
+    row : Series or one-row DataFrame
+        One row of such a result (``attr.iloc[i]`` or ``attr.iloc[[i]]``).
+    ax : matplotlib Axes, default=None
+    max_display : int, default=10
+
+    Returns
+    -------
+    matplotlib Axes
+    """
+    if isinstance(row, pd.DataFrame):
+        if len(row) != 1:
+            raise ValueError(f"waterfall draws one row; got {len(row)}.")
+        label, row = row.index[0], row.iloc[0]
+    else:
+        label = row.name
+    if isinstance(row.index, pd.MultiIndex):
+        raise ValueError(
+            "waterfall draws one output; select it first: attributions[output]."
+        )
+    attrs = row.attrs
+    if "prediction" not in attrs or "base_values" not in attrs:
+        raise ValueError(
+            "waterfall needs the attributions of a method whose rows sum to "
+            "f(x) - f(baseline) (ShapleyValueSampling, ShapleyValues, "
+            "KernelShap): their frames carry 'base_values' and 'prediction' in "
+            "attrs, and this one does not."
+        )
+    base = float(attrs["base_values"].loc[label])
+    end = float(attrs["prediction"].loc[label])
+    ax = _axes(ax)
+    ordered = row.reindex(row.abs().sort_values(ascending=False).index)
+    shown = ordered.iloc[:max_display]
+    rest = ordered.iloc[max_display:]
+    steps = list(shown.items())
+    if len(rest):
+        steps.append((f"{len(rest)} other features", float(rest.sum())))
+    position = base
+    starts = []
+    for _, value in steps:
+        starts.append(position)
+        position += value
+    n = len(steps)
+    for i, ((_, value), start) in enumerate(zip(steps, starts)):
+        y = n - 1 - i  # the first step on top
+        colour = "#d62728" if value >= 0 else "#1f77b4"
+        ax.barh(y, value, left=start, color=colour)
+    ax.set_yticks(range(n), [str(name) for name, _ in reversed(steps)])
+    ax.axvline(base, color="grey", linestyle=":", linewidth=0.8)
+    ax.axvline(end, color="black", linewidth=0.8)
+    ax.set_xlabel(f"f(baseline) = {base:.3g}  ->  f(x) = {end:.3g}")
+    return ax
+
+
+def dependence(attributions: pd.DataFrame, X, feature, *, ax=None):
+    """One feature's attribution against its value, for every row.
+
+    A numeric column gives a scatter; a categorical one (pandas
+    ``category``, strings or booleans) one strip per category.
+
+    Parameters
+    ----------
+    attributions : DataFrame
+        The result of ``explain`` for one output.
+    X : DataFrame or array-like
+        The rows explained, with the same columns.
+    feature : str
+        The column drawn.
+    ax : matplotlib Axes, default=None
+
+    Returns
+    -------
+    matplotlib Axes
+    """
+    attributions = _one_output(attributions, "dependence")
+    if feature not in attributions.columns:
+        raise ValueError(
+            f"{feature!r} is not a column of the attributions: "
+            f"{list(attributions.columns)}."
+        )
+    ax = _axes(ax)
+    values = _frame_like(X, attributions)[feature]
+    attr = attributions[feature].to_numpy()
+    if _categorical(values):
+        categories = list(pd.Categorical(values).categories)
+        codes = pd.Categorical(values, categories=categories).codes
+        jitter = np.random.default_rng(0).uniform(-0.25, 0.25, size=len(attr))
+        ax.scatter(codes + jitter, attr, s=12)
+        ax.set_xticks(range(len(categories)), [str(c) for c in categories])
+    else:
+        ax.scatter(values.to_numpy(dtype=float), attr, s=12)
+    ax.axhline(0, color="grey", linewidth=0.8)
+    ax.set_xlabel(str(feature))
+    ax.set_ylabel(f"attribution of {feature}")
+    return ax
+
+
+def _frame_like(X, attributions: pd.DataFrame) -> pd.DataFrame:
+    """``X`` as a frame indexed and named like the attributions."""
+    if not isinstance(X, pd.DataFrame):
+        X = pd.DataFrame(np.asarray(X), columns=attributions.columns)
+    if len(X) != len(attributions):
+        raise ValueError(
+            f"X has {len(X)} rows but the attributions {len(attributions)}; pass "
+            "the rows that were explained."
+        )
+    missing = [c for c in attributions.columns if c not in X.columns]
+    if missing:
+        raise ValueError(
+            f"X lacks the column(s) {missing} of the attributions (groups cannot be "
+            "coloured by one value)."
+        )
+    return X
+
+
+def _categorical(values: pd.Series) -> bool:
+    return isinstance(values.dtype, pd.CategoricalDtype) or not (
+        pd.api.types.is_numeric_dtype(values.dtype)
+        and not pd.api.types.is_bool_dtype(values.dtype)
+    )
+
+
+def _scaled(values: pd.Series) -> np.ndarray:
+    """Values as colours in [0, 1] (category codes for categorical columns)."""
+    if _categorical(values):
+        v = pd.Categorical(values).codes.astype(float)
+    else:
+        v = values.to_numpy(dtype=float)
+    low, high = np.nanmin(v), np.nanmax(v)
+    return np.zeros_like(v) if high == low else (v - low) / (high - low)

@@ -1,0 +1,109 @@
+"""skattr.plot, rendered headless: what was drawn is what was computed."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+
+import skattr  # noqa: E402
+from skattr import plot  # noqa: E402
+from tests.conftest import MLP  # noqa: E402
+
+
+@pytest.fixture
+def frame():
+    rng = np.random.default_rng(0)
+    return pd.DataFrame(
+        rng.normal(size=(20, 5)).astype(np.float32), columns=list("abcde")
+    )
+
+
+@pytest.fixture(autouse=True)
+def _close():
+    yield
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+
+
+def test_bar_heights_are_the_importances(frame):
+    imp = skattr.ShapleyValues(target=1).fit(MLP(), frame).importance(frame)
+    ax = plot.bar(imp, max_display=3)
+    widths = [p.get_width() for p in ax.patches]
+    np.testing.assert_allclose(widths, imp["importance"].iloc[:3][::-1])
+    assert [t.get_text() for t in ax.get_yticklabels()] == list(imp.index[:3][::-1])
+
+
+def test_bar_per_output(frame):
+    imp = skattr.ShapleyValues(target="all").fit(MLP(), frame).importance(frame)
+    ax = plot.bar(imp)
+    assert len(ax.patches) == 3 * 5
+    assert {t.get_text() for t in ax.get_legend().get_texts()} == {"0", "1", "2"}
+
+
+def test_beeswarm_draws_every_row_of_every_feature(frame):
+    attr = skattr.FeatureAblation(target=0).fit(MLP(), frame).explain(frame)
+    ax = plot.beeswarm(attr, frame, max_display=4)
+    counts = [len(c.get_offsets()) for c in ax.collections]
+    assert counts == [20] * 4
+    with pytest.raises(ValueError, match="Select one"):
+        plot.beeswarm(
+            skattr.FeatureAblation(target="all").fit(MLP(), frame).explain(frame), frame
+        )
+
+
+def test_waterfall_ends_at_the_prediction(frame):
+    attr = skattr.ShapleyValues(target=2).fit(MLP(), frame).explain(frame)
+    ax = plot.waterfall(attr.iloc[3], max_display=3)
+    ends = [p.get_x() + p.get_width() for p in ax.patches]
+    starts = [p.get_x() for p in ax.patches]
+    assert starts[0] == pytest.approx(attr.attrs["base_values"].iloc[3], abs=1e-6)
+    assert ends[-1] == pytest.approx(attr.attrs["prediction"].iloc[3], abs=1e-5)
+    assert len(ax.patches) == 4  # three features and the other two merged
+    one = plot.waterfall(attr.iloc[[3]])
+    assert len(one.patches) == 5
+    ablation = skattr.FeatureAblation(target=2).fit(MLP(), frame).explain(frame)
+    with pytest.raises(ValueError, match="sum to f\\(x\\) - f\\(baseline\\)"):
+        plot.waterfall(ablation.iloc[0])
+
+
+def test_dependence_numeric_and_categorical(frame):
+    attr = skattr.FeatureAblation(target=0).fit(MLP(), frame).explain(frame)
+    ax = plot.dependence(attr, frame, "b")
+    np.testing.assert_allclose(ax.collections[0].get_offsets()[:, 0], frame["b"])
+    np.testing.assert_allclose(ax.collections[0].get_offsets()[:, 1], attr["b"])
+    labels = frame.assign(b=np.where(frame["b"] > 0, "high", "low"))
+    ax = plot.dependence(attr, labels, "b")
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["high", "low"]
+    with pytest.raises(ValueError, match="not a column"):
+        plot.dependence(attr, frame, "zz")
+
+
+def test_each_plot_draws_on_the_axes_given(frame):
+    import matplotlib.pyplot as plt
+
+    _, ax = plt.subplots()
+    imp = skattr.ShapleyValues(target=0).fit(MLP(), frame).importance(frame)
+    assert plot.bar(imp, ax=ax) is ax
+
+
+def test_to_shap_for_shap_users(frame):
+    import shap
+
+    attr = skattr.ShapleyValues(target=1).fit(MLP(), frame).explain(frame)
+    expl = skattr.to_shap(attr, frame)
+    np.testing.assert_array_equal(expl.values, attr.to_numpy())
+    np.testing.assert_array_equal(expl.base_values, attr.attrs["base_values"])
+    np.testing.assert_array_equal(expl.data, frame.to_numpy())
+    assert list(expl.feature_names) == list("abcde")
+    shap.plots.waterfall(expl[0], show=False)  # SHAP's own plots draw it
+    every = skattr.ShapleyValues(target="all").fit(MLP(), frame).explain(frame)
+    many = skattr.to_shap(every, frame)
+    assert many.values.shape == (20, 5, 3)
+    np.testing.assert_array_equal(many.values[:, :, 1], every[1].to_numpy())
+    np.testing.assert_array_equal(many.base_values[:, 2], every.attrs["base_values"][2])
