@@ -101,6 +101,8 @@ def run_demo(n_rows: int = 100, seed: int = 0) -> pd.DataFrame:
     columns, others, timings = {}, {}, []
     for name in skattr.__all__:
         cls = getattr(skattr, name)
+        if not isinstance(cls, type):  # helpers such as to_shap
+            continue
         accepted = _param_names(cls)
         params = {
             k: v

@@ -29,3 +29,13 @@ def test_example_runs(path, capsys):
         assert set(ablation.index) == PENGUIN_COLUMNS
         assert ablation.loc["year", "importance"] == 0  # dropped by the preprocessing
         assert set(reports["ranking"].index) == PENGUIN_COLUMNS
+
+
+def test_the_demo_runs_every_explainer(capsys):
+    """``make demo``'s job, on fewer rows: one ranked table of all columns."""
+    from skattr._demo import run_demo
+
+    table = run_demo(n_rows=20)
+    assert len(table) == 30 and table["mean rank"].is_monotonic_increasing
+    out = capsys.readouterr().out
+    assert "Seconds per explainer" in out and "ShapleyValues" in out
