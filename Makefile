@@ -17,7 +17,7 @@ $(PY):
 
 $(VENV)/.installed-base: $(PY) pyproject.toml
 	$(PIP) install -q "$(TORCH)"
-	$(PIP) install -q -e .
+	$(PIP) install -q -e ".[plot]"
 	touch $@
 
 $(VENV)/.installed-test: $(PY) pyproject.toml

@@ -14,6 +14,11 @@ def main(argv=None) -> int:
     demo = sub.add_parser("demo", help="train a small net and rank its features")
     demo.add_argument("--rows", type=int, default=100, help="held-out rows to explain")
     demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument(
+        "--report",
+        default="skattr-report",
+        help="folder of the HTML audit ('' for none)",
+    )
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
@@ -21,7 +26,7 @@ def main(argv=None) -> int:
     if args.command == "demo":
         from skattr._demo import run_demo
 
-        run_demo(n_rows=args.rows, seed=args.seed)
+        run_demo(n_rows=args.rows, seed=args.seed, report=args.report or None)
     return 0
 
 

@@ -86,8 +86,12 @@ def train_demo_net(seed: int = 0):
     return model, X_train, X_test, y_train, y_test
 
 
-def run_demo(n_rows: int = 100, seed: int = 0) -> pd.DataFrame:
-    """Train, explain with every explainer, print and return the ranking."""
+def run_demo(n_rows: int = 100, seed: int = 0, report=None) -> pd.DataFrame:
+    """Train, explain with every explainer, print and return the ranking.
+
+    With ``report`` (a folder), also write the HTML audit there
+    (:func:`skattr.report.audit`) and say where it is.
+    """
     import skattr
 
     model, X_train, X_test, y_train, y_test = train_demo_net(seed)
@@ -131,6 +135,22 @@ def run_demo(n_rows: int = 100, seed: int = 0) -> pd.DataFrame:
     print("\nSeconds per explainer (fit + importance):")
     for name, seconds in timings:
         print(f"  {name:22s} {seconds:7.3f}")
+    if report is not None:
+        from skattr.report import audit
+
+        written = audit(
+            model,
+            X_explain,
+            y_explain.to_numpy(),
+            background=X_train,
+            path=report,
+            title="skattr audit: skorch MLP on breast cancer",
+        )
+        top = ", ".join(map(str, written.importance.index[:5]))
+        print(
+            f"\nAudit of {len(written.attributions)} methods written to "
+            f"{written.index.resolve()} (top features: {top})."
+        )
     return table
 
 

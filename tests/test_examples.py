@@ -31,11 +31,16 @@ def test_example_runs(path, capsys):
         assert set(reports["ranking"].index) == PENGUIN_COLUMNS
 
 
-def test_the_demo_runs_every_explainer(capsys):
-    """``make demo``'s job, on fewer rows: one ranked table of all columns."""
+def test_the_demo_runs_every_explainer(capsys, tmp_path):
+    """``make demo``'s job, on fewer rows: one ranked table of all columns,
+    and the HTML audit."""
+    import matplotlib
+
+    matplotlib.use("Agg")
     from skattr._demo import run_demo
 
-    table = run_demo(n_rows=20)
+    table = run_demo(n_rows=20, report=tmp_path / "report")
+    assert (tmp_path / "report" / "index.html").exists()
     assert len(table) == 30 and table["mean rank"].is_monotonic_increasing
     out = capsys.readouterr().out
     assert "Seconds per explainer" in out and "ShapleyValues" in out
