@@ -1,6 +1,7 @@
 # skattr: two commands set everything up on a fresh machine.
 #   make demo   create .venv if missing, install, run the demo
 #   make test   create .venv if missing, install with test extras, run the suite
+#   make docs   build the documentation into docs/_build/html
 # The CPU torch wheel is installed first; override with e.g. `make test TORCH=torch`.
 
 PYTHON ?= python3
@@ -10,7 +11,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check
 PYTEST_ARGS ?= -n 2
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench docs clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -42,5 +43,17 @@ lint: $(VENV)/.installed-test
 bench: $(VENV)/.installed-bench
 	$(PY) benchmarks/run.py
 
+$(VENV)/.installed-docs: $(PY) pyproject.toml
+	$(PIP) install -q "$(TORCH)"
+	$(PIP) install -q -e ".[test,docs]"
+	touch $@
+
+# the documentation: Sphinx with numpydoc, the pydata theme, MyST Markdown and
+# the examples as a gallery (run at build time), offline, warnings as errors
+docs: $(VENV)/.installed-docs
+	rm -rf docs/_build docs/auto_examples docs/sg_execution_times.rst
+	MPLBACKEND=Agg $(PY) -m sphinx -W --keep-going -q -b html docs docs/_build/html
+	@echo "docs/_build/html/index.html"
+
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build *.egg-info docs/_build docs/auto_examples docs/sg_execution_times.rst

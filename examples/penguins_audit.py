@@ -1,4 +1,7 @@
-"""Audit a scikit-learn Pipeline that ends in a skorch net, on Palmer penguins.
+"""Audit a Pipeline that ends in a skorch net
+==========================================
+
+Audit a scikit-learn Pipeline that ends in a skorch net, on Palmer penguins.
 
 The data has categorical columns (island, sex), numeric measurements and
 missing values. The Pipeline imputes, one-hot encodes and scales them before

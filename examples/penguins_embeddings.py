@@ -1,4 +1,7 @@
-"""Explain a tabular net with embedded categorical columns, per class.
+"""A net with embedded categorical columns, per class
+==================================================
+
+Explain a tabular net with embedded categorical columns, per class.
 
 The net takes two inputs, as tabular deep learning nets do: the numeric
 measurements as floats, and the categorical columns (island, sex) as integer

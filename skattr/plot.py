@@ -96,7 +96,7 @@ def beeswarm(attributions: pd.DataFrame, X, *, ax=None, max_display: int = 10):
     """Every row's attribution of each feature, coloured by the feature's value.
 
     One strip per feature (the ``max_display`` with the largest mean
-    |attribution|, the largest on top); within a strip, the rows are spread
+    ``|attribution|``, the largest on top); within a strip, the rows are spread
     vertically so that they do not hide each other; blue is a low value of
     the feature, red a high one (category codes for categorical columns).
 
@@ -133,7 +133,7 @@ def waterfall(row, *, ax=None, max_display: int = 10):
     """One row of an efficient method, from ``f(baseline)`` to ``f(x)``.
 
     The bars start at the base value and add each feature's attribution in
-    turn (the largest |attribution| first; the rest merged into one bar),
+    turn (the largest ``|attribution|`` first; the rest merged into one bar),
     ending at the model's output. Both ends come from the frame's ``attrs``
     (``"base_values"`` and ``"prediction"``), which the efficient methods
     write: ShapleyValueSampling, ShapleyValues and KernelShap.

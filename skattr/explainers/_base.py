@@ -583,12 +583,12 @@ class BaseExplainer(BaseEstimator):
         -------
         importance : DataFrame
             Indexed by feature, sorted by decreasing ``importance`` (the mean
-            of |attribution| over rows), with ``std`` (its standard deviation
+            of ``|attribution|`` over rows), with ``std`` (its standard deviation
             over rows) and ``mean`` (the signed mean attribution). With
             ``target="all"``: ``importance`` is the mean over rows of each
-            row's mean |attribution| over the outputs, ``std`` its standard
+            row's mean ``|attribution|`` over the outputs, ``std`` its standard
             deviation over rows, and one column per output holds that
-            output's mean |attribution|.
+            output's mean ``|attribution|``.
         """
         return rank_attributions(self.explain(X, y))
 
@@ -831,10 +831,10 @@ def rank_attributions(attr: pd.DataFrame, weights=None) -> pd.DataFrame:
     """The importance table of local attributions (optionally row-weighted).
 
     One row per feature, sorted by decreasing ``importance``, the (weighted)
-    mean of |attribution| over rows, with ``std`` over rows and ``mean``, the
+    mean of ``|attribution|`` over rows, with ``std`` over rows and ``mean``, the
     signed mean. For ``target="all"``'s two-level columns, ``importance`` and
-    ``std`` are those of each row's mean |attribution| over the outputs, and
-    a column per output holds that output's mean |attribution|.
+    ``std`` are those of each row's mean ``|attribution|`` over the outputs, and
+    a column per output holds that output's mean ``|attribution|``.
     """
     n = len(attr)
     w = np.full(n, 1.0 / n) if weights is None else weights / weights.sum()
