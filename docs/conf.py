@@ -28,7 +28,7 @@ root_doc = "index"
 exclude_patterns = ["_build", "auto_examples/*.ipynb", "auto_examples/*.py", "**.zip"]
 
 html_theme = "pydata_sphinx_theme"
-html_theme_options = {"navigation_with_keys": False}
+html_theme_options = {"navigation_with_keys": False, "header_links_before_dropdown": 4}
 html_title = "skattr"
 
 # the API reference: numpydoc reads the docstrings; no class member tables

@@ -249,8 +249,8 @@ def _png(ax) -> str:
     return f'<img alt="plot" src="data:image/png;base64,{data}">'
 
 
-def _table(frame: pd.DataFrame) -> str:
-    return frame.to_html(float_format=lambda v: f"{v:.4f}", border=0)
+def _table(frame: pd.DataFrame, fmt: str = ".4f") -> str:
+    return frame.to_html(float_format=lambda v: format(v, fmt), border=0)
 
 
 def _html(report: AuditReport, title: str, top_k: int, n_waterfalls: int) -> str:
@@ -266,13 +266,16 @@ def _html(report: AuditReport, title: str, top_k: int, n_waterfalls: int) -> str
         "<h2>Global importance</h2>",
         _table(report.importance),
         "<h2>Spread and standard errors</h2>",
-        "<p class='note'>std: over the rows; standard error: of the mean "
-        "|attribution|.</p>",
-        _table(report.spread),
+        "<p class='note'>Per method, the standard deviation of |attribution| "
+        "over the rows and the standard error of its mean, in the order of "
+        "the table above.</p>",
+        _table(_wide_spread(report)),
         "<h2>Agreement between methods</h2>",
         "<p class='note'>Spearman rank correlation of the importances, and "
         f"the share of the top {top_k} features two methods have in common.</p>",
+        "<p class='note'>Rank correlation:</p>",
         _table(report.agreement),
+        f"<p class='note'>Top-{top_k} overlap:</p>",
         _table(report.overlap),
     ]
     if len(report.efficiency):
@@ -280,7 +283,7 @@ def _html(report: AuditReport, title: str, top_k: int, n_waterfalls: int) -> str
             "<h2>Efficiency</h2>",
             "<p class='note'>Rows of Shapley values sum to f(x) - f(baseline); "
             "the largest gap over rows and outputs.</p>",
-            _table(report.efficiency),
+            _table(report.efficiency, ".1e"),
         ]
     first = next(iter(report.per_output))
     parts += [
@@ -301,6 +304,18 @@ def _html(report: AuditReport, title: str, top_k: int, n_waterfalls: int) -> str
         f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head>"
         f"<body>\n{body}\n</body></html>\n"
     )
+
+
+def _wide_spread(report: AuditReport) -> pd.DataFrame:
+    """The spread as features x (method, statistic), features ranked."""
+    wide = report.spread[["std", "standard error"]].unstack("method")
+    wide = wide.swaplevel(axis=1)
+    methods = list(report.per_output)
+    wide = wide[[(m, c) for m in methods for c in ("std", "standard error")]]
+    wide.columns = pd.MultiIndex.from_tuples(
+        [(m, "std" if c == "std" else "s.e.") for m, c in wide.columns]
+    )
+    return wide.reindex(report.importance.index)
 
 
 def _waterfalls(report: AuditReport, n: int) -> list[str]:
