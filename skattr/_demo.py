@@ -70,15 +70,17 @@ def train_demo_net(seed: int = 0):
         data.data, data.target, test_size=0.3, random_state=seed, stratify=data.target
     )
     torch.manual_seed(seed)
+    epochs = 30
     net = NeuralNetClassifier(
         DemoNet,
         criterion=nn.CrossEntropyLoss,
         optimizer=torch.optim.Adam,
         lr=0.01,
-        max_epochs=30,
+        max_epochs=epochs,
         batch_size=64,
         train_split=None,
         verbose=0,
+        callbacks=[_EpochBar(epochs)],
     )
     to_float32 = FunctionTransformer(_to_float32)
     model = make_pipeline(StandardScaler(), to_float32, net)
@@ -152,6 +154,24 @@ def run_demo(n_rows: int = 100, seed: int = 0, report=None) -> pd.DataFrame:
             f"{written.index.resolve()} (top features: {top})."
         )
     return table
+
+
+def _EpochBar(epochs: int):
+    """A skorch callback: one tqdm bar over the training epochs."""
+    from skorch.callbacks import Callback
+    from tqdm.auto import tqdm
+
+    class EpochBar(Callback):
+        def on_train_begin(self, net, **kwargs):
+            self.bar = tqdm(total=epochs, desc="training", unit="epoch", leave=True)
+
+        def on_epoch_end(self, net, **kwargs):
+            self.bar.update(1)
+
+        def on_train_end(self, net, **kwargs):
+            self.bar.close()
+
+    return EpochBar()
 
 
 def _to_float32(a):
