@@ -204,3 +204,17 @@ def test_every_method_declares_its_extras_and_space():
     ):
         assert set(cls._extras.values()) <= set(EXTRA_KINDS)
         assert cls._space in ("groups", "inputs", "units")
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_permutation_states_stay_exact_in_half_precision(dtype):
+    """Ranks above 256 (bfloat16) or 2048 (float16) are not exact in those
+    dtypes: the states must still take exactly the groups of lower rank."""
+    g = 3000
+    rank = torch.randperm(g, generator=torch.Generator().manual_seed(0))
+    rank = rank.to(torch.int16)[None, None, :]
+    states = PermutationStates(rank, groups=torch.arange(g))
+    weights = states.rows_weights(0, 1, dtype)[0]  # [g - 1 states, g columns]
+    expected = rank[0, 0][None, :] < torch.arange(1, g)[:, None]
+    assert torch.equal(weights.bool(), expected)
+    assert torch.equal(weights.sum(1), torch.arange(1, g).to(dtype))
