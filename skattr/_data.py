@@ -147,8 +147,10 @@ def check_numeric(X, name: str = "X") -> None:
         if bad:
             shown = ", ".join(repr(c) for c in bad[:10])
             more = f" and {len(bad) - 10} more" if len(bad) > 10 else ""
+            first = X[next(c for c in X.columns if str(c) == bad[0])].iloc[0]
             raise TypeError(
-                f"{name} has non-numeric column(s) {shown}{more}. Encode them first, "
+                f"{name} has non-numeric column(s) {shown}{more} (values such as "
+                f"{first!r}). Encode them first, "
                 "or explain a scikit-learn Pipeline that does (e.g. a "
                 "ColumnTransformer with a OneHotEncoder before the skorch net)."
             )
@@ -508,54 +510,56 @@ def encode_columns(
     if not frame:
         X = np.asarray(X.detach().cpu() if isinstance(X, torch.Tensor) else X)
     out = np.empty((len(X), len(columns)), dtype=np.float64)
-    for i, (c, kind) in enumerate(zip(columns, kinds)):
-        col = X[c] if frame else X[:, i]
-        if kind == "code" and c in categories:
-            cats = categories[c]
-            if frame and isinstance(col.dtype, pd.CategoricalDtype):
-                codes = pd.Categorical(col, categories=cats).codes
-            elif name == "X" and not pd.api.types.is_numeric_dtype(col.dtype):
-                raise TypeError(
-                    f"{name} column {c!r} holds {col.dtype} values such as "
-                    f"{col.iloc[0]!r}, but fit saw it as a 'category' column: "
-                    f"pass it as one (X[{c!r}].astype('category')), or use a "
-                    "Pipeline to encode it."
-                )
-            else:  # labels written out (a baseline naming a category)
-                codes = cats.get_indexer(pd.Index(np.asarray(col)))
-            if (codes < 0).any():
-                bad = np.asarray(col)[codes < 0][:3].tolist()
-                raise ValueError(
-                    f"{name} column {c!r} holds {bad}, not among the categories "
-                    f"seen at fit ({list(cats)[:10]}). Map them to a known "
-                    "category, or fit on data that has them."
-                )
-            out[:, i] = codes
-            continue
-        dtype = col.dtype
-        numeric = pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(
-            dtype
-        )
-        if not numeric:
-            first = col.iloc[0] if frame else col[0]
-            raise TypeError(
-                f"{name} column {c!r} holds {dtype} values such as {first!r}; "
-                "encode strings as a pandas 'category' column or use a Pipeline."
-            )
-        values = (
-            col.to_numpy(dtype=np.float64, na_value=np.nan)
+    labelled = [
+        i for i, c in enumerate(columns) if kinds[i] == "code" and c in categories
+    ]
+    for i in labelled:  # a category column: its values -> positions in fit's categories
+        out[:, i] = _category_codes(X[columns[i]] if frame else X[:, i], columns[i],
+                                    categories[columns[i]], name)  # fmt: skip
+    plain = [i for i in range(len(columns)) if i not in set(labelled)]
+    if plain:  # every other column at once: numbers as they are
+        block = X[[columns[i] for i in plain]] if frame else X[:, plain]
+        check_numeric(block, name)
+        out[:, plain] = (
+            block.to_numpy(dtype=np.float64, na_value=np.nan)
             if frame
-            else np.asarray(col, dtype=np.float64)
+            else np.asarray(block, dtype=np.float64)
         )
-        if kind == "code":
-            bad = (values < 0) | (values != np.round(values))
-            if bad.any():
-                raise ValueError(
-                    f"{name} column {c!r} feeds an embedding, so it must hold "
-                    f"non-negative integer codes; it holds {values[bad][:3].tolist()}."
-                )
-        out[:, i] = values
+    codes = [i for i in plain if kinds[i] == "code"]
+    if codes:  # integer columns feeding an embedding
+        values = out[:, codes]
+        bad = (values < 0) | (values != np.round(values))
+        if bad.any():
+            j = int(np.flatnonzero(bad.any(0))[0])
+            raise ValueError(
+                f"{name} column {columns[codes[j]]!r} feeds an embedding, so it must "
+                "hold non-negative integer codes; it holds "
+                f"{values[bad[:, j], j][:3].tolist()}."
+            )
     return out
+
+
+def _category_codes(col, column: str, categories: pd.Index, name: str) -> np.ndarray:
+    """Positions of a column's values in the categories ``fit`` saw."""
+    if isinstance(getattr(col, "dtype", None), pd.CategoricalDtype):
+        codes = pd.Categorical(col, categories=categories).codes
+    elif name == "X" and not pd.api.types.is_numeric_dtype(col.dtype):
+        first = col.iloc[0] if isinstance(col, pd.Series) else col[0]
+        raise TypeError(
+            f"{name} column {column!r} holds {col.dtype} values such as {first!r}, "
+            f"but fit saw it as a 'category' column: pass it as one "
+            f"(X[{column!r}].astype('category')), or use a Pipeline to encode it."
+        )
+    else:  # labels written out (a baseline naming a category)
+        codes = categories.get_indexer(pd.Index(np.asarray(col)))
+    if (codes < 0).any():
+        bad = np.asarray(col)[codes < 0][:3].tolist()
+        raise ValueError(
+            f"{name} column {column!r} holds {bad}, not among the categories seen "
+            f"at fit ({list(categories)[:10]}). Map them to a known category, or "
+            "fit on data that has them."
+        )
+    return codes
 
 
 def most_frequent(values: np.ndarray) -> float:
