@@ -176,11 +176,8 @@ def waterfall(row, *, ax=None, max_display: int = 10):
     steps = list(shown.items())
     if len(rest):
         steps.append((f"{len(rest)} other features", float(rest.sum())))
-    position = base
-    starts = []
-    for _, value in steps:
-        starts.append(position)
-        position += value
+    values = np.array([value for _, value in steps])
+    starts = base + np.concatenate([[0.0], np.cumsum(values)[:-1]])
     n = len(steps)
     for i, ((_, value), start) in enumerate(zip(steps, starts)):
         y = n - 1 - i  # the first step on top

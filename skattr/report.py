@@ -21,22 +21,30 @@ import numpy as np
 import pandas as pd
 from sklearn.base import clone
 
+from skattr.explainers._base import rank_attributions
+
 
 def default_explainers(random_state=0) -> dict:
     """The default set: perturbation and gradient methods that finish in
     seconds on a few hundred rows of a small net."""
-    import skattr
+    from skattr import (
+        FeatureAblation,
+        FeaturePermutation,
+        GradientShap,
+        KernelShap,
+        ShapleyValueSampling,
+    )
 
     return {
-        "ShapleyValueSampling": skattr.ShapleyValueSampling(
+        "ShapleyValueSampling": ShapleyValueSampling(
             n_samples=25, random_state=random_state
         ),
-        "KernelShap": skattr.KernelShap(n_samples=256, random_state=random_state),
-        "FeatureAblation": skattr.FeatureAblation(),
-        "FeaturePermutation": skattr.FeaturePermutation(
+        "KernelShap": KernelShap(n_samples=256, random_state=random_state),
+        "FeatureAblation": FeatureAblation(),
+        "FeaturePermutation": FeaturePermutation(
             n_repeats=3, random_state=random_state
         ),
-        "GradientShap": skattr.GradientShap(n_samples=20, random_state=random_state),
+        "GradientShap": GradientShap(n_samples=20, random_state=random_state),
     }
 
 
@@ -124,10 +132,6 @@ def audit(
             skipped[name] = str(exc).split("\n")[0]
             continue
         seconds = time.perf_counter() - start
-        settings = ex._settings()
-        cost = ex._cost(ex._layout_for(X, settings), len(X))
-        from skattr.explainers._base import rank_attributions
-
         imp = rank_attributions(attr)
         attributions[name] = attr
         per_output[name] = imp
@@ -141,7 +145,7 @@ def audit(
             {
                 "method": name,
                 "settings": ", ".join(f"{k}={v!r}" for k, v in shown.items()),
-                "model rows": cost,
+                "model rows": ex._model_rows(X),
                 "seconds": seconds,
             }
         )

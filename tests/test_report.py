@@ -81,3 +81,21 @@ def test_the_html_is_self_contained_and_shows_the_numbers(report):
     for value in rep.importance["ShapleyValueSampling"]:
         assert f"{value:.4f}" in shown
     assert "Agreement between methods" in shown and "Efficiency" in shown
+
+
+def test_the_model_rows_reported_are_those_evaluated(tmp_path):
+    import skattr
+    from tests.conftest import Counting
+
+    rng = np.random.default_rng(1)
+    X = pd.DataFrame(rng.normal(size=(12, 5)).astype(np.float32), columns=list("abcde"))
+    model = Counting(MLP())
+    rep = audit(
+        model,
+        X,
+        explainers={"FeatureAblation": skattr.FeatureAblation()},
+        path=tmp_path / "r",
+        show_progress=False,
+    )
+    # fit probes the model once on its one baseline row (the mean of X)
+    assert model.rows == 1 + rep.methods.loc["FeatureAblation", "model rows"]

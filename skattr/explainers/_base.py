@@ -559,6 +559,12 @@ class BaseExplainer(BaseEstimator):
             desc=type(self).__name__,
         )
 
+    def _model_rows(self, X) -> int | None:
+        """Model rows ``explain(X)`` evaluates (at most, with ``tol``): its documented cost."""
+        self._check_fitted()
+        X = check_input(self, X, reset=False, numeric=self._adapter.numeric_only)
+        return self._cost(self._layout_for(X, self._settings()), X.shape[0])
+
     def _cost(self, layout: Layout, n: int) -> int | None:
         """Model rows one call on ``n`` rows evaluates (at most, with ``tol``)."""
         return None
