@@ -133,12 +133,25 @@ def _numpy_numeric(dtypes) -> bool:
     return all(isinstance(dt, np.dtype) and dt.kind in "biuf" for dt in dtypes)
 
 
+def _plain_frame(X: pd.DataFrame) -> bool:
+    """Whether every column of ``X`` has a plain numpy numeric dtype.
+
+    Read from the frame's blocks (one dtype per block, not a Series of one
+    per column: 20 µs a call on 30 columns) where pandas has them; from
+    ``X.dtypes`` otherwise.
+    """
+    blocks = getattr(getattr(X, "_mgr", None), "blocks", None)
+    if isinstance(blocks, tuple):
+        return _numpy_numeric(b.dtype for b in blocks)
+    return _numpy_numeric(X.dtypes.tolist())
+
+
 def check_numeric(X, name: str = "X") -> None:
     """Refuse non-numeric columns, naming them, and recommend a Pipeline."""
     if isinstance(X, pd.DataFrame):
-        dtypes = X.dtypes.tolist()
-        if _numpy_numeric(dtypes):
+        if _plain_frame(X):
             return
+        dtypes = X.dtypes.tolist()
         bad = [
             str(c)
             for c, dt in zip(X.columns, dtypes)
@@ -178,7 +191,7 @@ def _as_array(X, name: str) -> np.ndarray:
 def column_names(X, n_columns: int) -> list[str]:
     """Names of the columns of ``X``: its own for a DataFrame, else x0, x1, ..."""
     if isinstance(X, pd.DataFrame):
-        return [str(c) for c in X.columns]
+        return [str(c) for c in X.columns.tolist()]  # a list iterates fast
     return [f"x{i}" for i in range(n_columns)]
 
 
@@ -204,6 +217,7 @@ def to_tensor(
     or infinite values a ``ValueError`` naming the columns that hold them
     (``columns`` gives each column's name in the user's terms).
     """
+    finite = None
     if isinstance(X, torch.Tensor):
         if X.is_complex() or not (X.is_floating_point() or X.dtype in _INT_DTYPES):
             raise TypeError(
@@ -215,8 +229,10 @@ def to_tensor(
         arr = _numeric_array(X, columns, name, np_dtype)
         if arr.dtype != np_dtype or not arr.flags.writeable:
             arr = arr.astype(np_dtype)  # a writable copy in the model's dtype
+        if dtype in _NUMPY_DTYPES:  # the very values: check them on the host
+            finite = bool(np.isfinite(arr).all())  # (5x cheaper than in torch)
         t = torch.from_numpy(arr).to(device=device, dtype=dtype)
-    if not bool(torch.isfinite(t).all()):
+    if not (finite if finite is not None else bool(torch.isfinite(t).all())):
         bad = ~torch.isfinite(t)
         per_col = bad.sum(0).cpu()
         cols = [columns[i] for i in torch.nonzero(per_col).flatten().tolist()]
@@ -254,7 +270,7 @@ _INT_DTYPES = {
 def _numeric_array(X, columns: Sequence[str], name: str, np_dtype) -> np.ndarray:
     """Numeric 2-D data as an array, in ``np_dtype`` where that is exact."""
     if isinstance(X, pd.DataFrame):
-        if _numpy_numeric(X.dtypes.tolist()):  # plain columns: one copy
+        if _plain_frame(X):  # plain columns: one copy
             return X.to_numpy(dtype=np_dtype)
         check_numeric(X, name)
         return X.to_numpy(dtype=np.float64, na_value=np.nan)

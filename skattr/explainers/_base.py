@@ -174,6 +174,9 @@ class Layout:
     n_outputs: int  #: number of model outputs
     layer_shape: tuple[int, ...] | None  #: a layer method's units per row
     result_columns: pd.Index  #: the columns of the result frame
+    #: model input ``c`` is result column ``c`` for every ``c`` (no groups, no
+    #: Pipeline): per-input values are per-column values as they are
+    one_to_one: bool = False
 
     @property
     def n_groups(self) -> int:
@@ -196,6 +199,8 @@ class Layout:
 
     def from_inputs(self, values: torch.Tensor) -> torch.Tensor:
         """Values per model input ``[n, p, ...]`` -> per result column, summed per group."""
+        if self.one_to_one:
+            return values
         return self.to_result(sum_over_groups(values, self.groups, dim=1))
 
 
@@ -408,6 +413,8 @@ class BaseExplainer(BaseEstimator):
                 model_groups, sorted=True, return_inverse=True
             )
         columns = self._result_columns(list(names), resolved.layer_shape)
+        p = model_groups.shape[0]
+        one_to_one = p == len(names) and torch.equal(model_groups, torch.arange(p))
         return Layout(
             adapter=adapter,
             groups=compact.to(self.device_),
@@ -418,6 +425,7 @@ class BaseExplainer(BaseEstimator):
             n_outputs=resolved.n_outputs,
             layer_shape=resolved.layer_shape,
             result_columns=pd.Index(columns),
+            one_to_one=one_to_one,
         )
 
     def _layout_for(self, X, settings: Settings) -> Layout:
@@ -818,7 +826,7 @@ def _check_target(target) -> None:
 def _names(X) -> list[str] | None:
     """The column names of a DataFrame (as strings), else ``None``."""
     if isinstance(X, pd.DataFrame):
-        return [str(c) for c in X.columns]
+        return column_names(X, X.shape[1])
     return None
 
 
