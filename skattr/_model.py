@@ -666,9 +666,12 @@ def _module_device(module: nn.Module) -> torch.device:
 
 
 def _module_dtype(module: nn.Module) -> torch.dtype:
-    for t in module.parameters():
-        if t.is_floating_point():
-            return t.dtype
+    """The float dtype of the module's parameters, else of its buffers (a
+    module of fixed coefficients), else torch's default."""
+    for tensors in (module.parameters(), module.buffers()):
+        for t in tensors:
+            if t.is_floating_point():
+                return t.dtype
     return torch.get_default_dtype()
 
 

@@ -184,7 +184,8 @@ def test_imports_go_down_only():
         outside = {
             m
             for m in _imports(path)
-            if m.split(".")[0] not in ("torch", "math", "collections", "dataclasses")
+            if m.split(".")[0]
+                not in ("torch", "math", "collections", "dataclasses", "itertools")
             and m not in ("__future__", "typing", "contextlib")
             and not m.startswith("skattr.core")
         }

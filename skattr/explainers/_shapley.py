@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from skattr._data import check_bool, check_int, check_number
-from skattr.core.shapley import shapley_exact, shapley_sampling
+from skattr._data import check_bool, check_int, check_number, check_option
+from skattr.core.shapley import SAMPLINGS, shapley_exact, shapley_sampling
 from skattr.explainers._base import (
     FITTED_ATTRIBUTES_DOC,
     MODEL_INPUTS_DOC,
     BaseExplainer,
+    interval_halfwidth,
 )
 
 _SHARED_PARAMS = """\
@@ -60,6 +61,15 @@ class ShapleyValueSampling(BaseExplainer):
         Draw permutations in pairs, a permutation and its reverse, which
         usually lowers the variance. A pair counts as one draw in the
         standard error.
+    sampling : {"stratified", "independent"}, default="stratified"
+        ``"stratified"``: draws come in blocks of three that rotate one
+        random ordering by evenly spaced shifts, so that within a block each
+        feature takes positions spread evenly along the ordering (a
+        stratification by position; blocks are independent). At equal cost
+        it is 1.2 to 1.8 times more accurate than independent draws on the
+        games of ``benchmarks/quality.py``; its standard errors treat the
+        draws as independent, so they err on the safe side.
+        ``"independent"``: every permutation drawn at random (Captum's).
     tol : float, default=None
         Sample to a precision: draw permutations in rounds (4 draws, then
         doubling) and stop drawing for a row once the standard error of
@@ -105,6 +115,11 @@ class ShapleyValueSampling(BaseExplainer):
       ``prediction - base_values``);
     - ``"std"``: the standard error of each attribution (a DataFrame like
       the result; NaN when a row had a single draw);
+    - ``"ci95"``: the half-width of each attribution's 95% interval, the
+      Student-t quantile on ``n_draws - 1`` degrees of freedom times
+      ``std`` (a DataFrame like the result);
+    - ``"n_draws"``: the independent draws behind each row's estimates
+      (antithetic pairs, or permutations; a Series);
     - ``"n_samples"``: permutations used per row (a Series);
     - ``"target"``: the output explained per row.
 
@@ -137,6 +152,7 @@ class ShapleyValueSampling(BaseExplainer):
         *,
         n_samples=25,
         antithetic=True,
+        sampling="stratified",
         tol=None,
         baseline="auto",
         target=None,
@@ -150,6 +166,7 @@ class ShapleyValueSampling(BaseExplainer):
     ):
         self.n_samples = n_samples
         self.antithetic = antithetic
+        self.sampling = sampling
         self.tol = tol
         self.baseline = baseline
         self.target = target
@@ -164,12 +181,15 @@ class ShapleyValueSampling(BaseExplainer):
     def _check_params(self):
         check_int("n_samples", self.n_samples)
         check_bool("antithetic", self.antithetic)
+        check_option("sampling", self.sampling, SAMPLINGS)
         check_number("tol", self.tol, strict=True, allow_none=True)
 
     _extras = {
         "base_values": "row",
         "prediction": "row",
         "std": "cell",
+        "ci95": "cell",
+        "n_draws": "row",
         "n_samples": "row",
         "target": "target",
     }
@@ -190,14 +210,19 @@ class ShapleyValueSampling(BaseExplainer):
             targets=self._targets(y, layout, run.settings.target, X.shape[0]),
             n_samples=self.n_samples,
             antithetic=bool(self.antithetic),
+            sampling=self.sampling,
             tol=self.tol,
             generator=run.generator,
             batch_size=run.settings.batch_size,
         )
+        per_draw = 2 if self.antithetic else 1
+        draws = result.n_permutations // per_draw
         return result.values, {
             "base_values": result.fb,
             "prediction": result.fx,
             "std": result.std,
+            "ci95": interval_halfwidth(result.std, draws - 1),
+            "n_draws": draws,
             "n_samples": result.n_permutations,
             "target": result.targets,
         }

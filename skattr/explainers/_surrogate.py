@@ -7,15 +7,19 @@ import torch
 from sklearn.base import clone
 
 from skattr._data import check_int, check_number, check_option, to_numpy
+from skattr.core.designs import ALLOCATIONS
+from skattr.core.kernel_shap import REGRESSIONS, kernel_shap, kernel_shap_size
 from skattr.core.surrogate import (
     bernoulli_coalitions,
     exp_kernel_similarity,
-    kernel_shap,
-    kernel_shap_size,
     lime_samples,
     weighted_lasso,
 )
-from skattr.explainers._base import BaseExplainer, with_fitted_attributes
+from skattr.explainers._base import (
+    BaseExplainer,
+    interval_halfwidth,
+    with_fitted_attributes,
+)
 
 _SHARED_DOC = """
     baseline : "auto", "zeros", "mean", "median", float, array-like, dict, Series or DataFrame, default="auto"
@@ -58,24 +62,50 @@ def _doc(cls):
 
 @_doc
 class KernelShap(BaseExplainer):
-    """Kernel SHAP: Shapley values from a weighted linear fit over coalitions.
+    """Kernel SHAP: Shapley values from a weighted regression over coalitions.
 
     A coalition ``z`` of feature groups stands for the input that keeps the
     groups in ``z`` from the row and takes the others from the baseline.
     Kernel SHAP fits ``v(z) ~ v(0) + z . phi`` by least squares weighted with
     the Shapley kernel, with ``sum(phi) = f(x) - f(baseline)`` enforced
-    exactly, as Captum's ``KernelShap`` (which enforces it with a large
-    weight). Coalitions are drawn from the kernel in complementary pairs and
-    shared by all rows, so one factorisation serves every row. When all
-    ``2**g - 2`` non-trivial coalitions fit in ``n_samples`` they are all
-    evaluated and the result is the exact Shapley values.
+    exactly; when all ``2**g - 2`` non-trivial coalitions fit in
+    ``n_samples`` they are all evaluated and the result is the exact Shapley
+    values. Otherwise, for the most accurate estimate per model evaluation:
+
+    - coalitions come in complementary pairs, shared by all rows;
+    - pairs are grouped by size, and every size whose pairs the budget
+      covers is enumerated completely (in practice the smallest and largest
+      coalitions, which carry most of the kernel's weight); the other sizes
+      get an equal share of the rest (``sampling="leverage"``, the leverage
+      scores of the regression) or a share by kernel weight
+      (``sampling="kernel"``), drawn without replacement;
+    - the regression also fits third-order interaction terms, penalised,
+      with the penalty chosen per row by leave-one-pair-out error
+      (``regression="cubic"``); it falls back to plain Kernel SHAP
+      (``regression="linear"``) where they do not predict.
+
+    The standard error of each estimate is the jackknife over the drawn
+    pairs (0 for enumerated sizes); ``tol`` draws until it is small enough.
 
     Parameters
     ----------
     n_samples : int, default=None
-        Coalitions sampled per row (the empty and full coalitions, evaluated
-        with them for ``f(baseline)`` and ``f(x)``, are not counted).
+        Coalitions evaluated per row (the empty and full coalitions, evaluated
+        with them for ``f(baseline)`` and ``f(x)``, are not counted), rounded
+        down to an even number; with ``tol`` set, the most a row may use.
         ``None``: ``2 * g + 2048`` for ``g`` feature groups.
+    tol : float, default=None
+        Sample to a precision: grow the coalitions in rounds (the sizes the
+        first round completes and 8 drawn pairs, then doubling) and stop a
+        row once the standard error of every one of its attributions is at
+        most ``tol``, in units of the explained output (and at least 8 pairs
+        were drawn), or at ``n_samples``. ``None`` uses ``n_samples``.
+    sampling : {"leverage", "kernel"}, default="leverage"
+        How the coalitions not enumerated are shared among the sizes.
+    regression : {"cubic", "linear"}, default="cubic"
+        ``"linear"``: Kernel SHAP's regression on the pairs; ``"cubic"``:
+        with penalised third-order terms (the same result once every
+        coalition is evaluated).
     {shared}
 
     Attributes
@@ -91,22 +121,36 @@ class KernelShap(BaseExplainer):
     Notes
     -----
     Cost: ``n_rows * (2 + min(n_samples, 2**g - 2)) * n_background`` model
-    rows (the full and the empty coalition in the same pass as the others),
-    plus ``n_rows`` to pick the targets when they are each row's predicted
-    class of a multi-output model, and one ``(g - 1) x (g - 1)`` solve
-    shared by all rows. Each row
-    sums to ``f(x) - f(baseline)`` (efficiency), ``f(baseline)`` being the
-    mean over the background rows. The frame returned by ``explain``
-    carries in ``attrs``: ``"base_values"`` (f(baseline) per row, a Series),
-    ``"prediction"`` (f(x) per row),
-    ``"target"`` (the output explained per row), ``"n_samples"`` (coalitions
-    evaluated per row) and ``"exact"`` (whether all were enumerated).
+    rows (the full and the empty coalition in the same pass as the others;
+    with ``tol``, each row's own count), plus ``n_rows`` to pick the targets
+    when they are each row's predicted class of a multi-output model. The
+    regression costs one eigendecomposition of an ``m x m`` matrix for ``m``
+    pairs (``n_samples / 2``), shared by all rows: about a second at
+    ``m = 1000``. Each row sums to ``f(x) - f(baseline)`` (efficiency),
+    ``f(baseline)`` being the mean over the background rows.
+
+    The frame returned by ``explain`` carries in ``attrs``:
+
+    - ``"base_values"`` (f(baseline) per row, a Series) and ``"prediction"``
+      (f(x) per row);
+    - ``"std"``: the standard error of each attribution (a DataFrame like
+      the result; 0 when every coalition was evaluated);
+    - ``"ci95"``: the half-width of each attribution's 95% interval,
+      the Student-t quantile on the jackknife's degrees of freedom times
+      ``std`` (a DataFrame like the result);
+    - ``"n_draws"``: the pairs drawn at random per row, the independent
+      draws behind ``std`` (a Series; 0 when every coalition was evaluated);
+    - ``"n_samples"``: coalitions evaluated per row (a Series);
+    - ``"exact"``: whether all coalitions were enumerated;
+    - ``"target"``: the output explained per row.
 
     References
     ----------
     Lundberg and Lee, "A Unified Approach to Interpreting Model
     Predictions", NeurIPS 2017. Covert and Lee, "Improving KernelSHAP",
-    AISTATS 2021 (paired sampling). Captum, ``captum.attr.KernelShap``.
+    AISTATS 2021 (paired sampling, standard errors). Musco and Witter,
+    "Provably Accurate Shapley Value Estimation via Leverage Score
+    Sampling", ICLR 2025. Captum, ``captum.attr.KernelShap``.
 
     Examples
     --------
@@ -127,6 +171,9 @@ class KernelShap(BaseExplainer):
         self,
         *,
         n_samples=None,
+        tol=None,
+        sampling="leverage",
+        regression="cubic",
         baseline="auto",
         target=None,
         output="raw",
@@ -138,6 +185,9 @@ class KernelShap(BaseExplainer):
         model_inputs=None,
     ):
         self.n_samples = n_samples
+        self.tol = tol
+        self.sampling = sampling
+        self.regression = regression
         self.baseline = baseline
         self.target = target
         self.output = output
@@ -150,14 +200,16 @@ class KernelShap(BaseExplainer):
 
     def _check_params(self):
         check_int("n_samples", self.n_samples, allow_none=True)
-
-    def _n_coalitions(self, g: int) -> tuple[int, bool]:
-        """Coalitions evaluated per row and whether they are all of them."""
-        return kernel_shap_size(g, self.n_samples)
+        check_number("tol", self.tol, strict=True, allow_none=True)
+        check_option("sampling", self.sampling, ALLOCATIONS)
+        check_option("regression", self.regression, REGRESSIONS)
 
     _extras = {
         "base_values": "row",
         "prediction": "row",
+        "std": "cell",
+        "ci95": "cell",
+        "n_draws": "row",
         "n_samples": "row",
         "exact": "call",
         "target": "target",
@@ -166,12 +218,12 @@ class KernelShap(BaseExplainer):
 
     def _cost(self, layout, n):
         B = layout.baseline.shape[0]
-        s = self._n_coalitions(layout.n_groups)[0]
+        s = kernel_shap_size(layout.n_groups, self.n_samples)[0]
         return self._pick_cost(layout, n) + n * (s + 2) * B
 
     def _attribute(self, X, y, layout, call, run):
-        n_coalitions, _ = self._n_coalitions(layout.n_groups)
-        values, exact, cv = kernel_shap(
+        n_coalitions, _ = kernel_shap_size(layout.n_groups, self.n_samples)
+        result = kernel_shap(
             call,
             X,
             layout.baseline,
@@ -180,13 +232,19 @@ class KernelShap(BaseExplainer):
             n_samples=n_coalitions,
             batch_size=run.settings.batch_size,
             generator=run.generator,
+            allocation=self.sampling,
+            regression=self.regression,
+            tol=self.tol,
         )
-        return values, {
-            "base_values": cv.fb,
-            "prediction": cv.fx,
-            "n_samples": n_coalitions,
-            "exact": exact,
-            "target": cv.targets,
+        return result.values, {
+            "base_values": result.fb,
+            "prediction": result.fx,
+            "std": result.std,
+            "ci95": interval_halfwidth(result.std, result.df),
+            "n_draws": result.n_draws,
+            "n_samples": result.n_coalitions,
+            "exact": result.exact,
+            "target": result.targets,
         }
 
 
