@@ -23,7 +23,6 @@ background distribution are handled alike by every implementation.
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
 import warnings
@@ -38,8 +37,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # skattr from the checkout
 sys.path.insert(0, str(HERE))
 
-import skattr  # noqa: E402
 from run import write_results  # noqa: E402
+
+import skattr  # noqa: E402
 
 BUDGETS = ("2g+2", "4g", "10g", "25g", "100g", "2^g")
 
@@ -356,7 +356,7 @@ def _shap_kernel(l1_reg):
         import shap
 
         g = game.g
-        np.random.seed(seed)
+        np.random.seed(seed)  # noqa: NPY002 - KernelExplainer draws from numpy's global state
         ex = shap.KernelExplainer(counter.numpy, np.full((1, g), np.nan))
         counter.rows = 0  # the explainer's f(background) at construction is not a row's
         with warnings.catch_warnings():
@@ -491,7 +491,9 @@ def ratio_line(rows: list[dict], labels: list[str]) -> str:
         if not ours or not theirs:
             continue
         o, t = min(ours), min(theirs)
-        parts.append(f"{b}: {'exact' if o < 1e-20 and t < 1e-20 else f'{t / max(o, 1e-300):.2f}×'}")
+        parts.append(
+            f"{b}: {'exact' if o < 1e-20 and t < 1e-20 else f'{t / max(o, 1e-300):.2f}×'}"
+        )
     return "Best peer's error / skattr's best error: " + ", ".join(parts) + "."
 
 
@@ -505,6 +507,12 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=str(HERE / "results.md"))
     parser.add_argument("--no-write", action="store_true")
     parser.add_argument("--json", default=None, help="also dump the raw rows here")
+    parser.add_argument(
+        "--reuse",
+        default=None,
+        help="a --json file of an earlier run: its rows for implementations "
+        "not run now are kept (e.g. peers measured once)",
+    )
     args = parser.parse_args(argv)
     torch.set_default_dtype(torch.float32)
     games = make_games(args.games.split(","), args.rows)
@@ -533,6 +541,16 @@ def main(argv=None) -> int:
         f"## Accuracy per evaluation\n\n{time.strftime('%Y-%m-%d')}, "
         f"torch {torch.__version__}, {args.rows} rows × {args.seeds} seeds per cell"
     )
+    if args.reuse:
+        import json
+
+        ran = {(r["game"], r["impl"]) for r in rows}
+        rows += [
+            r
+            for r in json.loads(Path(args.reuse).read_text())
+            if (r["game"], r["impl"]) not in ran
+            and r["game"] in {g.name for g in games}
+        ]
     if args.json:
         import json
 

@@ -87,3 +87,22 @@ def test_model_raising_in_fit_restores_state(X_frame):
     with pytest.raises(RuntimeError, match="on purpose"):
         FeatureAblation().fit(model, X_frame)
     assert all(m.training for m in model.modules())
+
+
+def test_a_module_of_float64_buffers_runs_in_float64():
+    # a fixed-coefficient model has no parameters; its buffers give the dtype
+    from skattr import ShapleyValues
+
+    class Fixed(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer(
+                "w", torch.tensor([1.0, 1e-9, 2.0], dtype=torch.float64)
+            )
+
+        def forward(self, x):
+            return (x @ self.w)[:, None]
+
+    X = torch.tensor([[1.0, 1.0, 1.0]], dtype=torch.float64)
+    attr = ShapleyValues(baseline="zeros").fit(Fixed(), X).explain(X)
+    assert attr["x1"].iloc[0] == pytest.approx(1e-9, rel=1e-12)  # lost in float32

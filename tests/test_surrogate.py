@@ -13,11 +13,8 @@ from sklearn.linear_model import Lasso, LinearRegression
 
 from skattr import KernelShap, Lime
 from skattr.core.coalitions import proper_coalitions
-from skattr.core.surrogate import (
-    bernoulli_coalitions,
-    sample_coalitions,
-    weighted_lasso,
-)
+from skattr.core.designs import PairedDesign
+from skattr.core.surrogate import bernoulli_coalitions, weighted_lasso
 from tests.conftest import MLP, make_linear
 
 
@@ -107,10 +104,11 @@ def test_kernel_shap_linear_model_closed_form(X_frame):
 
 
 def test_kernel_shap_coalitions():
-    gen = torch.Generator().manual_seed(0)
-    Z = sample_coalitions(6, 9, gen)
-    assert Z.shape == (9, 6)
-    assert torch.equal(Z[1::2], ~Z[0:8:2])  # paired with complements
+    design = PairedDesign(6, "leverage", torch.Generator().manual_seed(0))
+    design.grow(4)
+    Z = design.coalitions()
+    assert Z.shape == (8, 6)
+    assert torch.equal(Z[1::2], ~Z[0::2])  # paired with complements
     sizes = Z.sum(1)
     assert bool(((sizes >= 1) & (sizes <= 5)).all())
     full = proper_coalitions(4)

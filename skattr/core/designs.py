@@ -97,21 +97,10 @@ def allocate(
     floor = [0] * len(units) if floor is None else list(floor)
     total = min(int(total), sum(units))
     total = max(total, sum(floor))
-
-    def filled(level: float) -> list[float]:
-        return [min(max(level * a, f), u) for a, f, u in zip(shares, floor, units)]
-
-    lo, hi = 0.0, 1.0
-    while sum(filled(hi)) < total:
-        hi *= 2
-    for _ in range(200):  # bisection on the level
-        mid = (lo + hi) / 2
-        if sum(filled(mid)) < total:
-            lo = mid
-        else:
-            hi = mid
-    raw = filled(hi)
-    counts = [min(max(int(math.floor(r + 1e-9)), f), u) for r, f, u in zip(raw, floor, units)]
+    raw = _water_fill(units, shares, total, floor)
+    counts = [
+        min(max(int(math.floor(r + 1e-9)), f), u) for r, f, u in zip(raw, floor, units)
+    ]
     order = sorted(range(len(raw)), key=lambda h: -(raw[h] - math.floor(raw[h] + 1e-9)))
     short = total - sum(counts)
     while short > 0:
@@ -131,6 +120,32 @@ def allocate(
         counts[h] -= 1
         short += 1
     return counts
+
+
+def _water_fill(units, shares, total, floor) -> list[float]:
+    """``clip(level * share, floor, units)`` at the level where they sum to ``total``.
+
+    The sum is piecewise linear and non-decreasing in the level, with kinks
+    where a stratum leaves its floor or reaches its size: walk the kinks in
+    order and solve on the segment that reaches ``total``.
+    """
+    kinks = sorted(
+        {0.0}
+        | {f / a for a, f in zip(shares, floor) if a > 0}
+        | {u / a for a, u in zip(shares, units) if a > 0}
+    )
+
+    def filled(level: float) -> list[float]:
+        return [min(max(level * a, f), u) for a, f, u in zip(shares, floor, units)]
+
+    low = kinks[0]
+    for high in kinks[1:]:
+        if sum(filled(high)) >= total:
+            a, b = sum(filled(low)), sum(filled(high))
+            level = high if b == a else low + (high - low) * (total - a) / (b - a)
+            return filled(level)
+        low = high
+    return filled(kinks[-1])
 
 
 class PairedDesign:
@@ -157,7 +172,9 @@ class PairedDesign:
 
     def __init__(self, g: int, allocation: str, generator: torch.Generator):
         if allocation not in ALLOCATIONS:
-            raise ValueError(f"allocation must be one of {ALLOCATIONS}; got {allocation!r}.")
+            raise ValueError(
+                f"allocation must be one of {ALLOCATIONS}; got {allocation!r}."
+            )
         self.g = g
         self.strata = Strata(g)
         self.allocation = allocation
@@ -219,59 +236,76 @@ class PairedDesign:
         floor = [max(c, 1 if n_pairs >= len(units) else 0) for c in self.counts]
         target = allocate(units, self.strata.shares(self.allocation), n_pairs, floor)
         new_S, new_h = [], []
+        need = {}
         for h, (have, want) in enumerate(zip(self.counts, target)):
             if want <= have:
                 continue
-            mine = self.S[self.stratum == h]
-            if want == units[h]:
+            if want == units[h]:  # the whole stratum
+                mine = self.S[self.stratum == h]
                 add = _without(_all_pairs(self.g, h + 1, self.device), mine)
+                new_S.append(add)
+                new_h.append(torch.full((add.shape[0],), h, device=self.device))
             else:
-                add = self._draw(h + 1, want - have, mine)
-            new_S.append(add)
-            new_h.append(torch.full((add.shape[0],), h, device=self.device))
+                need[h] = want - have
             self.counts[h] = want
+        if need:
+            S, h = self._draw(need)
+            new_S.append(S)
+            new_h.append(h)
         if new_S:
             self.S = torch.cat([self.S, *new_S])
             self.stratum = torch.cat([self.stratum, *new_h])
         return slice(start, self.n_pairs)
 
-    def _draw(self, k: int, count: int, have: torch.Tensor) -> torch.Tensor:
-        """``count`` distinct new pairs of sizes ``(k, g - k)``, none in ``have``.
+    def _draw(self, need: dict[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """``need[h]`` distinct new pairs of each stratum ``h``, none already drawn.
 
-        Uniform subsets of size ``k`` (for the middle stratum, those holding
-        group 0, one per pair), drawn in batches and deduplicated by their
-        bit codes until enough are new.
+        Uniform subsets of size ``h + 1`` (for the middle stratum, those
+        holding group 0, one per pair), for every stratum in one batch,
+        deduplicated by their bit codes (different sizes never share a code)
+        until each stratum has enough new ones.
         """
-        g, gen = self.g, self.generator
-        middle = 2 * k == g
-        seen = _codes(have)
-        got: list[torch.Tensor] = []
-        n_got = 0
-        while n_got < count:
-            m = 2 * (count - n_got) + 8
-            if middle:  # group 0 in S: one canonical member per pair
-                u = torch.rand(m, g - 1, generator=gen, device=self.device)
-                rest = u.argsort(1).argsort(1) < (k - 1)
-                S = torch.cat([torch.ones(m, 1, dtype=torch.bool, device=self.device), rest], 1)
-            else:
-                u = torch.rand(m, g, generator=gen, device=self.device)
-                S = u.argsort(1).argsort(1) < k
+        g, gen, device = self.g, self.generator, self.device
+        seen = _codes(self.S)
+        got_S: list[torch.Tensor] = []
+        got_h: list[torch.Tensor] = []
+        left = dict(need)
+        while left:
+            strata = torch.tensor(list(left), device=device)
+            counts = torch.tensor([2 * c + 4 for c in left.values()], device=device)
+            h = torch.repeat_interleave(strata, counts)
+            k = h + 1
+            middle = 2 * k == g
+            u = torch.rand(h.shape[0], g, generator=gen, device=device)
+            u[:, 0] = torch.where(middle, -1.0, u[:, 0])  # group 0 first: in S
+            S = u.argsort(1).argsort(1) < k[:, None]
             codes = _codes(S)
             keep = _first_new(codes, seen)
-            S, codes = S[keep], codes[keep]
-            S, codes = S[: count - n_got], codes[: count - n_got]
-            got.append(S)
-            seen = torch.cat([seen, codes])
-            n_got += S.shape[0]
-        return torch.cat(got)
+            S, h, codes = S[keep], h[keep], codes[keep]
+            # the first new ones of each stratum, in the order drawn
+            rank = torch.zeros_like(h)
+            for stratum in left:
+                mine = h == stratum
+                rank[mine] = torch.arange(int(mine.sum()), device=device)
+            quota = torch.zeros(g, dtype=torch.long, device=device)
+            quota[strata] = torch.tensor(list(left.values()), device=device)
+            take = rank < quota[h]
+            got_S.append(S[take])
+            got_h.append(h[take])
+            seen = torch.cat([seen, codes[take]])
+            done = torch.bincount(h[take], minlength=g)
+            left = {
+                s: c - int(done[s]) for s, c in left.items() if c - int(done[s]) > 0
+            }
+        S, h = torch.cat(got_S), torch.cat(got_h)
+        order = torch.sort(h, stable=True).indices  # stratum by stratum
+        return S[order], h[order]
 
 
 def _all_pairs(g: int, k: int, device) -> torch.Tensor:
     """Every pair of sizes ``(k, g - k)``: all ``k``-subsets (holding group 0 when ``2k = g``)."""
     middle = 2 * k == g
-    rows = [
-        c for c in combinations(range(g), k) if not middle or c[0] == 0
-    ]
+    rows = [c for c in combinations(range(g), k) if not middle or c[0] == 0]
     S = torch.zeros(len(rows), g, dtype=torch.bool)
     if rows:
         idx = torch.tensor(rows)

@@ -165,6 +165,7 @@ def kernel_shap(
         )  # fmt: skip
     rounds = [cap] if tol is None else _rounds(design, cap)
     active = torch.arange(n, device=device)
+    active_index = active  # rows of the previous round's active set kept
     odd: torch.Tensor | None = None
     fx = fb = chosen = values = std = None
     df = torch.zeros(n, dtype=torch.long, device=device)
@@ -199,7 +200,9 @@ def kernel_shap(
         used[active] = 2 * design.n_pairs
         if tol is None or pairs == rounds[-1]:
             break
-        precise = (std[active] <= tol).flatten(1).all(-1) & (draws[active] >= FIRST_ROUND)
+        precise = (std[active] <= tol).flatten(1).all(-1) & (
+            draws[active] >= FIRST_ROUND
+        )
         keep = ~precise
         active, active_index = active[keep], torch.nonzero(keep).flatten()
         if not active.numel():

@@ -36,7 +36,7 @@ import torch
 
 #: penalties tried for the third-order terms (the kernel is scaled to one on
 #: its diagonal and the weights to a mean of one)
-PENALTIES = tuple(10.0**e for e in (-4, -3.5, -3, -2.5, -2, -1.5, -1, -0.5, 0, 0.5, 1, 2, 4))
+PENALTIES = tuple(10.0**e for e in (-4, -3, -2.5, -2, -1.5, -1, -0.5, 0, 1, 4))
 
 
 def _e3(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -161,15 +161,14 @@ def odd_regression(
     scores, phis, keep = [], [], {}
     for index, lam in enumerate(penalties.tolist()):
         r = 1.0 / (sigma + lam)  # [m]
-        Schur = B0 - Ct.T @ (r[:, None] * Ct)
-        Sinv = torch.linalg.pinv(Schur)
+        Sinv = _inverse(B0 - Ct.T @ (r[:, None] * Ct))
         theta = Sinv @ (rhs_p - Ct.T @ (r[:, None] * yt))  # [g + 1, n]
         inner = r[:, None] * (yt - Ct @ theta)  # [m, n]
         alpha = sq[:, None] * (V @ inner)  # [m, n]
         phis.append((2 * theta[1:] + phi_S.T @ alpha + phi_1[:, None] * theta[:1]).T)
-        keep[index] = (r, Sinv, alpha)
+        diag = _inverse_diagonal(r, Sinv, V, V2, Ct, sq, wn)
+        keep[index] = (r, Sinv, alpha, diag)
         if len(penalties) > 1:  # leave one pair out: residual alpha_i / (A^-1)_ii
-            diag = _inverse_diagonal(r, Sinv, V, V2, Ct, sq, wn)
             # a pivotal pair (the fit cannot do without it) has no
             # leave-one-out residual: it does not vote
             vote = diag > 1e-9 * diag.abs().max()
@@ -188,25 +187,48 @@ def odd_regression(
     values = torch.stack(phis)[chosen, torch.arange(n, device=dev)]
     # efficiency to the last bit (the constraint holds to solver precision)
     values = values + ((delta - values.sum(1)) / g)[:, None]
-    penalty = penalties[chosen] if cubic else torch.full((n,), math.inf, dtype=f64, device=dev)
+    penalty = (
+        penalties[chosen]
+        if cubic
+        else torch.full((n,), math.inf, dtype=f64, device=dev)
+    )
     if not groups:
         return OddFit(values, None, 0, penalty)
+    # stratified jackknife: pair p's deletion moves the estimate by
+    # -H[:, p] * loo_p; within each variance group the spread of those moves,
+    # times (k - 1) / k and the finite-population factor, adds up
+    member = torch.full((m,), -1, dtype=torch.long, device=dev)
+    scale = torch.zeros(len(groups), dtype=f64, device=dev)
+    for j, (members, f) in enumerate(zip(groups, fpc or [1.0] * len(groups))):
+        member[members] = j
+        k = members.numel()
+        scale[j] = f * (k - 1) / k if k >= 2 else 0.0
+    drawn = torch.nonzero(member >= 0).flatten()
+    gid = member[drawn]
+    size = torch.bincount(gid, minlength=len(groups)).to(f64)
     variance = torch.zeros(n, g, dtype=f64, device=dev)
     for index in torch.unique(chosen).tolist():
-        r, Sinv, alpha = keep[index]
+        r, Sinv, alpha, diag = keep[index]
         rows = torch.nonzero(chosen == index).flatten()
-        H = _influence(r, Sinv, V, VD, Ct, sq, phi_S, phi_1)  # [g, m]
-        diag = _inverse_diagonal(r, Sinv, V, V2, Ct, sq, wn)
-        loo = alpha[:, rows] / diag[:, None]  # [m, rows]
-        for members, f in zip(groups, fpc or [1.0] * len(groups)):
-            k = members.numel()
-            if k < 2:
-                continue
-            d = H[:, members].T[:, None, :] * loo[members][:, :, None]  # [k, rows, g]
-            dev_ = d - d.mean(0, keepdim=True)
-            variance[rows] += f * (k - 1) / k * (dev_**2).sum(0)
+        H = _influence(r, Sinv, V, VD, Ct, sq, phi_S, phi_1)[:, drawn]  # [g, d]
+        loo = alpha[drawn][:, rows] / diag[drawn][:, None]  # [d, rows]
+        moves = H.T[:, None, :] * loo[:, :, None]  # [d, rows, g]
+        total = torch.zeros(len(groups), *moves.shape[1:], dtype=f64, device=dev)
+        squares = torch.zeros_like(total)
+        total.index_add_(0, gid, moves)
+        squares.index_add_(0, gid, moves**2)
+        spread = squares - total**2 / size.clamp_min(1)[:, None, None]
+        variance[rows] = (scale[:, None, None] * spread).sum(0)
     df = sum(max(int(mem.numel()) - 1, 0) for mem in groups)
     return OddFit(values, variance, df, penalty)
+
+
+def _inverse(A: torch.Tensor) -> torch.Tensor:
+    """Inverse of a small symmetric system, the pseudo-inverse where it is singular."""
+    inv, info = torch.linalg.inv_ex(A)
+    if int(info) == 0 and bool(torch.isfinite(inv).all()):
+        return inv
+    return torch.linalg.pinv(A, hermitian=True)
 
 
 def _inverse_diagonal(r, Sinv, V, V2, Ct, sq, wn) -> torch.Tensor:

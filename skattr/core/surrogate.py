@@ -1,19 +1,15 @@
-"""Surrogate models for every row at once: Kernel SHAP and LIME.
+"""LIME's surrogates for every row at once.
 
-Both methods explain a row ``x`` by a linear model over binary coalitions
+LIME explains a row ``x`` by a linear model over binary coalitions
 ``z in {0, 1}^g`` of the feature groups, where a coalition stands for the
-model input ``where(z[groups], x, baseline)``. The coalitions are
-drawn as one tensor, their values come from
-:func:`skattr.core.coalitions.coalition_values`, and the surrogates of all
-rows are fitted together:
-
-- :func:`kernel_shap`: weighted least squares with the Shapley kernel and the
-  efficiency constraint enforced exactly. The coalitions are shared by all
-  rows, so one factorisation of the ``(g - 1) x (g - 1)`` normal matrix
-  serves every row.
-- :func:`lime_samples` + :func:`weighted_lasso`: per-row similarity weights
-  and a weighted Lasso with scikit-learn's objective, solved for all rows
-  at once by FISTA on per-row Gram matrices.
+model input ``where(z[groups], x, baseline)``. The coalitions are drawn as
+one tensor, their values come from
+:func:`skattr.core.coalitions.coalition_values` (with the similarity
+observed in the same pass, :func:`lime_samples`), and the surrogates of all
+rows are fitted together by :func:`weighted_lasso`: per-row similarity
+weights and a weighted Lasso with scikit-learn's objective, solved by FISTA
+on per-row Gram matrices. (Kernel SHAP, the other regression over
+coalitions, lives in :mod:`skattr.core.kernel_shap`.)
 
 With several background rows, a coalition's value is the mean of the model
 output over the background rows (the interventional definition of SHAP's
@@ -23,8 +19,6 @@ keeps (``t`` of them).
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 from skattr.core.coalitions import (
@@ -33,68 +27,13 @@ from skattr.core.coalitions import (
     Observer,
     TargetPicker,
     coalition_values,
-    proper_coalitions,
 )
 from skattr.core.forward import ModelFunction
-from skattr.core.groups import n_groups
 
 #: ``similarity(X, Z_interp, Z_inputs) -> Tensor[m]``: LIME weight of each
 #: perturbed input ``Z_inputs[i]`` (coalition ``Z_interp[i]``) of row ``X[i]``,
 #: observed by :func:`~skattr.core.coalitions.coalition_values`.
 Similarity = Observer
-
-
-# ---------------------------------------------------------------- coalitions
-
-
-def kernel_shap_size(g: int, n_samples: int | None) -> tuple[int, bool]:
-    """Coalitions Kernel SHAP evaluates per row, and whether they are all.
-
-    ``n_samples=None`` is ``2 * g + 2048``. All ``2**g - 2`` proper
-    coalitions are enumerated when they fit in ``n_samples``; a single group
-    needs none.
-
-    Examples
-    --------
-    >>> kernel_shap_size(3, None), kernel_shap_size(30, 100)
-    ((6, True), (100, False))
-    """
-    n_samples = 2 * g + 2048 if n_samples is None else int(n_samples)
-    if g == 1:
-        return 0, True
-    exact = 2**g - 2 <= n_samples
-    return (2**g - 2 if exact else n_samples), exact
-
-
-def shapley_kernel(sizes: torch.Tensor, g: int) -> torch.Tensor:
-    """Shapley kernel ``(g - 1) / (C(g, k) k (g - k))`` of coalition sizes ``k``."""
-    k = sizes.double()
-    log_binom = math.lgamma(g + 1) - torch.lgamma(k + 1) - torch.lgamma(g - k + 1)
-    return (g - 1) / (torch.exp(log_binom) * k * (g - k))
-
-
-def sample_coalitions(
-    g: int, n_samples: int, generator: torch.Generator, *, paired: bool = True
-) -> torch.Tensor:
-    """Coalitions drawn from the Shapley kernel, ``[n_samples, g]`` bool.
-
-    The size ``k`` of a coalition is drawn with probability proportional to
-    ``(g - 1) / (k (g - k))``, ``1 <= k <= g - 1``, then a subset of that size
-    uniformly (Captum's and SHAP's sampling). With the kernel folded into the
-    sampling, every sample has weight 1. ``paired``: each drawn coalition is
-    followed by its complement (same kernel weight, antithetic).
-    """
-    m = -(-n_samples // 2) if paired else n_samples
-    device = generator.device
-    k = torch.arange(1, g, dtype=torch.float64, device=device)
-    probs = (g - 1) / (k * (g - k))
-    size = torch.multinomial(probs, m, replacement=True, generator=generator) + 1
-    u = torch.rand(m, g, generator=generator, device=device)
-    ranks = u.argsort(1).argsort(1)
-    Z = ranks < size[:, None]
-    if paired:
-        Z = torch.stack([Z, ~Z], 1).reshape(2 * m, g)
-    return Z[:n_samples]
 
 
 def bernoulli_coalitions(
@@ -115,103 +54,6 @@ def bernoulli_coalitions(
     bits = torch.arange(8, dtype=torch.uint8, device=device)
     Z = ((octets[..., None] >> bits) & 1).bool()  # [n, s, W, 7, 8]
     return Z.reshape(n_rows, n_samples, words * 56)[..., :n_groups]
-
-
-# ---------------------------------------------------------------- Kernel SHAP
-
-
-def kernel_shap(
-    f: ModelFunction,
-    X: torch.Tensor,
-    baseline: torch.Tensor,
-    *,
-    groups: torch.Tensor,
-    targets: torch.Tensor | TargetPicker,
-    n_samples: int,
-    batch_size: int,
-    generator: torch.Generator,
-) -> tuple[torch.Tensor, bool, CoalitionValues]:
-    """Kernel SHAP values of every row, efficiency enforced exactly.
-
-    When all ``2**g - 2`` non-trivial coalitions fit in ``n_samples`` they are
-    all evaluated with the Shapley kernel as weights, and the result equals
-    the exact Shapley values. Otherwise ``n_samples`` coalitions are drawn
-    from the kernel (paired with their complements) with weight 1 each. The
-    coalitions are shared by all rows and their values come from
-    :func:`~skattr.core.coalitions.coalition_values`. The constrained
-    weighted least squares problem
-    ``min sum_k w_k (v(z_k) - v(0) - z_k . phi)**2`` subject to
-    ``sum(phi) = v(1) - v(0)`` is solved by eliminating the last
-    coefficient: one pseudo-inverse of the ``(g - 1) x (g - 1)`` normal
-    matrix for every row and target.
-
-    Parameters
-    ----------
-    f : callable
-        ``f(Z, rows) -> Tensor[m, k]``, see :mod:`skattr.core.coalitions`.
-    X : Tensor of shape ``[n, p]``
-        Rows to explain.
-    baseline : Tensor of shape ``[B, p]``
-        Background rows; a coalition's value is the mean over them.
-    groups : Tensor of shape ``[p]``
-        Group index of each column.
-    targets : Tensor of shape ``[n, t]`` or callable
-        Output columns explained per row, or a picker from ``f(x)``.
-    n_samples : int
-        Coalitions per row (the empty and full ones are not counted).
-    batch_size : int
-        Most rows per call of ``f``.
-    generator : torch.Generator
-        Generator of the coalitions, on the device of ``X``.
-
-    Returns
-    -------
-    values : Tensor of shape ``[n, g, t]``, float64
-    exact : bool
-        Whether all coalitions were enumerated.
-    coalitions : CoalitionValues
-        With ``f(x)``, ``f(baseline)`` and the targets.
-
-    Notes
-    -----
-    Cost: ``n * (2 + min(n_samples, 2**g - 2)) * B`` model rows (no
-    coalition for a single group), plus ``n`` when ``targets`` is a picker.
-    """
-    g = n_groups(groups)
-    _, exact = kernel_shap_size(g, n_samples)
-    if g == 1:
-        Z = torch.zeros(0, 1, dtype=torch.bool)
-        w = torch.zeros(0, dtype=torch.float64)
-    elif exact:
-        Z = proper_coalitions(g)
-        w = shapley_kernel(Z.sum(1), g)
-    else:
-        Z = sample_coalitions(g, n_samples, generator)
-        w = torch.ones(Z.shape[0], dtype=torch.float64)
-    groups = groups.to(X.device)
-    cv = coalition_values(
-        f,
-        X,
-        baseline,
-        MaskTable(Z.to(X.device), groups=groups),
-        targets=targets,
-        batch_size=batch_size,
-    )
-    delta = cv.fx - cv.fb  # [n, t]
-    if g == 1:
-        return delta[:, None, :], True, cv
-    v = cv.values  # [n, s, t]
-    n, s, t = v.shape
-    dev = v.device
-    Zd, w = Z.to(dev).double(), w.to(dev)
-    # phi_last = delta - sum(phi_rest): v - v0 - z_last*delta = (z_rest - z_last) . phi_rest
-    A = Zd[:, :-1] - Zd[:, -1:]  # [s, g-1]
-    T = v - cv.fb[:, None, :] - Zd[None, :, -1, None] * delta[:, None, :]
-    AtW = A.T * w[None, :]
-    solve = torch.linalg.pinv(AtW @ A) @ AtW  # [g-1, s]
-    rest = torch.einsum("gs,nst->ngt", solve, T)  # [n, g-1, t]
-    last = delta - rest.sum(1)
-    return torch.cat([rest, last[:, None, :]], 1), exact, cv
 
 
 # ---------------------------------------------------------------- LIME
