@@ -42,6 +42,7 @@ lint: $(VENV)/.installed-test
 
 bench: $(VENV)/.installed-bench
 	$(PY) benchmarks/run.py
+	$(PY) benchmarks/quality.py
 
 $(VENV)/.installed-docs: $(PY) pyproject.toml
 	$(PIP) install -q "$(TORCH)"

@@ -236,6 +236,13 @@ class Counted:
 
 def _counted_module(counter: Counted) -> nn.Module:
     class Wrapped(nn.Module):
+        def __init__(self):
+            super().__init__()
+            # a float64 buffer: skattr runs the game in float64, as the peers
+            self.register_buffer(
+                "dtype_of_inputs", torch.zeros((), dtype=torch.float64)
+            )
+
         def forward(self, x):
             counter.rows += x.shape[0]
             t = counter.game.target
@@ -439,8 +446,10 @@ def render(rows: list[dict], games: list[Game], header: str) -> str:
     lines += [
         "",
         "Median normalised error `|φ̂ − φ|² / |φ|²` over rows and seeds "
-        "(evaluations per row in parentheses where they differ from the budget); "
-        "**bold**: the best of each column.",
+        "(evaluations per row in parentheses where they differ from the budget, "
+        "marked † where they exceed it: a peer whose smallest step is larger; "
+        "such cells are left out of the ratios); **bold**: the best of each "
+        "column within the budget.",
         "",
     ]
     for game in games:
@@ -448,7 +457,10 @@ def render(rows: list[dict], games: list[Game], header: str) -> str:
         labels = [b for b in BUDGETS if any(r["budget"] == b for r in mine)]
         impls = list(dict.fromkeys(r["impl"] for r in mine))
         best = {
-            b: min((r["median"] for r in mine if r["budget"] == b), default=None)
+            b: min(
+                (r["median"] for r in mine if r["budget"] == b and within(r)),
+                default=None,
+            )
             for b in labels
         }
         lines.append(f"### {game.name} (g = {game.g})")
@@ -470,7 +482,7 @@ def render(rows: list[dict], games: list[Game], header: str) -> str:
                 if r["median"] == best[b]:
                     text = f"**{text}**"
                 if abs(r["evals"] - r["budget_evals"]) > 0.5:
-                    text += f" ({r['evals']:.0f})"
+                    text += f" ({r['evals']:.0f}{'' if within(r) else '†'})"
                 cells.append(text)
                 if b == "100g":
                     ms = f"{r['ms_per_row']:.1f}"
@@ -481,11 +493,17 @@ def render(rows: list[dict], games: list[Game], header: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def within(r: dict) -> bool:
+    """Whether an implementation kept to the budget (2% slack)."""
+    return r["evals"] <= 1.02 * r["budget_evals"]
+
+
 def ratio_line(rows: list[dict], labels: list[str]) -> str:
-    """Best peer's error over skattr's best error, per budget."""
+    """Best peer's error over skattr's best error, per budget, among the
+    implementations that kept to the budget."""
     parts = []
     for b in labels:
-        at = [r for r in rows if r["budget"] == b]
+        at = [r for r in rows if r["budget"] == b and within(r)]
         ours = [r["median"] for r in at if r["impl"].startswith("skattr")]
         theirs = [r["median"] for r in at if not r["impl"].startswith("skattr")]
         if not ours or not theirs:

@@ -125,8 +125,8 @@ def odd_regression(
     y = odd.to(f64)
     delta = delta.to(f64)
     # the third-order terms need pairs to choose their penalty from: with
-    # fewer than 2 g the leave-one-out error is dominated by pivotal pairs
-    cubic = bool(cubic) and g >= 3 and m >= 2 * g
+    # fewer than 1.5 g the leave-one-out error is dominated by pivotal pairs
+    cubic = bool(cubic) and g >= 3 and 2 * m >= 3 * g
     ones = torch.ones(1, g, dtype=f64, device=dev)
     # the parametric block: alpha of the full coalition, then the linear terms
     if cubic:
