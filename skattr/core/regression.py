@@ -36,7 +36,7 @@ import torch
 
 #: penalties tried for the third-order terms (the kernel is scaled to one on
 #: its diagonal and the weights to a mean of one)
-PENALTIES = tuple(10.0**e for e in (-4, -3, -2.5, -2, -1.5, -1, -0.5, 0, 1, 4))
+PENALTIES = tuple(10.0**e for e in (-3, -2, -1.5, -1, -0.5, 0, 1, 4))
 
 
 def _e3(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -197,28 +197,39 @@ def odd_regression(
     # stratified jackknife: pair p's deletion moves the estimate by
     # -H[:, p] * loo_p; within each variance group the spread of those moves,
     # times (k - 1) / k and the finite-population factor, adds up
-    member = torch.full((m,), -1, dtype=torch.long, device=dev)
-    scale = torch.zeros(len(groups), dtype=f64, device=dev)
-    for j, (members, f) in enumerate(zip(groups, fpc or [1.0] * len(groups))):
-        member[members] = j
-        k = members.numel()
-        scale[j] = f * (k - 1) / k if k >= 2 else 0.0
-    drawn = torch.nonzero(member >= 0).flatten()
-    gid = member[drawn]
-    size = torch.bincount(gid, minlength=len(groups)).to(f64)
+    # variance = sum_p s_p x_p^2 - sum_G s_G / k_G (sum_{p in G} x_p)^2 with
+    # x_p = H[:, p] loo_p and s_G = fpc (k - 1) / k: one product for the
+    # squares, one batched product over the groups (padded) for the sums
+    sizes = torch.tensor([mem.numel() for mem in groups], device=dev)
+    scale = torch.tensor(
+        [
+            f * (k - 1) / k if k >= 2 else 0.0
+            for k, f in zip(sizes.tolist(), fpc or [1.0] * len(groups))
+        ],
+        dtype=f64,
+        device=dev,
+    )
+    width = int(sizes.max())
+    pad = torch.full(
+        (len(groups), width), m, dtype=torch.long, device=dev
+    )  # m: a zero column
+    for j, members in enumerate(groups):
+        pad[j, : members.numel()] = members
+    s_pair = torch.zeros(m + 1, dtype=f64, device=dev)
+    for j, members in enumerate(groups):
+        s_pair[members] = scale[j]
     variance = torch.zeros(n, g, dtype=f64, device=dev)
     for index in torch.unique(chosen).tolist():
         r, Sinv, alpha, diag = keep[index]
         rows = torch.nonzero(chosen == index).flatten()
-        H = _influence(r, Sinv, V, VD, Ct, sq, phi_S, phi_1)[:, drawn]  # [g, d]
-        loo = alpha[drawn][:, rows] / diag[drawn][:, None]  # [d, rows]
-        moves = H.T[:, None, :] * loo[:, :, None]  # [d, rows, g]
-        total = torch.zeros(len(groups), *moves.shape[1:], dtype=f64, device=dev)
-        squares = torch.zeros_like(total)
-        total.index_add_(0, gid, moves)
-        squares.index_add_(0, gid, moves**2)
-        spread = squares - total**2 / size.clamp_min(1)[:, None, None]
-        variance[rows] = (scale[:, None, None] * spread).sum(0)
+        H = _influence(r, Sinv, V, VD, Ct, sq, phi_S, phi_1)  # [g, m]
+        H = torch.cat([H, H.new_zeros(g, 1)], 1)
+        loo = alpha[:, rows] / diag[:, None]  # [m, rows]
+        loo = torch.cat([loo, loo.new_zeros(1, loo.shape[1])])
+        squares = (loo**2 * s_pair[:, None]).T @ (H**2).T  # [rows, g]
+        sums = torch.bmm(loo[pad].transpose(1, 2), H.T[pad])  # [G, rows, g]
+        within = (scale / sizes.clamp_min(1))[:, None, None] * sums**2
+        variance[rows] = squares - within.sum(0)
     df = sum(max(int(mem.numel()) - 1, 0) for mem in groups)
     return OddFit(values, variance, df, penalty)
 
