@@ -14,6 +14,7 @@ from skattr.explainers import (
     LayerGradientShap,
     Lime,
     NeuronGradient,
+    ShapleyInteractions,
     ShapleyValues,
     ShapleyValueSampling,
 )
@@ -26,6 +27,7 @@ __all__ = [
     "LayerGradientShap",
     "Lime",
     "NeuronGradient",
+    "ShapleyInteractions",
     "ShapleyValueSampling",
     "ShapleyValues",
     "to_shap",

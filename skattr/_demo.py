@@ -27,14 +27,15 @@ MEASUREMENTS = [
     "symmetry",
     "fractal dimension",
 ]
+_MEASUREMENT_GROUPS = {
+    m: [f"mean {m}", f"{m} error", f"worst {m}"] for m in MEASUREMENTS
+}
 DEMO_PARAMS: dict[str, dict] = {
-    # exact Shapley over 10 groups (mean, error and worst of each measurement):
-    # 2^10 coalitions per row, where 30 single features would need 2^30
-    "ShapleyValues": {
-        "feature_groups": {
-            m: [f"mean {m}", f"{m} error", f"worst {m}"] for m in MEASUREMENTS
-        }
-    },
+    # exact Shapley values and interactions over 10 groups (mean, error and
+    # worst of each measurement): 2^10 coalitions per row, where 30 single
+    # features would need 2^30
+    "ShapleyValues": {"feature_groups": _MEASUREMENT_GROUPS},
+    "ShapleyInteractions": {"feature_groups": _MEASUREMENT_GROUPS},
     "LayerGradientShap": {"layer": "hidden.0"},
     "NeuronGradient": {"layer": "out", "neuron": 1},
 }

@@ -59,6 +59,7 @@ FAST_PARAMS: dict[str, dict] = {
     "LayerGradientShap": {"layer": "hidden.0", "n_samples": 3},
     "Lime": {"n_samples": 20},
     "NeuronGradient": {"layer": "hidden.0", "neuron": 2},
+    "ShapleyInteractions": {},
     "ShapleyValueSampling": {"n_samples": 4},
     "ShapleyValues": {},
 }
@@ -115,3 +116,14 @@ def breast_cancer_net():
     )
     net.fit(X.to_numpy(), y)
     return net, X, y
+
+
+def per_row(attr: pd.DataFrame) -> pd.DataFrame:
+    """One row per row of ``X``: ShapleyInteractions' matrices summed along
+    their rows (each row of a matrix sums to that feature's Shapley value);
+    any other result as it is."""
+    if not isinstance(attr.index, pd.MultiIndex):
+        return attr
+    rows = attr.index.get_level_values(0).unique()
+    flat = attr.sum(axis=1).unstack(level=-1)
+    return flat.loc[rows, list(attr.columns)]

@@ -15,8 +15,9 @@ import torch
 from sklearn.base import clone
 
 import skattr
+from skattr import ShapleyInteractions
 from skattr.exceptions import NotFittedError
-from tests.conftest import FAST_PARAMS, MLP, explainer_names
+from tests.conftest import FAST_PARAMS, MLP, explainer_names, per_row
 
 EXPLAINERS = [getattr(skattr, name) for name in explainer_names()]
 
@@ -99,14 +100,22 @@ def test_fit_returns_self_and_frame_follows_X(cls, mlp, X_frame):
     attr = ex.explain(X_frame)
     pd.testing.assert_frame_equal(X_frame, before)  # X untouched
     assert isinstance(attr, pd.DataFrame)
-    assert attr.index.equals(X_frame.index)
     assert list(attr.columns) == result_columns(ex)
     assert (attr.dtypes == np.float64).all()
     assert np.isfinite(attr.to_numpy()).all()
     imp = ex.importance(X_frame)
     assert {"importance", "std"} <= set(imp.columns)
     assert imp["importance"].is_monotonic_decreasing
-    assert set(imp.index) == set(attr.columns)
+    if isinstance(ex, ShapleyInteractions):  # rows (row of X, feature); pairs
+        expected = pd.MultiIndex.from_product([X_frame.index, attr.columns])
+        assert attr.index.equals(expected)
+        names = list(attr.columns)
+        assert set(imp.index) == {
+            (a, b) for i, a in enumerate(names) for b in names[i + 1 :]
+        }
+    else:
+        assert attr.index.equals(X_frame.index)
+        assert set(imp.index) == set(attr.columns)
 
 
 @pytest.mark.parametrize("cls", EXPLAINERS, ids=explainer_ids)
@@ -121,7 +130,7 @@ def test_numpy_pandas_torch_agree(cls, mlp, X_frame):
     np.testing.assert_allclose(
         from_torch.to_numpy(), from_frame.to_numpy(), rtol=1e-6, atol=1e-7
     )
-    assert list(from_numpy.index) == list(range(len(arr)))
+    assert list(per_row(from_numpy).index) == list(range(len(arr)))
 
 
 @pytest.mark.parametrize("cls", EXPLAINERS, ids=explainer_ids)
@@ -130,7 +139,9 @@ def test_random_state_reproduces(cls, mlp, X_frame):
     pd.testing.assert_frame_equal(ex.explain(X_frame), ex.explain(X_frame))
     if "random_state" in inspect.signature(cls).parameters:
         other = build(cls, random_state=np.random.default_rng(3)).fit(mlp, X_frame)
-        assert other.explain(X_frame).shape == (len(X_frame), len(result_columns(ex)))
+        width = len(result_columns(ex))
+        rows = len(X_frame) * (width if isinstance(ex, ShapleyInteractions) else 1)
+        assert other.explain(X_frame).shape == (rows, width)
 
 
 @pytest.mark.parametrize("cls", EXPLAINERS, ids=explainer_ids)

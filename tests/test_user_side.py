@@ -30,11 +30,19 @@ from skattr import (
     LayerGradientShap,
     Lime,
     NeuronGradient,
+    ShapleyInteractions,
     ShapleyValues,
     ShapleyValueSampling,
 )
 from skattr.explainers._base import EXTRA_KINDS
-from tests.conftest import FAST_PARAMS, MLP, Counting, explainer_names, make_linear
+from tests.conftest import (
+    FAST_PARAMS,
+    MLP,
+    Counting,
+    explainer_names,
+    make_linear,
+    per_row,
+)
 
 EXPLAINERS = [getattr(skattr, name) for name in explainer_names()]
 
@@ -81,7 +89,7 @@ def test_fit_without_data_keeps_the_frames_columns(cls, frame):
         assert list(attr.columns) == [f"hidden.0[{i}]" for i in range(8)]
     else:
         assert list(attr.columns) == list(frame.columns)
-    assert attr.index.equals(frame.index)
+    assert per_row(attr).index.equals(frame.index)
     # explain writes no state: the same attributes, the very same objects
     after = _state(ex)
     assert after.keys() == before.keys()
@@ -93,7 +101,7 @@ def test_fit_without_data_keeps_the_frames_columns(cls, frame):
     other = frame.set_axis([f"v{i}" for i in range(5)], axis=1)
     if cls is not LayerGradientShap:
         assert list(ex.explain(other).columns) == list(other.columns)
-    assert list(ex.explain(frame.to_numpy()).index) == list(range(len(frame)))
+    assert list(per_row(ex.explain(frame.to_numpy())).index) == list(range(len(frame)))
 
 
 def test_fitted_attributes_exist_only_when_fit_could_know_them(frame):
@@ -202,9 +210,11 @@ def test_any_module_fits_without_data(cls, module, frame):
         extra = {"layer": layer}
         if cls is NeuronGradient and module is _ConvFirst:
             extra["neuron"] = (1, 2)
-    attr = build(cls, **extra).fit(model).explain(frame)
+    attr = per_row(build(cls, **extra).fit(model).explain(frame))
     assert attr.index.equals(frame.index) and np.isfinite(attr.to_numpy()).all()
-    if module is _NoLinear and cls in (FeatureAblation, ShapleyValues, KernelShap):
+    if module is _NoLinear and cls in (
+        FeatureAblation, ShapleyValues, KernelShap, ShapleyInteractions
+    ):
         truth = frame.to_numpy() * np.array([1.0, -2.0, 0.5, 0.0, 3.0])
         np.testing.assert_allclose(attr.to_numpy(), truth, atol=1e-5)
 
@@ -284,12 +294,12 @@ def test_pipelines_attribute_to_the_right_column(cls, kind):
     if cls is Lime:
         extra.update(alpha=0.0, n_samples=60)
     ex = build(cls, **extra).fit(pipe, X)
-    attr = ex.explain(rows)
+    attr = per_row(ex.explain(rows))  # interactions: their Shapley values
     if cls is LayerGradientShap:
         return  # its columns are the layer's units, not the user's columns
     assert list(attr.columns) == list(X.columns)
     others = [c for c in X.columns if c != weighted]
-    if cls is Lime:  # a regression: zero up to rounding
+    if cls in (Lime, ShapleyInteractions):  # zero up to rounding
         np.testing.assert_allclose(attr[others].to_numpy(), 0.0, atol=1e-9)
     else:  # no weight, or dropped: exactly 0
         assert (attr[others] == 0).all().all(), attr
@@ -303,7 +313,10 @@ def test_pipelines_attribute_to_the_right_column(cls, kind):
         truth = _truth(pipe, rows, w, 0.0)
         np.testing.assert_allclose(attr.to_numpy(), truth.to_numpy(), atol=1e-4)
     imp = ex.importance(rows)
-    assert imp.index[0] == weighted
+    if cls is ShapleyInteractions:  # a linear model: no pair interacts
+        assert (imp["importance"] < 1e-9).all()
+    else:
+        assert imp.index[0] == weighted
 
 
 def test_scored_permutation_importance_on_a_reordering_pipeline():
@@ -477,8 +490,9 @@ def test_every_extra_has_its_one_kind(cls, frame):
         assert kind in EXTRA_KINDS
         # one key, one kind, in every explainer
         assert {c._extras[key] for c in EXPLAINERS if key in c._extras} == {kind}
-        if kind in ("row", "target"):
-            assert isinstance(value, pd.Series) and value.index.equals(attr.index), key
+        if kind in ("row", "target"):  # per row of X
+            rows = attr.index.get_level_values(0).unique()
+            assert isinstance(value, pd.Series) and value.index.equals(rows), key
         elif kind == "cell":
             assert isinstance(value, pd.DataFrame), key
             assert value.index.equals(attr.index) and value.columns.equals(attr.columns)

@@ -192,7 +192,7 @@ def kernel_shap(
             std = torch.zeros_like(values)
         else:
             odd = torch.cat([odd[active_index], part], 1)
-        fit = _fit(design, odd, (fx - fb)[active], regression)
+        fit = fit_pairs(design, odd, (fx - fb)[active], regression)
         values[active] = fit[0]
         std[active] = fit[1]
         df[active] = fit[2]
@@ -221,12 +221,14 @@ def _rounds(design: PairedDesign, cap: int) -> list[int]:
     return out
 
 
-def _fit(design: PairedDesign, odd: torch.Tensor, delta: torch.Tensor, regression: str):
+def fit_pairs(
+    design: PairedDesign, odd: torch.Tensor, delta: torch.Tensor, regression: str
+):
     """Values ``[n, g, t]``, standard errors and degrees of freedom from the pairs."""
     n, m, t = odd.shape
     g = design.g
     y = odd.permute(0, 2, 1).reshape(n * t, m)
-    groups, fpc = _variance_groups(design)
+    groups, fpc = variance_groups(design)
     fit = odd_regression(
         design.S,
         design.weights(),
@@ -246,7 +248,7 @@ def _fit(design: PairedDesign, odd: torch.Tensor, delta: torch.Tensor, regressio
     return values, std, fit.df
 
 
-def _variance_groups(design: PairedDesign):
+def variance_groups(design: PairedDesign):
     """The drawn pairs in groups for the jackknife: each incomplete stratum,
     merged with the next ones until a group holds two pairs or more."""
     complete = design.complete

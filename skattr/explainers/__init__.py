@@ -3,6 +3,7 @@
 from skattr.explainers._ablation import FeatureAblation
 from skattr.explainers._base import BaseExplainer
 from skattr.explainers._gradients import GradientShap, LayerGradientShap, NeuronGradient
+from skattr.explainers._interactions import ShapleyInteractions
 from skattr.explainers._permutation import FeaturePermutation
 from skattr.explainers._shapley import ShapleyValues, ShapleyValueSampling
 from skattr.explainers._surrogate import KernelShap, Lime
@@ -16,6 +17,7 @@ __all__ = [
     "LayerGradientShap",
     "Lime",
     "NeuronGradient",
+    "ShapleyInteractions",
     "ShapleyValueSampling",
     "ShapleyValues",
 ]
