@@ -10,7 +10,9 @@ it, so that a figure can be composed or saved by the caller:
 - :func:`waterfall`: one row of an efficient method's result, from its base
   value ``f(baseline)`` to the model's output ``f(x)``;
 - :func:`dependence`: one feature's attribution against its value
-  (categorical columns as strips).
+  (categorical columns as strips);
+- :func:`interactions`: a heat map of ``ShapleyInteractions``' matrices
+  (their mean |cell| over rows, or one row's).
 """
 
 from __future__ import annotations
@@ -266,3 +268,75 @@ def _scaled(values: pd.Series) -> np.ndarray:
         v = values.to_numpy(dtype=float)
     low, high = np.nanmin(v), np.nanmax(v)
     return np.zeros_like(v) if high == low else (v - low) / (high - low)
+
+
+def interactions(
+    attributions: pd.DataFrame, *, row=None, ax=None, max_display: int = 20
+):
+    """A heat map of pairwise interactions (``ShapleyInteractions``' result).
+
+    Without ``row``: the mean over rows of ``|cell|`` (the diagonal the mean
+    |main effect|, each off-diagonal cell the mean of half the pair's
+    |interaction|), on a sequential scale. With ``row``: that row's matrix,
+    signed, on a scale centred at 0. Features are ordered by their mean
+    |Shapley value| (the matrix rows' sums), the ``max_display`` largest
+    shown; each cell is annotated when at most 12 features are shown.
+
+    Parameters
+    ----------
+    attributions : DataFrame
+        The result of ``ShapleyInteractions.explain`` (rows (row of ``X``,
+        feature), one column per feature); one output.
+    row : label, default=None
+        A row of ``X`` (the first level of the index) to draw alone.
+    ax : matplotlib Axes, default=None
+    max_display : int, default=20
+
+    Returns
+    -------
+    matplotlib Axes
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> import pandas as pd
+    >>> from skattr import plot
+    >>> index = pd.MultiIndex.from_product([[0, 1], ["a", "b"]])
+    >>> attr = pd.DataFrame([[1.0, 0.5], [0.5, 2.0], [3.0, -1.0], [-1.0, 0.0]],
+    ...                     index=index, columns=["a", "b"])
+    >>> plot.interactions(attr).images[0].get_array().tolist()
+    [[2.0, 0.75], [0.75, 1.0]]
+    """
+    attributions = _one_output(attributions, "plot.interactions")
+    if not isinstance(attributions.index, pd.MultiIndex):
+        raise ValueError(
+            "plot.interactions draws ShapleyInteractions' result, whose rows are "
+            "(row of X, feature); this frame has one row per row of X. Use "
+            "plot.bar or plot.beeswarm for it."
+        )
+    names = list(attributions.columns)
+    g = len(names)
+    cube = attributions.to_numpy().reshape(-1, g, g)
+    order = np.argsort(-np.abs(cube.sum(2)).mean(0), kind="stable")[:max_display]
+    if row is None:
+        grid, cmap, title = np.abs(cube).mean(0), "viridis", "mean |interaction|"
+        lim = (0.0, float(grid.max()) or 1.0)
+    else:
+        grid = attributions.loc[row].to_numpy()
+        cmap, title = "RdBu_r", f"interactions of row {row!r}"
+        top = float(np.abs(grid).max()) or 1.0
+        lim = (-top, top)
+    grid = grid[np.ix_(order, order)]
+    shown = [names[i] for i in order]
+    ax = _axes(ax)
+    image = ax.imshow(grid, cmap=cmap, vmin=lim[0], vmax=lim[1])
+    ax.set_xticks(range(len(shown)), shown, rotation=90)
+    ax.set_yticks(range(len(shown)), shown)
+    ax.set_title(title)
+    if len(shown) <= 12:
+        for i in range(len(shown)):
+            for j in range(len(shown)):
+                ax.text(j, i, f"{grid[i, j]:.2g}", ha="center", va="center", fontsize=7)
+    ax.figure.colorbar(image, ax=ax, fraction=0.046)
+    return ax

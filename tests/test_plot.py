@@ -107,3 +107,22 @@ def test_to_shap_for_shap_users(frame):
     assert many.values.shape == (20, 5, 3)
     np.testing.assert_array_equal(many.values[:, :, 1], every[1].to_numpy())
     np.testing.assert_array_equal(many.base_values[:, 2], every.attrs["base_values"][2])
+
+
+def test_interactions_heat_map_is_the_mean_absolute_matrix(frame):
+    attr = skattr.ShapleyInteractions(target=1).fit(MLP(), frame).explain(frame)
+    ax = plot.interactions(attr, max_display=4)
+    grid = ax.images[0].get_array()
+    names = [t.get_text() for t in ax.get_yticklabels()]
+    assert len(names) == 4 and [t.get_text() for t in ax.get_xticklabels()] == names
+    cube = np.abs(attr.to_numpy().reshape(20, 5, 5)).mean(0)
+    idx = [list(attr.columns).index(n) for n in names]
+    np.testing.assert_allclose(grid, cube[np.ix_(idx, idx)])
+    phi = np.abs(attr.to_numpy().reshape(20, 5, 5).sum(2)).mean(0)
+    assert list(np.argsort(-phi)[:4]) == idx  # largest Shapley values first
+    one = plot.interactions(attr, row=3)
+    values = one.images[0].get_array()
+    assert values.shape == (5, 5) and np.allclose(values, values.T)
+    assert one.images[0].get_clim()[0] == -one.images[0].get_clim()[1]  # centred
+    with pytest.raises(ValueError, match="ShapleyInteractions"):
+        plot.interactions(skattr.ShapleyValues(target=1).fit(MLP(), frame).explain(frame))

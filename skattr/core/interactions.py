@@ -48,6 +48,7 @@ from skattr.core.designs import PairedDesign
 from skattr.core.forward import ModelFunction
 from skattr.core.groups import n_groups
 from skattr.core.kernel_shap import fit_pairs, variance_groups
+from skattr.core.regression import even_regression
 from skattr.core.shapley import shapley_from_table
 
 
@@ -55,7 +56,9 @@ from skattr.core.shapley import shapley_from_table
 class InteractionResult:
     """What the interaction routines return (float64 unless said)."""
 
-    values: torch.Tensor  #: ``[n, g, g, t]``: SHAP's interaction matrix per row and target
+    values: (
+        torch.Tensor
+    )  #: ``[n, g, g, t]``: SHAP's interaction matrix per row and target
     fx: torch.Tensor  #: ``[n, t]``
     fb: torch.Tensor  #: ``[n, t]``
     targets: torch.Tensor  #: ``[n, t]`` long
@@ -206,22 +209,37 @@ def interactions_sampled(
     vS, vC = cv.values[:, 0::2], cv.values[:, 1::2]  # [n, m, t]
     n, m, t = vS.shape
     delta = cv.fx - cv.fb
-    phi, phi_std, _ = fit_pairs(design, (vS - vC) / 2, delta, "cubic")  # [n, g, t]
-    S = design.S.to(torch.float64)
-    # the residual of the additive game v(0) + sum_{i in T} phi_i
-    rS = vS - cv.fb[:, None, :] - torch.einsum("mg,ngt->nmt", S, phi)
-    rC = vC - cv.fb[:, None, :] - torch.einsum("mg,ngt->nmt", 1 - S, phi)
+    # the odd part: Kernel SHAP's fit (Shapley values; its interactions are 0)
+    phi, phi_std, _, (odd_left, odd_loo) = fit_pairs(
+        design, (vS - vC) / 2, delta, "cubic"
+    )
+    # the even part: an order-two fit, whose interactions are its coefficients
+    flat = lambda r: r.permute(0, 2, 1).reshape(n * t, m)  # noqa: E731
+    even = even_regression(
+        design.S,
+        design.weights(),
+        flat((vS + vC) / 2),
+        ((cv.fx + cv.fb) / 2).reshape(-1),
+    )
+    even_left = even.residual.reshape(n, t, m).permute(0, 2, 1)
+    even_loo = even.loo.reshape(n, t, m).permute(0, 2, 1)
+    # what both fits leave, at each coalition of a pair: its interactions are
+    # estimated by their stratified (Horvitz-Thompson) sum over the design
+    rS, rC = even_left + odd_left, even_left - odd_left
     coef_S, coef_C, scale = _pair_coefficients(design)  # [m, g, g] each, [m]
-    # each pair's Horvitz-Thompson contribution z_u = scale_u * y_u
     A = (coef_S * scale[:, None, None]).reshape(m, g * g)
     C = (coef_C * scale[:, None, None]).reshape(m, g * g)
-    flat = lambda r: r.permute(0, 2, 1).reshape(n * t, m)  # noqa: E731
-    sii = (flat(rS) @ A + flat(rC) @ C).reshape(n, t, g, g).permute(0, 2, 3, 1)
+    left = (flat(rS) @ A + flat(rC) @ C).reshape(n * t, g, g)
+    sii = (even.sii + (left + left.transpose(1, 2)) / 2).reshape(n, t, g, g)
+    sii = sii.permute(0, 2, 3, 1)
     eye = torch.eye(g, dtype=torch.bool, device=device)[None, :, :, None]
-    sii = torch.where(eye, 0.0, (sii + sii.transpose(1, 2)) / 2)
+    sii = torch.where(eye, 0.0, sii)
     values = matrix(phi, sii)
     groups_, fpc = variance_groups(design)
-    var_pairs, var_rows = _ht_variance(flat(rS), flat(rC), A, C, groups_, fpc, g)
+    # the spread of what the fits leave, each pair left out of them (the fits
+    # shrink their own residuals: their spread would understate the error)
+    lS, lC = even_loo + odd_loo, even_loo - odd_loo
+    var_pairs, var_rows = _ht_variance(flat(lS), flat(lC), A, C, groups_, fpc, g)
     var_pairs = var_pairs.reshape(n, t, g, g).permute(0, 2, 3, 1)
     var_rows = var_rows.reshape(n, t, g).permute(0, 2, 1)  # var of sum_j SII_ij
     std = torch.where(eye, 0.0, var_pairs.clamp_min(0).sqrt() / 2)
@@ -248,7 +266,9 @@ def _pair_coefficients(design: PairedDesign):
     t = S.sum(1)
 
     def c(size, inside):
-        s = (size[:, None, None] - inside).to(torch.float64)  # |T| minus the pair's part
+        s = (size[:, None, None] - inside).to(
+            torch.float64
+        )  # |T| minus the pair's part
         w = sii_weights(g, s.clamp(0, g - 2))
         sign = torch.where(inside == 1, -1.0, 1.0)
         ok = (s >= 0) & (s <= g - 2)
@@ -285,6 +305,8 @@ def _ht_variance(rS, rC, A, C, groups, fpc, g):
         a_row = a.reshape(k, g, g).sum(2)
         c_row = c.reshape(k, g, g).sum(2)
         total_r = s @ a_row + r @ c_row
-        squares_r = (s**2) @ (a_row**2) + 2 * (s * r) @ (a_row * c_row) + (r**2) @ (c_row**2)
+        squares_r = (
+            (s**2) @ (a_row**2) + 2 * (s * r) @ (a_row * c_row) + (r**2) @ (c_row**2)
+        )
         var_rows += f * k / (k - 1) * (squares_r - total_r**2 / k)
     return var, var_rows

@@ -224,7 +224,9 @@ def _rounds(design: PairedDesign, cap: int) -> list[int]:
 def fit_pairs(
     design: PairedDesign, odd: torch.Tensor, delta: torch.Tensor, regression: str
 ):
-    """Values ``[n, g, t]``, standard errors and degrees of freedom from the pairs."""
+    """Values ``[n, g, t]``, standard errors, degrees of freedom and the pairs'
+    odd residuals ``[n, m, t]`` (their odd values minus the fit's, as fitted
+    and with each pair left out)."""
     n, m, t = odd.shape
     g = design.g
     y = odd.permute(0, 2, 1).reshape(n * t, m)
@@ -245,7 +247,9 @@ def fit_pairs(
         std = fit.variance.clamp_min(0).sqrt().reshape(n, t, g).permute(0, 2, 1)
         if fit.df < 1:  # drawn pairs but no spread to measure
             std = torch.full_like(values, torch.nan)
-    return values, std, fit.df
+    residual = fit.residual.reshape(n, t, m).permute(0, 2, 1)
+    loo = fit.loo.reshape(n, t, m).permute(0, 2, 1)
+    return values, std, fit.df, (residual, loo)
 
 
 def variance_groups(design: PairedDesign):

@@ -56,6 +56,79 @@ def cubic_kernel(P: torch.Tensor, Q: torch.Tensor) -> torch.Tensor:
     return _e3(agree, g - agree) / math.comb(g, 3)
 
 
+def quadratic_kernel(P: torch.Tensor, Q: torch.Tensor) -> torch.Tensor:
+    """``sum_{|T| = 2} chi_T(p) chi_T(q) / C(g, 2)`` for sign rows ``P`` and ``Q``."""
+    g = P.shape[1]
+    a = (P @ Q.T + g) / 2  # signs shared
+    b = g - a
+    return (a * (a - 1) / 2 - a * b + b * (b - 1) / 2) / math.comb(g, 2)
+
+
+@dataclass(frozen=True)
+class EvenFit:
+    """What :func:`even_regression` returns (float64)."""
+
+    sii: torch.Tensor  #: ``[n, g, g]`` the fitted game's pairwise interactions
+    residual: torch.Tensor  #: ``[n, m]`` each pair's even value minus the fit's
+    loo: torch.Tensor  #: ``[n, m]`` the same with the pair left out of the fit
+
+
+def even_regression(
+    S: torch.Tensor, weights: torch.Tensor, even: torch.Tensor, even_full: torch.Tensor
+) -> EvenFit:
+    """The second-order part of a game from the even values of coalition pairs.
+
+    The even part ``(v(S) + v(N \ S)) / 2`` holds the Walsh terms of even
+    order; a term ``chi_T`` of order two adds ``4`` to the interaction index
+    (SII) of its pair and nothing to any other pair, the Shapley values or a
+    Walsh term of odd order, so an order-two fit's interactions are read off
+    its coefficients: ``SII_ij = 4 a_ij``. The fit is the kernel ridge of
+    :func:`_ridge_path` with an unpenalised intercept, the ``C(g, 2)``
+    order-two terms penalised (dual form) and the full coalition's even value
+    fitted exactly; ``ShapleyInteractions`` corrects its interactions by a
+    stratified sum of what it leaves, so that the estimate is exact once
+    every coalition is in the design.
+
+    Parameters
+    ----------
+    S : Tensor of shape ``[m, g]``, bool
+    weights : Tensor of shape ``[m]``
+    even : Tensor of shape ``[n, m]``
+    even_full : Tensor of shape ``[n]``
+        ``(v(N) + v(empty)) / 2``.
+    """
+    m, g = S.shape
+    f64 = torch.float64
+    dev = even.device
+    P = S.to(f64) * 2 - 1
+    ones = torch.ones(1, g, dtype=f64, device=dev)
+    kernel = (
+        quadratic_kernel(P, P),
+        quadratic_kernel(P, ones)[:, 0],
+        quadratic_kernel(ones, ones),
+    )
+    intercept = torch.ones(m, 1, dtype=f64, device=dev)
+    path = _ridge_path(
+        kernel,
+        intercept,
+        torch.ones(1, dtype=f64, device=dev),
+        weights,
+        even,
+        even_full,
+    )
+    n = even.shape[0]
+    rows = torch.arange(n, device=dev)
+    alpha = torch.stack(path.alpha)[path.chosen, :, rows]  # [n, m]
+    alpha_1 = torch.stack(path.theta)[path.chosen, 0, rows]  # [n]
+    scale = 4.0 / math.comb(g, 2)
+    sii = scale * (torch.einsum("nm,mi,mj->nij", alpha, P, P) + alpha_1[:, None, None])
+    eye = torch.eye(g, dtype=torch.bool, device=dev)
+    sii = torch.where(eye, 0.0, sii)
+    residual = torch.stack(path.residual)[path.chosen, :, rows]
+    loo = torch.stack(path.loo)[path.chosen, :, rows]
+    return EvenFit(sii, residual, loo)
+
+
 def cubic_shapley(P: torch.Tensor) -> torch.Tensor:
     """``[m, g]``: the Shapley values of each function ``cubic_kernel(., p)``.
 
@@ -78,6 +151,8 @@ class OddFit:
     variance: torch.Tensor | None  #: ``[n, g]`` jackknife variance (sampled pairs)
     df: int  #: degrees of freedom of the variance (sampled pairs minus groups)
     penalty: torch.Tensor  #: ``[n]`` the penalty chosen per row (``inf``: linear)
+    residual: torch.Tensor  #: ``[n, m]`` each pair's odd value minus the fit's
+    loo: torch.Tensor  #: ``[n, m]`` the same with the pair left out of the fit
 
 
 def odd_regression(
@@ -120,80 +195,48 @@ def odd_regression(
     dev = odd.device
     f64 = torch.float64
     P = S.to(f64) * 2 - 1
-    w = weights.to(f64)
-    wn = w / w.mean()
-    y = odd.to(f64)
     delta = delta.to(f64)
     # the third-order terms need pairs to choose their penalty from: with
     # fewer than 1.5 g the leave-one-out error is dominated by pivotal pairs
     cubic = bool(cubic) and g >= 3 and 2 * m >= 3 * g
     ones = torch.ones(1, g, dtype=f64, device=dev)
-    # the parametric block: alpha of the full coalition, then the linear terms
     if cubic:
-        K = cubic_kernel(P, P)
-        k1 = cubic_kernel(P, ones)[:, 0]
-        k11 = float(cubic_kernel(ones, ones))
-        Kt = wn.sqrt()[:, None] * K * wn.sqrt()[None, :]
-        sigma, V = torch.linalg.eigh(Kt)
-        sigma = sigma.clamp_min(0)
+        kernel = (
+            cubic_kernel(P, P),
+            cubic_kernel(P, ones)[:, 0],
+            cubic_kernel(ones, ones),
+        )
         phi_S, phi_1 = cubic_shapley(P), cubic_shapley(ones)[0]
-        penalties = torch.tensor(PENALTIES, dtype=f64, device=dev)
     else:
-        k1 = torch.zeros(m, dtype=f64, device=dev)
-        k11 = 0.0
-        sigma = torch.zeros(m, dtype=f64, device=dev)
-        V = torch.eye(m, dtype=f64, device=dev)
+        kernel = None
         phi_S = torch.zeros(m, g, dtype=f64, device=dev)
         phi_1 = torch.zeros(g, dtype=f64, device=dev)
-        penalties = torch.ones(1, dtype=f64, device=dev)
-    C = torch.cat([k1[:, None], P], 1)  # [m, g + 1]
-    B0 = torch.zeros(g + 1, g + 1, dtype=f64, device=dev)
-    B0[0, 0] = k11
-    B0[0, 1:] = 1
-    B0[1:, 0] = 1
-    rhs_p = torch.zeros(g + 1, n, dtype=f64, device=dev)
-    rhs_p[0] = delta / 2
-    sq = wn.sqrt()
-    VD = V.T * sq[None, :]  # V^T D^1/2, [m, m]
-    Ct = VD @ C  # [m, g + 1]
-    yt = VD @ y.T  # [m, n]
-    V2 = V**2
-    scores, phis, keep = [], [], {}
-    for index, lam in enumerate(penalties.tolist()):
-        r = 1.0 / (sigma + lam)  # [m]
-        Sinv = _inverse(B0 - Ct.T @ (r[:, None] * Ct))
-        theta = Sinv @ (rhs_p - Ct.T @ (r[:, None] * yt))  # [g + 1, n]
-        inner = r[:, None] * (yt - Ct @ theta)  # [m, n]
-        alpha = sq[:, None] * (V @ inner)  # [m, n]
-        phis.append((2 * theta[1:] + phi_S.T @ alpha + phi_1[:, None] * theta[:1]).T)
-        diag = _inverse_diagonal(r, Sinv, V, V2, Ct, sq, wn)
-        keep[index] = (r, Sinv, alpha, diag)
-        if len(penalties) > 1:  # leave one pair out: residual alpha_i / (A^-1)_ii
-            # a pivotal pair (the fit cannot do without it) has no
-            # leave-one-out residual: it does not vote
-            vote = diag > 1e-9 * diag.abs().max()
-            loo = alpha / torch.where(vote, diag, 1.0)[:, None]
-            scores.append((torch.where(vote, wn, 0.0)[:, None] * loo**2).sum(0))
-    if scores:
-        # the largest penalty whose error is within a part in a thousand of
-        # the best: near ties go to the simpler fit, and rounding in the
-        # values (another batch size) does not flip the choice
-        score = torch.stack(scores)  # [L, n]
-        ok = score <= score.min(0).values * (1 + 1e-3)
-        L = len(penalties)
-        chosen = (L - 1 - ok.flip(0).to(torch.int8).argmax(0)).long()
-    else:
-        chosen = torch.zeros(n, dtype=torch.long, device=dev)
-    values = torch.stack(phis)[chosen, torch.arange(n, device=dev)]
+    # the first-order terms are the unpenalised part; each is 1 at the full coalition
+    path = _ridge_path(kernel, P, ones[0], weights, odd, delta / 2)
+    phis = [
+        (2 * theta[1:] + phi_S.T @ alpha + phi_1[:, None] * theta[:1]).T
+        for theta, alpha in zip(path.theta, path.alpha)
+    ]
+    chosen = path.chosen
+    rows = torch.arange(n, device=dev)
+    values = torch.stack(phis)[chosen, rows]
     # efficiency to the last bit (the constraint holds to solver precision)
     values = values + ((delta - values.sum(1)) / g)[:, None]
     penalty = (
-        penalties[chosen]
+        path.penalties[chosen]
         if cubic
         else torch.full((n,), math.inf, dtype=f64, device=dev)
     )
+    residual = torch.stack(path.residual)[chosen, :, rows]  # [n, m]
+    loo_fit = torch.stack(path.loo)[chosen, :, rows]
+    r_list, Sinv_list = path.r, path.Sinv
+    keep = {
+        i: (r_list[i], Sinv_list[i], path.alpha[i], path.diag[i])
+        for i in range(len(path.penalties))
+    }
+    V, VD, Ct, sq = path.V, path.VD, path.Ct, path.sq
     if not groups:
-        return OddFit(values, None, 0, penalty)
+        return OddFit(values, None, 0, penalty, residual, loo_fit)
     # stratified jackknife: pair p's deletion moves the estimate by
     # -H[:, p] * loo_p; within each variance group the spread of those moves,
     # times (k - 1) / k and the finite-population factor, adds up
@@ -231,7 +274,115 @@ def odd_regression(
         within = (scale / sizes.clamp_min(1))[:, None, None] * sums**2
         variance[rows] = squares - within.sum(0)
     df = sum(max(int(mem.numel()) - 1, 0) for mem in groups)
-    return OddFit(values, variance, df, penalty)
+    return OddFit(values, variance, df, penalty, residual, loo_fit)
+
+
+@dataclass
+class _Path:
+    """The fits of :func:`_ridge_path` along the penalties, and what they share."""
+
+    penalties: torch.Tensor  #: ``[L]``
+    chosen: torch.Tensor  #: ``[n]`` index of the penalty each row chose
+    theta: list  #: ``[q + 1, n]`` per penalty: the full coalition's dual, then the unpenalised
+    alpha: list  #: ``[m, n]`` per penalty: the pairs' duals
+    diag: list  #: ``[m]`` per penalty: the inverse's diagonal (leave-one-out)
+    residual: list  #: ``[m, n]`` per penalty: each pair's value minus the fit's
+    loo: list  #: ``[m, n]`` per penalty: the same, the pair left out of the fit
+    r: list  #: ``[m]`` per penalty: ``1 / (sigma + lambda)``
+    Sinv: list  #: per penalty: the inverse of the parametric block
+    V: torch.Tensor  #: eigenvectors of the weighted kernel
+    VD: torch.Tensor  #: ``V^T D^1/2``
+    Ct: torch.Tensor  #: ``V^T D^1/2 [k_1, L]``
+    sq: torch.Tensor  #: ``D^1/2``
+    wn: torch.Tensor  #: the weights, mean one
+    V2: torch.Tensor  #: ``V ** 2``
+
+
+def _ridge_path(kernel, L, L1, weights, y, y1) -> _Path:
+    """Kernel ridge on pairs with an unpenalised part and an exact full coalition.
+
+    Fits ``y_p ~ L_p . beta + h(z_p)``, ``h`` in the kernel's span
+    (penalised, noise ``lambda / w_p``), with the full coalition's value
+    ``y1`` fitted exactly (``L1 . beta + h(1) = y1``), for every penalty of
+    :data:`PENALTIES` (``kernel=None``: no ``h``, one fit), and picks a
+    penalty per row by leave-one-pair-out error: the largest whose error is
+    within a part in a thousand of the best, so that near ties go to the
+    simpler fit and rounding in the values does not flip the choice.
+
+    ``kernel`` is ``(K [m, m], k_1 [m], k_11)``; ``L`` ``[m, q]``, ``L1``
+    ``[q]``, ``y`` ``[n, m]``, ``y1`` ``[n]``. One eigendecomposition of the
+    weighted kernel serves every row and penalty; the parametric block is a
+    ``(q + 1)``-sized Schur complement.
+    """
+    m, q = L.shape
+    n = y.shape[0]
+    dev = y.device
+    f64 = torch.float64
+    w = weights.to(f64)
+    wn = w / w.mean()
+    sq = wn.sqrt()
+    y = y.to(f64)
+    if kernel is not None:
+        K, k1, k11 = kernel
+        sigma, V = torch.linalg.eigh(sq[:, None] * K * sq[None, :])
+        sigma = sigma.clamp_min(0)
+        penalties = torch.tensor(PENALTIES, dtype=f64, device=dev)
+        k11 = float(k11)
+    else:
+        k1 = torch.zeros(m, dtype=f64, device=dev)
+        k11 = 0.0
+        sigma = torch.zeros(m, dtype=f64, device=dev)
+        V = torch.eye(m, dtype=f64, device=dev)
+        penalties = torch.ones(1, dtype=f64, device=dev)
+    C = torch.cat([k1[:, None], L.to(f64)], 1)  # [m, q + 1]
+    B0 = torch.zeros(q + 1, q + 1, dtype=f64, device=dev)
+    B0[0, 0] = k11
+    B0[0, 1:] = L1
+    B0[1:, 0] = L1
+    rhs_p = torch.zeros(q + 1, n, dtype=f64, device=dev)
+    rhs_p[0] = y1.to(f64)
+    VD = V.T * sq[None, :]  # V^T D^1/2, [m, m]
+    Ct = VD @ C  # [m, q + 1]
+    yt = VD @ y.T  # [m, n]
+    V2 = V**2
+    path = _Path(penalties, None, [], [], [], [], [], [], [], V, VD, Ct, sq, wn, V2)
+    scores = []
+    for lam in penalties.tolist():
+        r = 1.0 / (sigma + lam)  # [m]
+        Sinv = _inverse(B0 - Ct.T @ (r[:, None] * Ct))
+        theta = Sinv @ (rhs_p - Ct.T @ (r[:, None] * yt))  # [q + 1, n]
+        inner = r[:, None] * (yt - Ct @ theta)  # [m, n]
+        alpha = sq[:, None] * (V @ inner)  # [m, n]
+        diag = _inverse_diagonal(r, Sinv, V, V2, Ct, sq, wn)
+        # leave one pair out: residual alpha_i / (A^-1)_ii; a pivotal pair
+        # (the fit cannot do without it) has none: it does not vote
+        vote = diag > 1e-9 * diag.abs().max()
+        loo = torch.where(
+            vote[:, None], alpha / torch.where(vote, diag, 1.0)[:, None], 0.0
+        )
+        for store, value in zip(
+            (
+                path.theta,
+                path.alpha,
+                path.diag,
+                path.r,
+                path.Sinv,
+                path.residual,
+                path.loo,
+            ),
+            (theta, alpha, diag, r, Sinv, (lam / wn)[:, None] * alpha, loo),
+        ):
+            store.append(value)
+        if len(penalties) > 1:
+            scores.append((torch.where(vote, wn, 0.0)[:, None] * loo**2).sum(0))
+    if scores:
+        score = torch.stack(scores)  # [L, n]
+        ok = score <= score.min(0).values * (1 + 1e-3)
+        count = len(penalties)
+        path.chosen = (count - 1 - ok.flip(0).to(torch.int8).argmax(0)).long()
+    else:
+        path.chosen = torch.zeros(n, dtype=torch.long, device=dev)
+    return path
 
 
 def _inverse(A: torch.Tensor) -> torch.Tensor:
