@@ -43,6 +43,7 @@ lint: $(VENV)/.installed-test
 bench: $(VENV)/.installed-bench
 	$(PY) benchmarks/run.py
 	$(PY) benchmarks/quality.py
+	$(PY) benchmarks/interactions.py
 
 $(VENV)/.installed-docs: $(PY) pyproject.toml
 	$(PIP) install -q "$(TORCH)"

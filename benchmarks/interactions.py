@@ -40,9 +40,10 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-import skattr  # noqa: E402
 from run import write_results  # noqa: E402
 from workloads import W1_GROUPS, w1, w1_group_mask  # noqa: E402
+
+import skattr  # noqa: E402
 
 APPROXIMATORS = (
     "SHAPIQ",
@@ -85,10 +86,13 @@ def workloads():
     }
 
 
-def seconds(fn, repeats=3):
+def seconds(fn, repeats=25, budget=3.0):
+    """The least of up to ``repeats`` timings (fewer when one takes long)."""
+    t0 = time.perf_counter()
     fn()
+    first = time.perf_counter() - t0
     times = []
-    for _ in range(repeats):
+    for _ in range(max(1, min(repeats, int(budget / max(first, 1e-9))))):
         t0 = time.perf_counter()
         out = fn()
         times.append(time.perf_counter() - t0)

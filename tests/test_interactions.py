@@ -27,9 +27,14 @@ def _brute_sii(model, X, background, target):
         mask[list(S)] = True
         Z = torch.where(mask, x, bg)
         with torch.no_grad():
-            return model(Z.float() if next(model.parameters()).dtype == torch.float32 else Z)[
-                :, target
-            ].double().mean().item()
+            return (
+                model(
+                    Z.float() if next(model.parameters()).dtype == torch.float32 else Z
+                )[:, target]
+                .double()
+                .mean()
+                .item()
+            )
 
     out = np.zeros((n, g, g))
     for r in range(n):
@@ -37,10 +42,17 @@ def _brute_sii(model, X, background, target):
             others = [k for k in range(g) if k not in (i, j)]
             total = 0.0
             for size in range(len(others) + 1):
-                w = math.factorial(size) * math.factorial(g - size - 2) / math.factorial(g - 1)
+                w = (
+                    math.factorial(size)
+                    * math.factorial(g - size - 2)
+                    / math.factorial(g - 1)
+                )
                 for S in itertools.combinations(others, size):
                     total += w * (
-                        v(X[r], S + (i, j)) - v(X[r], S + (i,)) - v(X[r], S + (j,)) + v(X[r], S)
+                        v(X[r], S + (i, j))
+                        - v(X[r], S + (i,))
+                        - v(X[r], S + (j,))
+                        + v(X[r], S)
                     )
             out[r, i, j] = out[r, j, i] = total
     return out
@@ -87,7 +99,9 @@ def test_a_known_pairwise_term_and_pairs_that_do_not_interact():
     class Known(nn.Module):
         def __init__(self):
             super().__init__()
-            self.register_buffer("w", torch.tensor([1.0, -2.0, 0.5, 3.0], dtype=torch.float64))
+            self.register_buffer(
+                "w", torch.tensor([1.0, -2.0, 0.5, 3.0], dtype=torch.float64)
+            )
 
         def forward(self, x):  # x0 * x1 + a sum of separate effects
             return (2.0 * x[:, 0] * x[:, 1] + torch.sin(x[:, 2]) + x @ self.w)[:, None]
@@ -96,10 +110,14 @@ def test_a_known_pairwise_term_and_pairs_that_do_not_interact():
     attr = ShapleyInteractions(baseline="zeros").fit(Known(), X).explain(X)
     for row in X.index:
         m = attr.loc[row]
-        assert m.loc["a", "b"] == pytest.approx(X.loc[row, "a"] * X.loc[row, "b"], abs=1e-12)
+        assert m.loc["a", "b"] == pytest.approx(
+            X.loc[row, "a"] * X.loc[row, "b"], abs=1e-12
+        )
         for p, q in [("a", "c"), ("a", "d"), ("b", "c"), ("b", "d"), ("c", "d")]:
             assert abs(m.loc[p, q]) < 1e-12
-        assert m.loc["c", "c"] == pytest.approx(np.sin(X.loc[row, "c"]) + 0.5 * X.loc[row, "c"])
+        assert m.loc["c", "c"] == pytest.approx(
+            np.sin(X.loc[row, "c"]) + 0.5 * X.loc[row, "c"]
+        )
     imp = ShapleyInteractions(baseline="zeros").fit(Known(), X).importance(X)
     assert imp.index[0] == ("a", "b")
     assert imp.index.names == ["feature", "other"] and len(imp) == 6
@@ -138,7 +156,9 @@ def test_groups_every_output_and_the_layout(X_frame):
     for k in range(3):
         one = ShapleyInteractions(feature_groups=groups, target=k, baseline=0.0)
         np.testing.assert_allclose(
-            attr[k].to_numpy(), one.fit(model, X_frame).explain(X_frame).to_numpy(), atol=1e-12
+            attr[k].to_numpy(),
+            one.fit(model, X_frame).explain(X_frame).to_numpy(),
+            atol=1e-12,
         )
     assert attr.attrs["base_values"].shape == (12, 3)
     assert attr.attrs["base_values"].index.equals(X_frame.index)
@@ -183,12 +203,16 @@ def test_sampled_mode_is_exact_with_every_coalition_and_converges():
     model = _Products()
     exact = ShapleyInteractions(baseline="zeros").fit(model, X).explain(X).to_numpy()
     full = ShapleyInteractions(n_samples=126, baseline="zeros", random_state=0)
-    np.testing.assert_allclose(full.fit(model, X).explain(X).to_numpy(), exact, atol=1e-12)
+    np.testing.assert_allclose(
+        full.fit(model, X).explain(X).to_numpy(), exact, atol=1e-12
+    )
 
     def error(n_samples):
         out = []
         for seed in range(4):
-            ex = ShapleyInteractions(n_samples=n_samples, baseline="zeros", random_state=seed)
+            ex = ShapleyInteractions(
+                n_samples=n_samples, baseline="zeros", random_state=seed
+            )
             a = ex.fit(model, X).explain(X).to_numpy()
             out.append(((a - exact) ** 2).sum() / (exact**2).sum())
         return np.median(out)

@@ -125,4 +125,6 @@ def test_interactions_heat_map_is_the_mean_absolute_matrix(frame):
     assert values.shape == (5, 5) and np.allclose(values, values.T)
     assert one.images[0].get_clim()[0] == -one.images[0].get_clim()[1]  # centred
     with pytest.raises(ValueError, match="ShapleyInteractions"):
-        plot.interactions(skattr.ShapleyValues(target=1).fit(MLP(), frame).explain(frame))
+        plot.interactions(
+            skattr.ShapleyValues(target=1).fit(MLP(), frame).explain(frame)
+        )

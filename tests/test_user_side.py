@@ -213,7 +213,10 @@ def test_any_module_fits_without_data(cls, module, frame):
     attr = per_row(build(cls, **extra).fit(model).explain(frame))
     assert attr.index.equals(frame.index) and np.isfinite(attr.to_numpy()).all()
     if module is _NoLinear and cls in (
-        FeatureAblation, ShapleyValues, KernelShap, ShapleyInteractions
+        FeatureAblation,
+        ShapleyValues,
+        KernelShap,
+        ShapleyInteractions,
     ):
         truth = frame.to_numpy() * np.array([1.0, -2.0, 0.5, 0.0, 3.0])
         np.testing.assert_allclose(attr.to_numpy(), truth, atol=1e-5)

@@ -76,7 +76,7 @@ class EvenFit:
 def even_regression(
     S: torch.Tensor, weights: torch.Tensor, even: torch.Tensor, even_full: torch.Tensor
 ) -> EvenFit:
-    """The second-order part of a game from the even values of coalition pairs.
+    r"""The second-order part of a game from the even values of coalition pairs.
 
     The even part ``(v(S) + v(N \ S)) / 2`` holds the Walsh terms of even
     order; a term ``chi_T`` of order two adds ``4`` to the interaction index

@@ -245,9 +245,8 @@ class ShapleyInteractions(BaseExplainer):
             )
         every = settings.target == "all"
         names = list(layout.result_columns)
-        rows = pd.MultiIndex.from_arrays(
-            [np.repeat(np.asarray(index), len(names)), np.tile(names, len(index))],
-            names=[index.name or "row", "feature"],
+        rows = pd.MultiIndex.from_product(
+            [index, names], names=[index.name or "row", "feature"]
         )
         columns = pd.Index(names, name="feature")
         if every:
@@ -255,29 +254,22 @@ class ShapleyInteractions(BaseExplainer):
                 [self._output_labels(layout), names], names=["output", "feature"]
             )
         frame = pd.DataFrame(
-            self._cells(values, layout, every), index=rows, columns=columns, copy=False
+            _cells(values, layout, every), index=rows, columns=columns, copy=False
         )
         per_row = pd.DataFrame(index=index)  # the attrs of a row of X
         for key, kind in self._extras.items():
             if kind == "cell":
-                frame.attrs[key] = pd.DataFrame(
-                    self._cells(extras[key], layout, every), index=rows, columns=columns
+                cells = (
+                    np.zeros(frame.shape)  # the exact mode's error bars
+                    if not bool(extras[key].any())
+                    else _cells(extras[key], layout, every)
                 )
+                frame.attrs[key] = pd.DataFrame(cells, index=rows, columns=columns)
             else:
                 frame.attrs[key] = self._attrs_entry(
                     kind, key, extras[key], per_row, layout, every
                 )
         return frame
-
-    def _cells(self, values: torch.Tensor, layout, every: bool) -> np.ndarray:
-        """``[n, g', g', t]`` in core groups -> ``[n * g, g * t]`` over result columns."""
-        full = layout.to_result(values)  # rows of the matrix
-        full = layout.to_result(full.transpose(1, 2)).transpose(1, 2)  # columns
-        n, g, _, t = full.shape
-        if not every:
-            full = full[..., :1]
-            t = 1
-        return to_numpy(full.permute(0, 1, 3, 2).reshape(n * g, t * g).double())
 
     def importance(self, X, y=None):
         """Pairs ranked by their mean absolute interaction over the rows of ``X``.
@@ -300,34 +292,50 @@ class ShapleyInteractions(BaseExplainer):
             ``std`` are those of each row's mean ``|SII|`` over the outputs,
             and a column per output holds that output's mean ``|SII|``.
         """
-        attr = self.explain(X, y)
-        names = list(attr.columns.get_level_values(-1).unique())
-        every = isinstance(attr.columns, pd.MultiIndex)
-        outputs = list(attr.columns.get_level_values(0).unique()) if every else [None]
-        g = len(names)
-        upper = np.triu_indices(g, 1)
-        pairs = pd.MultiIndex.from_arrays(
-            [np.asarray(names)[upper[0]], np.asarray(names)[upper[1]]],
-            names=["feature", "other"],
-        )
-        per_output = []
-        for o in outputs:
-            block = attr[o] if every else attr
-            cube = block.to_numpy().reshape(-1, g, g)
-            per_output.append(2 * cube[:, upper[0], upper[1]])  # [n, pairs]
-        sii = np.stack(per_output)  # [outputs, n, pairs]
-        size = np.abs(sii).mean(0)  # each row's mean |SII| over the outputs
-        n = size.shape[0]
-        table = pd.DataFrame(
-            {
-                "importance": size.mean(0),
-                "std": size.std(0, ddof=1 if n > 1 else 0),
-            },
-            index=pairs,
-        )
-        if every:
-            for o, part in zip(outputs, sii):
-                table[o] = np.abs(part).mean(0)
-        else:
-            table["mean"] = sii[0].mean(0)
-        return table.sort_values("importance", ascending=False, kind="stable")
+        return rank_pairs(self.explain(X, y))
+
+
+def rank_pairs(attr: pd.DataFrame) -> pd.DataFrame:
+    """The pairs of an interaction result, ranked by mean ``|SII|`` (see
+    :meth:`ShapleyInteractions.importance`)."""
+    names = list(attr.columns.get_level_values(-1).unique())
+    every = isinstance(attr.columns, pd.MultiIndex)
+    outputs = list(attr.columns.get_level_values(0).unique()) if every else [None]
+    g = len(names)
+    upper = np.triu_indices(g, 1)
+    pairs = pd.MultiIndex.from_arrays(
+        [np.asarray(names)[upper[0]], np.asarray(names)[upper[1]]],
+        names=["feature", "other"],
+    )
+    per_output = []
+    for o in outputs:
+        block = attr[o] if every else attr
+        cube = block.to_numpy().reshape(-1, g, g)
+        per_output.append(2 * cube[:, upper[0], upper[1]])  # [n, pairs]
+    sii = np.stack(per_output)  # [outputs, n, pairs]
+    size = np.abs(sii).mean(0)  # each row's mean |SII| over the outputs
+    n = size.shape[0]
+    table = pd.DataFrame(
+        {
+            "importance": size.mean(0),
+            "std": size.std(0, ddof=1 if n > 1 else 0),
+        },
+        index=pairs,
+    )
+    if every:
+        for o, part in zip(outputs, sii):
+            table[o] = np.abs(part).mean(0)
+    else:
+        table["mean"] = sii[0].mean(0)
+    return table.sort_values("importance", ascending=False, kind="stable")
+
+
+def _cells(values: torch.Tensor, layout, every: bool) -> np.ndarray:
+    """``[n, g', g', t]`` in core groups -> ``[n * g, g * t]`` over result columns."""
+    full = layout.to_result(values)  # rows of the matrix
+    full = layout.to_result(full.transpose(1, 2)).transpose(1, 2)  # columns
+    n, g, _, t = full.shape
+    if not every:
+        full = full[..., :1]
+        t = 1
+    return to_numpy(full.permute(0, 1, 3, 2).reshape(n * g, t * g).double())
