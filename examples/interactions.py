@@ -1,5 +1,5 @@
 """Which features act together: Shapley interaction values of an MLP
-================================================================
+===================================================================
 
 Train a small MLP on the diabetes data, then ask which pairs of features
 act together in its predictions. ``ShapleyInteractions`` gives each row a

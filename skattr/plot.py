@@ -276,11 +276,11 @@ def interactions(
     """A heat map of pairwise interactions (``ShapleyInteractions``' result).
 
     Without ``row``: the mean over rows of ``|cell|`` (the diagonal the mean
-    |main effect|, each off-diagonal cell the mean of half the pair's
-    |interaction|), on a sequential scale. With ``row``: that row's matrix,
-    signed, on a scale centred at 0. Features are ordered by their mean
-    |Shapley value| (the matrix rows' sums), the ``max_display`` largest
-    shown; each cell is annotated when at most 12 features are shown.
+    absolute main effect, each off-diagonal cell the mean of half the pair's
+    absolute interaction), on a sequential scale. With ``row``: that row's
+    matrix, signed, on a scale centred at 0. Features are ordered by their
+    mean absolute Shapley value (the matrix rows' sums), the ``max_display``
+    largest shown; each cell is annotated when at most 12 features are shown.
 
     Parameters
     ----------

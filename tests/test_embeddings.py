@@ -120,6 +120,18 @@ def test_every_perturbation_method_explains_the_embedding_net(cls, penguins, tra
     assert attr.xs("island", axis=1, level=1).abs().to_numpy().sum() > 0
 
 
+def test_interactions_of_the_embedding_net_in_the_user_columns(penguins, trained):
+    X, _ = penguins
+    rows = X.iloc[:6]
+    ex = skattr.ShapleyInteractions(target=1, model_inputs=INPUTS).fit(trained, X)
+    attr = ex.explain(rows)
+    assert list(attr.columns) == list(X.columns) and len(attr) == 6 * X.shape[1]
+    assert (attr["year"] == 0).all() and (attr.xs("year", level=1) == 0).all().all()
+    phi = skattr.ShapleyValues(target=1, model_inputs=INPUTS).fit(trained, X)
+    sums = attr.sum(axis=1).unstack(level=-1)[list(X.columns)]
+    np.testing.assert_allclose(sums.to_numpy(), phi.explain(rows).to_numpy(), atol=1e-6)
+
+
 def test_baselines_respect_the_column_types(penguins, trained):
     X, _ = penguins
     auto = skattr.FeatureAblation(model_inputs=INPUTS).fit(trained, X)

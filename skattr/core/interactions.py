@@ -38,18 +38,13 @@ from dataclasses import dataclass
 
 import torch
 
-from skattr.core.coalitions import (
-    MaskTable,
-    TargetPicker,
-    coalition_values,
-    proper_coalitions,
-)
+from skattr.core.coalitions import MaskTable, TargetPicker, coalition_values
 from skattr.core.designs import PairedDesign
 from skattr.core.forward import ModelFunction
 from skattr.core.groups import n_groups
 from skattr.core.kernel_shap import fit_pairs, variance_groups
 from skattr.core.regression import even_regression
-from skattr.core.shapley import shapley_from_table
+from skattr.core.shapley import every_coalition, shapley_from_table
 
 
 @dataclass(frozen=True)
@@ -149,16 +144,9 @@ def interactions_exact(
     """
     device = X.device
     g = n_groups(groups)
-    groups = groups.to(device)
-    cv = coalition_values(
-        f,
-        X,
-        baseline,
-        MaskTable(proper_coalitions(g, device), groups=groups),
-        targets=targets,
-        batch_size=batch_size,
+    table, cv = every_coalition(
+        f, X, baseline, groups=groups, targets=targets, batch_size=batch_size
     )
-    table = torch.cat([cv.fb[:, None, :], cv.values, cv.fx[:, None, :]], 1)
     n, _, t = table.shape
     out = torch.empty(n, g, g, t, dtype=torch.float64, device=device)
     step = max(1, _CHUNK_ELEMENTS // (2**g * t))

@@ -17,17 +17,12 @@ from dataclasses import dataclass
 
 import torch
 
-from skattr.core.coalitions import (
-    MaskTable,
-    TargetPicker,
-    coalition_values,
-    proper_coalitions,
-)
+from skattr.core.coalitions import MaskTable, TargetPicker, coalition_values
 from skattr.core.designs import PairedDesign
 from skattr.core.forward import ModelFunction
 from skattr.core.groups import n_groups
 from skattr.core.regression import odd_regression
-from skattr.core.shapley import shapley_from_table
+from skattr.core.shapley import every_coalition, shapley_from_table
 
 #: how the coefficients are fitted: plain Kernel SHAP, or with third-order terms
 REGRESSIONS = ("cubic", "linear")
@@ -152,11 +147,9 @@ def kernel_shap(
             cv.fx, cv.fb, cv.targets,
         )  # fmt: skip
     if exact_all:  # every coalition: the Shapley formula itself, exact zeros included
-        cv = coalition_values(
-            f, X, baseline, MaskTable(proper_coalitions(g, device), groups=groups),
-            targets=targets, batch_size=batch_size,
-        )  # fmt: skip
-        table = torch.cat([cv.fb[:, None, :], cv.values, cv.fx[:, None, :]], 1)
+        table, cv = every_coalition(
+            f, X, baseline, groups=groups, targets=targets, batch_size=batch_size
+        )
         values = shapley_from_table(table, g)
         zeros = torch.zeros(n, dtype=torch.long, device=device)
         return KernelShapResult(

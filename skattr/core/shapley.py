@@ -288,20 +288,41 @@ def shapley_exact(
     picker. Memory: ``n * 2^g * t``
     float64 values, plus ``g * 2^g`` long indices.
     """
+    g = n_groups(groups)
+    table, cv = every_coalition(
+        f, X, baseline, groups=groups, targets=targets, batch_size=batch_size
+    )
+    return ShapleyResult(shapley_from_table(table, g), cv.fx, cv.fb, cv.targets)
+
+
+def every_coalition(
+    f: ModelFunction,
+    X: torch.Tensor,
+    baseline: torch.Tensor,
+    *,
+    groups: torch.Tensor,
+    targets: torch.Tensor | TargetPicker,
+    batch_size: int,
+):
+    """The value of every coalition of every row: ``([n, 2^g, t], CoalitionValues)``.
+
+    The table holds ``v(S)`` at index ``S`` (bit ``j`` for group ``j``):
+    the empty coalition first (``f(b)``), the full one last (``f(x)``); the
+    exact methods (Shapley values, Kernel SHAP with every coalition,
+    interactions) all read it.
+    """
     device = X.device
     g = n_groups(groups)
-    groups = groups.to(device)
     cv = coalition_values(
         f,
         X,
         baseline,
-        MaskTable(proper_coalitions(g, device), groups=groups),
+        MaskTable(proper_coalitions(g, device), groups=groups.to(device)),
         targets=targets,
         batch_size=batch_size,
     )
-    # every coalition in the order of its integer code: empty, proper, full
-    values = torch.cat([cv.fb[:, None, :], cv.values, cv.fx[:, None, :]], 1)
-    return ShapleyResult(shapley_from_table(values, g), cv.fx, cv.fb, cv.targets)
+    table = torch.cat([cv.fb[:, None, :], cv.values, cv.fx[:, None, :]], 1)
+    return table, cv
 
 
 def shapley_from_table(values: torch.Tensor, g: int) -> torch.Tensor:
