@@ -223,27 +223,29 @@ def gradient_shap(
     if background.shape[0] > N:  # evaluate only the background rows drawn
         background, b_idx = background[b_idx], torch.arange(N, device=device)
     to_input = attribute_to_layer_input
-    # f and the layer's activations at X and at the background rows, in one pass
     own = torch.arange(n, device=device)
-    out, act = _evaluate_with_layer(
-        forward,
-        torch.cat([X, background]),
-        torch.cat([own, own.new_full((background.shape[0],), -1)]),
-        layer,
-        to_input=to_input,
-        batch_size=batch_size,
-    )
-    out_x, fb = out[:n], out[n:].double()
-    act_x, act_b = (None, None) if act is None else (act[:n], act[n:])
-    targets = targets(out_x) if callable(targets) else targets
+    B = background.shape[0]
+    single = B == 1  # one baseline row: broadcast, no gather
+    # Small calls (every sample, row and background row in one batch, targets
+    # known, no noise): f(x), f(b) and the layer's activations there come from
+    # the gradient pass itself, as extra rows of its batch; otherwise from a
+    # pass of their own first.
+    fold = noise is None and not callable(targets) and N + n + B <= batch_size
+    act_x = act_b = None
+    if not fold:
+        out, act = _evaluate_with_layer(
+            forward,
+            torch.cat([X, background]),
+            torch.cat([own, own.new_full((B,), -1)]),
+            layer,
+            to_input=to_input,
+            batch_size=batch_size,
+        )
+        out_x, fb = out[:n], out[n:].double()
+        act_x, act_b = (None, None) if act is None else (act[:n], act[n:])
+        targets = targets(out_x) if callable(targets) else targets
     targets = targets.to(device)
-    fx = out_x.gather(1, targets[:, None]).squeeze(1)
-    q = p if layer is None else act_b.shape[1]
-    total = torch.empty(n, q, dtype=torch.float64, device=device)
-    gap = torch.empty(n, dtype=torch.float64, device=device)  # sum of f(x_s) - f(b_s)
-    base = torch.empty(n, dtype=torch.float64, device=device)  # sum of f(b_s)
-    single = background.shape[0] == 1  # one baseline row: broadcast, no gather
-    fx64 = None if fx is None else fx.double()
+    total = gap = base = None
     # chunks of whole rows: each row's samples are reduced within one chunk
     rows_per_chunk = max(1, batch_size // S)
     with contextlib.ExitStack() as stack:
@@ -265,20 +267,41 @@ def gradient_shap(
             # Captum's point a * x + (1 - a) * b, written b + a * (x - b)
             point = torch.addcmul(b, a, diff).reshape(m * S, p).requires_grad_(True)
             with torch.enable_grad():
-                out = forward(point, rows).gather(1, t_rows).squeeze(1)
-                wrt = point if box is None else box.take()
+                if fold:  # the rows and the background rows ride along
+                    batch = torch.cat([point, X, background])
+                    who = torch.cat([rows, own, own.new_full((B,), -1)])
+                    every = forward(batch, who)
+                    out = every[: m * S].gather(1, t_rows).squeeze(1)
+                    ends = every[m * S :].detach()
+                    out_x, fb = ends[:n], ends[n:].double()
+                    if box is None:
+                        wrt = point
+                    else:
+                        whole = box.take()
+                        wrt = whole
+                        act = whole.detach().reshape(whole.shape[0], -1)[m * S :]
+                        act_x, act_b = act[:n], act[n:]
+                else:
+                    out = forward(point, rows).gather(1, t_rows).squeeze(1)
+                    wrt = point if box is None else box.take()
                 grad = _grad(out, wrt)
             if grad is None:  # the target does not depend on it
                 grad = torch.zeros_like(wrt)
-            grad = grad.reshape(m, S, -1)
+            grad = grad[: m * S].reshape(m, S, -1)
+            if total is None:
+                fx64 = out_x.gather(1, targets[:, None]).squeeze(1).double()
+                q = p if layer is None else act_b.shape[1]
+                total = torch.empty(n, q, dtype=torch.float64, device=device)
+                gap = torch.empty(n, dtype=torch.float64, device=device)
+                base = torch.empty(n, dtype=torch.float64, device=device)
             if noise is None:
                 fxs = fx64[r0:r1, None]
                 ax = None if act_x is None else act_x[r0:r1, None, :]
             else:
                 with torch.no_grad():
-                    out_x = forward(x.reshape(m * S, p), rows)
+                    out_xs = forward(x.reshape(m * S, p), rows)
                     ax = None if box is None else box.take().reshape(m, S, -1)
-                fxs = out_x.gather(1, t_rows).view(m, S).double()
+                fxs = out_xs.gather(1, t_rows).view(m, S).double()
             if multiply_by_inputs:
                 if layer is not None:
                     diff = ax - (act_b[:1] if single else act_b[bi])
