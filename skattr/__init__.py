@@ -5,6 +5,7 @@ Each explainer is configured in its constructor, bound to a model with
 attributions from ``explain(X, y=None)``.
 """
 
+from skattr._config import config_context, get_config, set_config
 from skattr._shap import to_shap
 from skattr.explainers import (
     FeatureAblation,
@@ -30,6 +31,9 @@ __all__ = [
     "ShapleyInteractions",
     "ShapleyValueSampling",
     "ShapleyValues",
+    "config_context",
+    "get_config",
+    "set_config",
     "to_shap",
 ]
 

@@ -36,6 +36,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from skattr._config import get_config
 from skattr._data import (
     column_kinds,
     encode_columns,
@@ -43,6 +44,7 @@ from skattr._data import (
     to_numpy,
     to_tensor,
 )
+from skattr._head import AffineHead, find_affine_head
 from skattr._pipeline import trace_inputs
 
 
@@ -130,6 +132,7 @@ class ModelAdapter:
         user_module: nn.Module | None = None,
         proba: Callable[[torch.Tensor], torch.Tensor] = None,
         model_inputs: dict | None = None,
+        head: AffineHead | None = None,
     ):
         self.module = module
         self.device = device
@@ -144,18 +147,28 @@ class ModelAdapter:
         self.proba = _sigmoid_or_softmax if proba is None else proba
         #: ``{forward argument: [columns]}``, the explainers' ``model_inputs``
         self.model_inputs = model_inputs
+        #: the module split after its first ``nn.Linear`` (``_head``), or ``None``
+        self.head = head
 
     # ------------------------------------------------------------ creation
     @classmethod
     def from_model(
-        cls, model, *, output: str = "raw", device=None, model_inputs=None
+        cls,
+        model,
+        *,
+        output: str = "raw",
+        device=None,
+        model_inputs=None,
+        find_head: bool = False,
     ) -> ModelAdapter:
         """Adapt ``model``; ``output`` is ``"raw"`` or ``"proba"``.
 
         ``device`` (a torch device string) runs a copy of the module there when
         it differs from the model's own device; the user's model is not moved.
         ``model_inputs`` (``{forward argument: [columns]}``) calls the module
-        with one tensor per argument.
+        with one tensor per argument. ``find_head``: look for the module's
+        affine head (:func:`skattr._head.find_affine_head`), for the methods
+        that update its first layer incrementally.
         """
         preprocess = None
         net = model
@@ -224,6 +237,11 @@ class ModelAdapter:
             user_module=user_module,
             proba=proba,
             model_inputs=None if model_inputs is None else dict(model_inputs),
+            head=(
+                find_affine_head(module)
+                if find_head and kind != "callable" and model_inputs is None
+                else None
+            ),
         )
         return adapter
 
@@ -319,19 +337,13 @@ class ModelAdapter:
             except IndexError as exc:
                 self.inputs.explain_index_error(Z, exc)
                 raise
-        if not isinstance(out, torch.Tensor):
-            raise TypeError(
-                "The model must return one tensor of shape (n_rows,) or (n_rows, "
-                f"n_outputs); it returned a {type(out).__name__}."
-            )
-        if out.dim() == 1:
+        return _checked_output(out, Z.shape)
+
+    def forward_from_head(self, H: torch.Tensor) -> torch.Tensor:
+        """Model output ``[m, k]`` from the first layer's pre-activations ``[m, h]``."""
+        out = self.nonlinearity(_checked_output(self.head.rest(H), H.shape))
+        if out.dim() == 1:  # pragma: no cover - defensive, custom nonlinearity
             out = out[:, None]
-        if out.dim() != 2 or out.shape[0] != Z.shape[0]:
-            raise ValueError(
-                "The model must return a tensor of shape (n_rows,) or (n_rows, "
-                f"n_outputs); for input of shape {tuple(Z.shape)} it returned shape "
-                f"{tuple(out.shape)}."
-            )
         return out
 
     def forward(self, Z: torch.Tensor) -> torch.Tensor:
@@ -404,6 +416,20 @@ class ModelCall:
         self.index = index
         self.n_rows = len(index)
         self._forward = adapter.forward
+        self._adapter = adapter
+        #: ``(weight [h, p], bias [h] or None)`` of the model's first layer when
+        #: the core may update its pre-activations incrementally (``rest``),
+        #: else ``None``: the affine head was found at ``fit``, no hook or
+        #: parametrization appeared since, and the setting allows it
+        self.affine = None
+        head = adapter.head
+        if (
+            head is not None
+            and adapter.inputs is None
+            and get_config()["incremental_first_layer"]
+            and head.usable()
+        ):
+            self.affine = (head.weight.detach(), _detached(head.bias))
         #: per explained row (the last slot: baseline rows) the sum of
         #: ``0 * output`` over its evaluations: 0 while every output was
         #: finite, NaN from the first that was not (a multiply and an
@@ -421,6 +447,13 @@ class ModelCall:
         self, Z: torch.Tensor, rows: torch.Tensor | None = None
     ) -> torch.Tensor:
         out = self._forward(Z)
+        self._watch((out.detach() * 0).sum(1), rows)
+        return out
+
+    def rest(self, H: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+        """Outputs ``[m, k]`` from the first layer's pre-activations ``H``
+        ``[m, h]``, watched and counted as ``call(Z, rows)``."""
+        out = self._adapter.forward_from_head(H)
         self._watch((out.detach() * 0).sum(1), rows)
         return out
 
@@ -655,6 +688,28 @@ class _Function(nn.Module):
 
     def forward(self, x):
         return self.function(x)
+
+
+def _detached(t):
+    return None if t is None else t.detach()
+
+
+def _checked_output(out, shape) -> torch.Tensor:
+    """The model's output as ``[m, k]``, or an error that says what it was."""
+    if not isinstance(out, torch.Tensor):
+        raise TypeError(
+            "The model must return one tensor of shape (n_rows,) or (n_rows, "
+            f"n_outputs); it returned a {type(out).__name__}."
+        )
+    if out.dim() == 1:
+        out = out[:, None]
+    if out.dim() != 2 or out.shape[0] != shape[0]:
+        raise ValueError(
+            "The model must return a tensor of shape (n_rows,) or (n_rows, "
+            f"n_outputs); for input of shape {tuple(shape)} it returned shape "
+            f"{tuple(out.shape)}."
+        )
+    return out
 
 
 def _module_device(module: nn.Module) -> torch.device:

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 import torch
 
 from skattr.core.forward import ModelFunction, evaluate, split_index
+from skattr.core.incremental import incremental_values
 
 #: ``targets(fx) -> Tensor[n, t]``: the output columns explained for each row,
 #: picked from every output at the rows themselves, ``fx`` ``[n, k]``.
@@ -300,6 +301,12 @@ def _evaluate(f, X, baseline, coalitions, own, targets, batch_size, observe, end
     if n * per_row == 0:
         empty = torch.zeros(n, size, t, dtype=torch.float64, device=device)
         return empty, (None if observe is None else empty[..., 0])
+    if observe is None:  # a model with an affine head: sums of pre-activations
+        values = incremental_values(
+            f, X, baseline, coalitions, own, targets, batch_size, ends
+        )
+        if values is not None:
+            return values, None
     # what build knows of its chunk (targets, observations) for value, which
     # forward.evaluate calls on that chunk right after building it
     seen: dict[str, torch.Tensor] = {}

@@ -110,6 +110,7 @@ class FeatureAblation(BaseExplainer):
         self.model_inputs = model_inputs
 
     _extras = {"base_values": "row", "target": "target"}
+    _incremental = True
 
     def _cost(self, layout, n):
         B = layout.baseline.shape[0]

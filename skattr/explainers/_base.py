@@ -249,6 +249,10 @@ class BaseExplainer(BaseEstimator):
     _auto_baseline: str | None = "mean"
     #: whether the method draws random numbers (a generator per call)
     _random = False
+    #: whether the method's coalitions may update the model's first layer
+    #: incrementally (``skattr.core.incremental``): ``fit`` then looks for
+    #: the model's affine head
+    _incremental = False
 
     # ------------------------------------------------------------ fit
     def fit(self, model, X=None):
@@ -285,6 +289,7 @@ class BaseExplainer(BaseEstimator):
             output=settings.output,
             device=settings.device,
             model_inputs=settings.model_inputs,
+            find_head=self._incremental,
         )
         numeric = adapter.numeric_only
         baseline = settings.baseline if self._auto_baseline else None

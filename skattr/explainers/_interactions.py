@@ -183,6 +183,7 @@ class ShapleyInteractions(BaseExplainer):
         "target": "target",
     }
     _random = True
+    _incremental = True
 
     def _exact(self, g: int) -> bool:
         return self.n_samples is None or kernel_shap_size(g, self.n_samples)[1]

@@ -193,6 +193,7 @@ class ShapleyValueSampling(BaseExplainer):
         "n_samples": "row",
         "target": "target",
     }
+    _incremental = True
     _random = True
 
     def _cost(self, layout, n):
@@ -349,3 +350,5 @@ class ShapleyValues(BaseExplainer):
             "prediction": result.fx,
             "target": result.targets,
         }
+
+    _incremental = True

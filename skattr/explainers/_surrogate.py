@@ -215,6 +215,7 @@ class KernelShap(BaseExplainer):
         "target": "target",
     }
     _random = True
+    _incremental = True
 
     def _cost(self, layout, n):
         B = layout.baseline.shape[0]

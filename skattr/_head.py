@@ -1,0 +1,207 @@
+"""The affine head of a model: its first layer, when it is a plain ``nn.Linear``.
+
+Perturbation methods evaluate rows that differ from a neighbour in one
+feature group only. When the model's input goes into one ``nn.Linear`` and
+nowhere else, the pre-activations of a perturbed row are the neighbour's
+plus one group's contribution, ``W[:, S] (x_S - b_S)``, and the rest of the
+network runs on them as usual (:mod:`skattr.core.incremental`). This module
+decides when that is exactly what the model computes, and never assumes:
+
+- an ``nn.Sequential`` (not a subclass) whose first module is an
+  ``nn.Linear``: the rest is the ``nn.Sequential`` of the others;
+- any other module that ``torch.fx`` can trace, whose input has exactly one
+  use, a call of an ``nn.Linear`` submodule: the rest is the traced graph
+  with that call's output as its input (the same submodules, shared);
+- in both cases the linear layer is exactly ``nn.Linear`` (no subclass), not
+  parametrized, without hooks, and neither the model nor torch has module
+  hooks that the rest would skip; a compiled module, a callable, a model
+  with several inputs (``model_inputs``) or one that fails to trace uses
+  the plain path.
+
+:func:`find_affine_head` returns an :class:`AffineHead` or ``None``;
+:meth:`AffineHead.usable` checks the hooks again at each call (a hook
+registered after ``fit`` turns the plain path back on).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True, eq=False)
+class AffineHead:
+    """A model split after its first ``nn.Linear``."""
+
+    linear: nn.Linear  #: the first layer (the model's own, shared)
+    rest: nn.Module  #: pre-activations ``[m, h]`` -> the model's output
+    root: nn.Module  #: the model itself (for its hooks)
+    #: the plain Python attributes of the model's modules when the head was
+    #: found: a trace bakes the branches they decide into the rest
+    state: tuple = ()
+
+    @property
+    def weight(self) -> torch.Tensor:
+        return self.linear.weight
+
+    @property
+    def bias(self) -> torch.Tensor | None:
+        return self.linear.bias
+
+    def usable(self) -> bool:
+        """No hook (on the layer, the model, or torch's global ones) and no
+        parametrization appeared since the head was found, and no plain
+        Python attribute of the model's modules changed (a flag its
+        ``forward`` may branch on)."""
+        return (
+            not (_has_hooks(self.linear) or _has_hooks(self.root) or _global_hooks())
+            and not _parametrized(self.linear)
+            and _python_state(self.root) == self.state
+        )
+
+
+def find_affine_head(module: nn.Module) -> AffineHead | None:
+    """The affine head of ``module``, or ``None`` (use the plain path).
+
+    The core checks that the layer takes as many inputs as its rows have.
+    """
+    if _compiled(module) or _has_hooks(module) or _global_hooks():
+        return None
+    if type(module) is nn.Sequential:
+        if len(module) == 0:
+            return None
+        first = module[0]
+        rest = nn.Sequential(*list(module)[1:]) if len(module) > 1 else nn.Identity()
+    else:
+        found = _trace(module)
+        if found is None:
+            return None
+        first, rest = found
+    if not _plain_linear(first):
+        return None
+    return AffineHead(first, rest, module, _python_state(module))
+
+
+def _python_state(module: nn.Module) -> tuple:
+    """The plain attributes (bool, int, float, str, None) of every submodule
+    but ``training``, as a tuple to compare."""
+    out = []
+    for name, sub in module.named_modules():
+        for key, value in vars(sub).items():
+            if key == "training" or key.startswith("_"):
+                continue
+            if value is None or isinstance(value, (bool, int, float, str)):
+                out.append((name, key, value))
+    return tuple(out)
+
+
+def _plain_linear(layer) -> bool:
+    return (
+        type(layer) is nn.Linear and not _has_hooks(layer) and not _parametrized(layer)
+    )
+
+
+def _has_hooks(module: nn.Module) -> bool:
+    return bool(
+        module._forward_hooks
+        or module._forward_pre_hooks
+        or module._backward_hooks
+        or getattr(module, "_backward_pre_hooks", None)
+        or getattr(module, "_forward_hooks_with_kwargs", None)
+    )
+
+
+def _global_hooks() -> bool:
+    from torch.nn.modules import module as m
+
+    names = (
+        "_global_forward_hooks",
+        "_global_forward_pre_hooks",
+        "_global_backward_hooks",
+        "_global_backward_pre_hooks",
+    )
+    return any(bool(getattr(m, name, None)) for name in names)
+
+
+def _parametrized(layer: nn.Module) -> bool:
+    from torch.nn.utils import parametrize
+
+    return parametrize.is_parametrized(layer)
+
+
+def _compiled(module: nn.Module) -> bool:
+    return hasattr(module, "_orig_mod") or type(module).__name__ == "OptimizedModule"
+
+
+#: modules with more parameters are not traced (the probe copies the model)
+_TRACE_MAX_PARAMETERS = 20_000_000
+
+
+def _trace(module: nn.Module):
+    """``(first layer, rest)`` from an ``fx`` trace, when the input's only use
+    is one call of a submodule; ``None`` when untraceable or otherwise.
+
+    The trace runs on a copy of the model (tracing executes its ``forward``,
+    whose side effects must not touch the user's model), and the split is
+    proved on that copy: the rest after the first layer gives the model's
+    own outputs, to the bit, on random rows. The rest returned calls the
+    user's own submodules.
+    """
+    import copy
+
+    from torch import fx
+
+    if sum(p.numel() for p in module.parameters()) > _TRACE_MAX_PARAMETERS:
+        return None
+    try:
+        clone = copy.deepcopy(module)
+        graph = fx.symbolic_trace(clone).graph
+    except Exception:  # control flow, unsupported ops, uncopyable: the plain path
+        return None
+    inputs = [node for node in graph.nodes if node.op == "placeholder"]
+    if len(inputs) != 1:
+        return None
+    users = list(inputs[0].users)
+    if len(users) != 1 or users[0].op != "call_module" or users[0].kwargs:
+        return None
+    call = users[0]
+    if list(call.args) != [inputs[0]]:
+        return None
+    # the rest: the same graph, with the layer's output as its input
+    rest_graph = fx.Graph()
+    env = {}
+    pre = rest_graph.placeholder("pre_activations")
+    for node in graph.nodes:
+        if node is inputs[0]:
+            continue
+        env[node] = (
+            pre if node is call else rest_graph.node_copy(node, lambda n: env[n])
+        )
+    try:
+        first_clone = clone.get_submodule(call.target)
+        if not _plain_linear(first_clone) or not _same(
+            clone, first_clone, fx.GraphModule(clone, rest_graph)
+        ):
+            return None
+        return module.get_submodule(call.target), fx.GraphModule(module, rest_graph)
+    except Exception:  # pragma: no cover - defensive: the plain path
+        return None
+
+
+def _same(model: nn.Module, first: nn.Linear, rest: nn.Module) -> bool:
+    """The model and ``rest(first(x))`` agree exactly on random rows (a copy)."""
+    weight = first.weight
+    x = torch.randn(
+        4, first.in_features, generator=torch.Generator().manual_seed(0)
+    ).to(weight.device, weight.dtype)
+    model.eval()
+    with torch.no_grad():
+        whole, split = model(x), rest(first(x))
+    return (
+        isinstance(whole, torch.Tensor)
+        and isinstance(split, torch.Tensor)
+        and whole.shape == split.shape
+        and bool(torch.equal(whole, split))
+    )

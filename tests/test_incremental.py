@@ -1,0 +1,280 @@
+"""The incremental first layer: when it applies, that it changes nothing but time."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+import skattr
+from skattr._head import find_affine_head
+from skattr.core import incremental
+from tests.conftest import MLP
+
+
+def wide_mlp(p=120, h=6, seed=0):
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(p, h), nn.Tanh(), nn.Linear(h, 2)).eval()
+
+
+class Custom(nn.Module):
+    """A module whose forward starts with its first linear layer (fx-traceable)."""
+
+    def __init__(self, p=120, h=6):
+        super().__init__()
+        torch.manual_seed(1)
+        self.inp = nn.Linear(p, h)
+        self.body = nn.Sequential(nn.ReLU(), nn.Linear(h, 3))
+
+    def forward(self, x):
+        return self.body(self.inp(x)) * 2.0
+
+
+@pytest.fixture
+def wide():
+    rng = np.random.default_rng(0)
+    return pd.DataFrame(rng.normal(size=(7, 120)).astype(np.float32)).add_prefix("c")
+
+
+@pytest.fixture
+def always(monkeypatch):
+    """The incremental path wherever it can apply, whatever it costs."""
+    monkeypatch.setattr(incremental, "pays", lambda *args: True)
+
+
+def _rest_calls(monkeypatch):
+    calls = []
+    original = skattr._model.ModelCall.rest
+
+    def spy(self, H, rows=None):
+        calls.append(H.shape[0])
+        return original(self, H, rows)
+
+    monkeypatch.setattr(skattr._model.ModelCall, "rest", spy)
+    return calls
+
+
+# ---------------------------------------------------------------- detection
+
+
+def test_heads_are_found_in_sequentials_and_traceable_modules():
+    seq = wide_mlp()
+    head = find_affine_head(seq)
+    assert head.linear is seq[0]
+    x = torch.randn(5, 120)
+    torch.testing.assert_close(head.rest(seq[0](x)), seq(x), rtol=0, atol=0)
+    custom = Custom()
+    head = find_affine_head(custom)
+    assert head.linear is custom.inp  # the user's own layer
+    torch.testing.assert_close(head.rest(custom.inp(x)), custom(x), rtol=0, atol=0)
+    assert find_affine_head(MLP()) is not None  # Linear inside a Sequential
+
+
+class _TwoPaths(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Linear(4, 3), nn.Linear(3, 1)
+
+    def forward(self, x):  # the input feeds another path too
+        return self.b(self.a(x)) + x[:, :1]
+
+
+class _Branching(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Linear(4, 1)
+
+    def forward(self, x):  # control flow on the data: not traceable
+        return self.a(x) if bool(x.sum() > 0) else -self.a(x)
+
+
+class _Scaled(nn.Linear):
+    def forward(self, x):  # a subclass that changes forward
+        return super().forward(x) * 2
+
+
+class _Counting(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Linear(4, 1)
+        self.calls = 0
+
+    def forward(self, x):
+        self.calls += 1
+        return self.a(x)
+
+
+def test_no_head_where_the_plain_path_is_the_only_safe_one():
+    from torch.nn.utils import parametrize
+
+    assert find_affine_head(_TwoPaths()) is None
+    assert find_affine_head(_Branching()) is None
+    assert find_affine_head(nn.Sequential(_Scaled(4, 2))) is None
+    assert find_affine_head(nn.Sequential(nn.ReLU(), nn.Linear(4, 1))) is None
+    hooked = nn.Sequential(nn.Linear(4, 2))
+    hooked[0].register_forward_hook(lambda m, i, o: o)
+    assert find_affine_head(hooked) is None
+    rooted = nn.Sequential(nn.Linear(4, 2))
+    rooted.register_forward_pre_hook(lambda m, i: None)
+    assert find_affine_head(rooted) is None
+    para = nn.Sequential(nn.Linear(4, 2))
+
+    class Double(nn.Module):
+        def forward(self, w):
+            return 2 * w
+
+    parametrize.register_parametrization(para[0], "weight", Double())
+    assert find_affine_head(para) is None
+    handle = torch.nn.modules.module.register_module_forward_hook(lambda m, i, o: o)
+    try:
+        assert find_affine_head(wide_mlp()) is None
+    finally:
+        handle.remove()
+
+
+def test_the_probe_leaves_the_users_model_as_it_was():
+    model = _Counting().train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    head = find_affine_head(model)  # traced and proved on a copy
+    assert head is not None and head.linear is model.a
+    assert model.calls == 0 and model.training
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+# ---------------------------------------------------------------- equality
+
+
+def _both(make, model, X, y=None):
+    with skattr.config_context(incremental_first_layer=True):
+        inc = make().fit(model, X).explain(X, y)
+    with skattr.config_context(incremental_first_layer=False):
+        plain = make().fit(model, X).explain(X, y)
+    return inc, plain
+
+
+def _close(inc, plain):
+    scale = plain.abs().to_numpy().max(axis=1, keepdims=True)
+    gap = np.abs(inc.to_numpy() - plain.to_numpy())
+    assert (gap <= 1e-5 * np.maximum(scale, 1e-12)).all(), gap.max()
+
+
+GROUPS = np.repeat(np.arange(6), 20)
+
+MAKERS = {
+    "svs": lambda **k: skattr.ShapleyValueSampling(n_samples=6, random_state=0, **k),
+    "svs-independent": lambda **k: skattr.ShapleyValueSampling(
+        n_samples=5, antithetic=False, sampling="independent", random_state=0, **k
+    ),
+    "ablation": lambda **k: skattr.FeatureAblation(**k),
+    "exact-groups": lambda **k: skattr.ShapleyValues(feature_groups=GROUPS, **k),
+    "interactions": lambda **k: skattr.ShapleyInteractions(feature_groups=GROUPS, **k),
+    "kernel": lambda **k: skattr.KernelShap(n_samples=30, random_state=0, **k),
+}
+
+
+@pytest.mark.parametrize("name", list(MAKERS))
+@pytest.mark.parametrize("model", [wide_mlp, Custom], ids=["sequential", "custom"])
+@pytest.mark.parametrize(
+    "setting",
+    [{}, {"baseline": "background", "batch_size": 997}],
+    ids=["one baseline", "background, small batches"],
+)
+def test_results_equal_the_plain_path(name, model, setting, wide, monkeypatch):
+    calls = _rest_calls(monkeypatch)
+    params = {"target": 1, "batch_size": setting.get("batch_size", 4096)}
+    if setting.get("baseline") == "background":
+        params["baseline"] = wide.iloc[:3] * 0.5
+    net = model()
+    inc, plain = _both(lambda: MAKERS[name](**params), net, wide)
+    _close(inc, plain)
+    assert calls, "the incremental path was not taken"
+
+
+@pytest.mark.parametrize("name", ["svs", "ablation", "exact-groups"])
+def test_narrow_models_too_when_forced(name, always, monkeypatch, X_frame):
+    """W1's and W2's shapes keep the plain path by cost; the sums still agree."""
+    calls = _rest_calls(monkeypatch)
+    params = {"target": 2, "baseline": X_frame.iloc[:2]}
+    if name == "exact-groups":
+        params["feature_groups"] = [0, 0, 1, 2, 2]
+        inc, plain = _both(lambda: skattr.ShapleyValues(**params), MLP(), X_frame)
+    else:
+        inc, plain = _both(lambda: MAKERS[name](**params), MLP(), X_frame)
+    _close(inc, plain)
+    assert calls
+
+
+def test_a_feature_the_model_ignores_still_gets_exactly_zero(wide, monkeypatch):
+    net = wide_mlp()
+    ignored = [f"c{i}" for i in (0, 5, *range(60, 120))]
+    with torch.no_grad():  # columns the model ignores, often last in a permutation
+        net[0].weight[:, [0, 5, *range(60, 120)]] = 0
+    calls = _rest_calls(monkeypatch)
+    for make in (MAKERS["svs"], MAKERS["ablation"], MAKERS["svs-independent"]):
+        attr = make(target=0).fit(net, wide).explain(wide)
+        assert (attr[ignored] == 0).all().all()
+    groups = np.arange(120) // 20
+    groups[[0, 5]] = 6  # a group of two ignored columns
+    attr = (
+        skattr.ShapleyValues(feature_groups=groups, target=0)
+        .fit(net, wide)
+        .explain(wide)
+    )
+    assert (attr["c0+c5"] == 0).all()
+    assert calls
+
+
+def test_model_rows_counted_are_the_documented_cost(wide, monkeypatch):
+    calls = _rest_calls(monkeypatch)
+    ex = skattr.ShapleyValueSampling(n_samples=4, target=0, random_state=0)
+    ex.fit(wide_mlp(), wide)
+    with skattr.config_context(incremental_first_layer=True):
+        ex.explain(wide)
+    assert sum(calls) == ex._model_rows(wide) == 7 * (2 + 4 * 119)
+
+
+# ---------------------------------------------------------------- switching off
+
+
+def test_hooks_or_changed_flags_after_fit_turn_the_plain_path_back_on(
+    wide, monkeypatch
+):
+    calls = _rest_calls(monkeypatch)
+    net = wide_mlp()
+    ex = skattr.FeatureAblation(target=0).fit(net, wide)
+    seen = []
+    handle = net[0].register_forward_hook(lambda m, i, o: seen.append(o.shape[0]))
+    ex.explain(wide)
+    handle.remove()
+    assert not calls and sum(seen) == 7 * (120 + 2)  # every row through the layer
+    model = MLP()
+    ex = skattr.FeatureAblation().fit(model, wide.iloc[:, :5])
+    model.fail = True  # a flag its forward branches on
+    with pytest.raises(RuntimeError, match="on purpose"):
+        ex.explain(wide.iloc[:, :5])
+
+
+def test_config_context_is_per_thread_and_restored():
+    assert skattr.get_config()["incremental_first_layer"]
+    seen = {}
+    with skattr.config_context(incremental_first_layer=False):
+        assert not skattr.get_config()["incremental_first_layer"]
+        thread = threading.Thread(target=lambda: seen.update(skattr.get_config()))
+        thread.start()
+        thread.join()
+    assert seen["incremental_first_layer"]  # another thread: its own setting
+    assert skattr.get_config()["incremental_first_layer"]
+    with pytest.raises(TypeError, match="incremental_first_layer"):
+        skattr.set_config(incremental_first_layer="no")
+
+
+def test_non_finite_outputs_are_still_said(wide):
+    net = wide_mlp()
+    with torch.no_grad():
+        net[2].bias[0] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):
+        skattr.ShapleyValueSampling(n_samples=2, target=0).fit(net, wide).explain(wide)
