@@ -98,6 +98,9 @@ def load_cases(
         pkgutil.iter_modules([str(HERE / "cases")]), key=lambda m: m.name
     ):
         module = importlib.import_module(f"cases.{info.name}")
+        # a module says on which workloads it runs (default: W1, W2, W3)
+        if w.name not in getattr(module, "WORKLOADS", ("W1", "W2", "W3")):
+            continue
         for case in module.cases(w):
             if methods is not None and not any(
                 m.lower() in case.method.lower() for m in methods
@@ -205,12 +208,18 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out", default=str(HERE / "results.md"))
+    parser.add_argument(
+        "--section",
+        default=None,
+        help="the results.md section written (default: the device type); "
+        "use another name for a partial run",
+    )
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     names = (
         args.workloads.split(",")
         if args.workloads
-        else (["W1", "W2", "W3"] if device.type == "cuda" else ["W1", "W2"])
+        else (["W1", "W2", "W3", "W4"] if device.type == "cuda" else ["W1", "W2", "W4"])
     )
     methods = args.methods.split(",") if args.methods else None
     impls = args.impls.split(",") if args.impls else None
@@ -230,7 +239,7 @@ def main(argv=None) -> int:
     table = render(all_rows, header)
     print()
     print(table)
-    write_results(Path(args.out), device.type, table)
+    write_results(Path(args.out), args.section or device.type, table)
     return 0
 
 

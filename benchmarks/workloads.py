@@ -171,4 +171,33 @@ def w3(device: torch.device) -> Workload:
     return _random_workload("W3", 20000, device)
 
 
-WORKLOADS = {"W1": w1, "W2": w2, "W3": w3}
+class W4Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.hidden = nn.Sequential(
+            nn.Linear(500, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU()
+        )
+        self.out = nn.Linear(64, 1)
+
+    def forward(self, x):
+        return self.out(self.hidden(x))
+
+
+def w4(device: torch.device) -> Workload:
+    """A wide table: 400 rows of 500 columns, MLP 500 -> 64 -> 64 -> 1."""
+    X = torch.randn(400, 500, generator=torch.Generator().manual_seed(0))
+    torch.manual_seed(0)
+    model = W4Net().to(device).eval()
+    return Workload(
+        name="W4",
+        model=model,
+        X=X.to(device),
+        baseline=torch.zeros(1, 500, device=device),
+        target=0,
+        device=device,
+        feature_names=[f"x{i}" for i in range(500)],
+        batch_size=batch_size_for(device),
+    )
+
+
+WORKLOADS = {"W1": w1, "W2": w2, "W3": w3, "W4": w4}
