@@ -278,3 +278,43 @@ def test_non_finite_outputs_are_still_said(wide):
         net[2].bias[0] = float("nan")
     with pytest.raises(ValueError, match="NaN"):
         skattr.ShapleyValueSampling(n_samples=2, target=0).fit(net, wide).explain(wide)
+
+
+class _Net(nn.Module):
+    """The benchmarks' shapes: W1 (30 -> 64 -> 64 -> 2) and W2 (100 -> 256 -> 256 -> 1)."""
+
+    def __init__(self, p, h, k):
+        super().__init__()
+        torch.manual_seed(0)
+        self.hidden = nn.Sequential(
+            nn.Linear(p, h), nn.ReLU(), nn.Linear(h, h), nn.ReLU()
+        )
+        self.out = nn.Linear(h, k)
+
+    def forward(self, x):
+        return self.out(self.hidden(x))
+
+
+@pytest.mark.parametrize("shape", [(30, 64, 2), (100, 256, 1)], ids=["W1", "W2"])
+@pytest.mark.parametrize("name", ["svs", "ablation", "exact-groups", "interactions"])
+def test_benchmark_shapes_equal_the_plain_path_when_forced(
+    shape, name, always, monkeypatch
+):
+    p, h, k = shape
+    X = pd.DataFrame(np.random.default_rng(2).normal(size=(3, p)).astype(np.float32))
+    X = X.add_prefix("x")
+    calls = _rest_calls(monkeypatch)
+    groups = np.arange(p) * 6 // p
+    make = {
+        "svs": lambda: skattr.ShapleyValueSampling(
+            n_samples=4, random_state=0, target=0
+        ),
+        "ablation": lambda: skattr.FeatureAblation(target=0),
+        "exact-groups": lambda: skattr.ShapleyValues(feature_groups=groups, target=0),
+        "interactions": lambda: skattr.ShapleyInteractions(
+            feature_groups=groups, target=0
+        ),
+    }[name]
+    inc, plain = _both(make, _Net(p, h, k), X)
+    _close(inc, plain)
+    assert calls
