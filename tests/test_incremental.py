@@ -173,6 +173,9 @@ MAKERS = {
     "exact-groups": lambda **k: skattr.ShapleyValues(feature_groups=GROUPS, **k),
     "interactions": lambda **k: skattr.ShapleyInteractions(feature_groups=GROUPS, **k),
     "kernel": lambda **k: skattr.KernelShap(n_samples=30, random_state=0, **k),
+    "permutation": lambda baseline=None, **k: skattr.FeaturePermutation(
+        n_repeats=2, random_state=0, **k
+    ),
 }
 
 
@@ -184,6 +187,8 @@ MAKERS = {
     ids=["one baseline", "background, small batches"],
 )
 def test_results_equal_the_plain_path(name, model, setting, wide, monkeypatch):
+    if name == "permutation" and "baseline" in setting:
+        pytest.skip("FeaturePermutation takes no baseline")
     calls = _rest_calls(monkeypatch)
     params = {"target": 1, "batch_size": setting.get("batch_size", 4096)}
     if setting.get("baseline") == "background":
@@ -214,7 +219,9 @@ def test_a_feature_the_model_ignores_still_gets_exactly_zero(wide, monkeypatch):
     with torch.no_grad():  # columns the model ignores, often last in a permutation
         net[0].weight[:, [0, 5, *range(60, 120)]] = 0
     calls = _rest_calls(monkeypatch)
-    for make in (MAKERS["svs"], MAKERS["ablation"], MAKERS["svs-independent"]):
+    for make in (
+        MAKERS["svs"], MAKERS["ablation"], MAKERS["svs-independent"], MAKERS["permutation"]
+    ):  # fmt: skip
         attr = make(target=0).fit(net, wide).explain(wide)
         assert (attr[ignored] == 0).all().all()
     groups = np.arange(120) // 20
@@ -225,6 +232,20 @@ def test_a_feature_the_model_ignores_still_gets_exactly_zero(wide, monkeypatch):
         .explain(wide)
     )
     assert (attr["c0+c5"] == 0).all()
+    assert calls
+
+
+def test_scored_permutation_importance_equals_the_plain_path(wide, monkeypatch):
+    calls = _rest_calls(monkeypatch)
+    y = (wide["c0"] > 0).astype(int).to_numpy()
+    make = lambda: skattr.FeaturePermutation(  # noqa: E731
+        scoring="accuracy", n_repeats=2, random_state=0, output="proba"
+    )
+    with skattr.config_context(incremental_first_layer=True):
+        inc = make().fit(wide_mlp(), wide).importance(wide, y)
+    with skattr.config_context(incremental_first_layer=False):
+        plain = make().fit(wide_mlp(), wide).importance(wide, y)
+    pd.testing.assert_frame_equal(inc, plain)
     assert calls
 
 
@@ -296,7 +317,9 @@ class _Net(nn.Module):
 
 
 @pytest.mark.parametrize("shape", [(30, 64, 2), (100, 256, 1)], ids=["W1", "W2"])
-@pytest.mark.parametrize("name", ["svs", "ablation", "exact-groups", "interactions"])
+@pytest.mark.parametrize(
+    "name", ["svs", "ablation", "exact-groups", "interactions", "permutation"]
+)
 def test_benchmark_shapes_equal_the_plain_path_when_forced(
     shape, name, always, monkeypatch
 ):
@@ -314,7 +337,24 @@ def test_benchmark_shapes_equal_the_plain_path_when_forced(
         "interactions": lambda: skattr.ShapleyInteractions(
             feature_groups=groups, target=0
         ),
+        "permutation": lambda: skattr.FeaturePermutation(random_state=0, target=0),
     }[name]
     inc, plain = _both(make, _Net(p, h, k), X)
     _close(inc, plain)
     assert calls
+
+
+def test_a_skorch_net_in_a_pipeline_uses_its_modules_head(wide, monkeypatch):
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer, StandardScaler
+    from skorch import NeuralNetRegressor
+
+    net = NeuralNetRegressor(wide_mlp, max_epochs=0, train_split=None)
+    net.initialize()
+    y = np.zeros((len(wide), 2), dtype=np.float32)
+    cast = FunctionTransformer(lambda a: np.asarray(a, dtype=np.float32))
+    pipe = make_pipeline(StandardScaler(), cast, net).fit(wide, y)
+    calls = _rest_calls(monkeypatch)
+    inc, plain = _both(lambda: skattr.FeatureAblation(target=1), pipe, wide)
+    _close(inc, plain)
+    assert calls  # the head of the skorch net's module_, after the scaler

@@ -2,7 +2,8 @@
 
 On W2 (100 -> 256 -> 256 -> 1) and the wide W4 (500 -> 64 -> 64 -> 1, 400
 rows): ShapleyValueSampling with ``n_samples=10``, FeatureAblation,
-FeaturePermutation and exact ShapleyValues over 10 groups of equal width.
+FeaturePermutation (one repeat) and exact ShapleyValues over 10 groups of
+equal width.
 ``skattr`` is the default (the incremental first layer where its cost rule
 says it pays), ``skattr (plain path)`` the same call under
 ``skattr.config_context(incremental_first_layer=False)``; the floor is the
@@ -37,6 +38,12 @@ def cases(w):
         "FeatureAblation (incremental)": (
             lambda: skattr.FeatureAblation(**common),
             n * (p + 2),
+        ),
+        "FeaturePermutation (incremental)": (
+            lambda: skattr.FeaturePermutation(
+                target=w.target, batch_size=w.batch_size, random_state=0
+            ),
+            n * (1 + p),
         ),
         f"ShapleyValues ({N_GROUPS} groups, incremental)": (
             lambda: skattr.ShapleyValues(feature_groups=groups, **common),

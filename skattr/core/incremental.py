@@ -96,7 +96,13 @@ def incremental_values(f, X, baseline, coalitions, own, targets, batch_size, end
 #: sums make, by kind of coalitions (measured on CPU: a pass costs about
 #: what building one input column and multiplying it by ``h`` weights costs
 #: ``1 / (1 + 0.02 h)`` times over)
-PASSES = {"permutations": 6.0, "all": 3.0, "all_but_one": 3.0, "table": 2.0}
+PASSES = {
+    "permutations": 6.0,
+    "all": 3.0,
+    "all_but_one": 3.0,
+    "table": 2.0,
+    "permuted": 4.0,
+}
 
 
 def pays(p: int, h: int, passes: float) -> bool:
@@ -263,3 +269,72 @@ def _permutations(
             out[r[firsts], -1] = tail[:, 1]
         start = stop
     return out
+
+
+def rows_outputs(f, X: torch.Tensor, batch_size: int) -> torch.Tensor | None:
+    """Every output at the rows themselves ``[n, k]`` from their pre-activations,
+    where permuted copies will be (so that a group the model ignores changes
+    nothing to the bit), or ``None``."""
+    affine = getattr(f, "affine", None)
+    if affine is None or not _affine_fits(affine, X, PASSES["permuted"]):
+        return None
+    W, c = affine
+    own = torch.arange(X.shape[0], device=X.device)
+    parts = []
+    for a in range(0, X.shape[0], batch_size):
+        h = _pre(X[a : a + batch_size], W, c)
+        parts.append(f.rest(h.to(X.dtype), own[a : a + batch_size]))
+    return torch.cat(parts)
+
+
+def permuted_values(f, X, perms, columns, groups, batch_size, targets):
+    """``f`` on the copies of ``X`` with one group's columns shuffled, from
+    pre-activations: row ``i`` of copy ``(j, r)`` is ``h(x_i) - C_j(x_i) +
+    C_j(x_source)``, ``C_j`` group ``j``'s share of ``W x``. The contract of
+    :func:`~skattr.core.permutation.permuted_outputs`; ``None`` where the
+    plain path applies."""
+    affine = getattr(f, "affine", None)
+    if affine is None or not _affine_fits(affine, X, PASSES["permuted"]):
+        return None
+    W, c = affine
+    n, p = X.shape
+    g, R = perms.shape[0], perms.shape[1]
+    device = X.device
+    h_x = _pre(X, W, c)  # [n, h] float64
+    out = None
+    total = g * R * n
+    for start in range(0, total, batch_size):
+        stop = min(total, start + batch_size)
+        flat = torch.arange(start, stop, device=device)
+        j, r, i = flat // (R * n), (flat // n) % R, flat % n
+        source = perms[j, r, i]
+        present = torch.unique(j)
+        # the share of W x of each group in the chunk, at every row: [n, q, h]
+        member = torch.isin(groups, present)
+        cols = torch.nonzero(member).flatten()
+        slot = torch.searchsorted(present, groups[cols])
+        share = X[:, cols].double()[..., None] * W[:, cols].double().T[None]
+        C = share.new_zeros(n, present.numel(), W.shape[0]).index_add_(1, slot, share)
+        k = torch.searchsorted(present, j)
+        H = h_x[i] - C[i, k] + C[source, k]
+        values = f.rest(H.to(X.dtype), i)
+        if targets is not None:
+            values = values.gather(1, targets[i])
+        if out is None:
+            out = values.new_empty(total, values.shape[1])
+        out[start:stop] = values
+    return out.reshape(g, R, n, -1)
+
+
+def _pre(X: torch.Tensor, W: torch.Tensor, c) -> torch.Tensor:
+    h = X.double() @ W.double().T
+    return h if c is None else h + c.double()
+
+
+def _affine_fits(affine, X: torch.Tensor, passes: float) -> bool:
+    W, _ = affine
+    return (
+        W.shape[1] == X.shape[1]
+        and W.device == X.device
+        and pays(X.shape[1], W.shape[0], passes)
+    )

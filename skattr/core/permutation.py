@@ -6,6 +6,7 @@ import torch
 
 from skattr.core.forward import evaluate, evaluate_rows, split_index
 from skattr.core.groups import n_groups
+from skattr.core.incremental import permuted_values, rows_outputs
 
 
 def random_permutations(
@@ -102,6 +103,11 @@ def permuted_outputs(
     R = perms.shape[1]
     columns = _group_columns(groups.to(X.device))  # [g, s]
     perms = perms.to(X.device)
+    values = permuted_values(
+        f, X, perms, columns, groups.to(X.device), batch_size, targets
+    )
+    if values is not None:  # a model with an affine head: pre-activation updates
+        return values
 
     def build(start: int, stop: int):
         j, r, i = split_index(start, stop, (g, R, n), X.device)
@@ -188,7 +194,9 @@ def feature_permutation(
     -----
     Cost: ``n + n * g * R`` model rows.
     """
-    outputs = evaluate_rows(f, X, batch_size=batch_size)
+    outputs = rows_outputs(f, X, batch_size)
+    if outputs is None:
+        outputs = evaluate_rows(f, X, batch_size=batch_size)
     if callable(targets):
         targets = targets(outputs)
     targets = targets.to(X.device)

@@ -219,6 +219,7 @@ class FeaturePermutation(BaseExplainer):
     _extras = {"std": "cell", "target": "target"}
     _auto_baseline = None  # the values come from the other rows
     _random = True
+    _incremental = True
 
     def _check_explain(self, layout, X: torch.Tensor) -> None:
         check_two_rows(X.shape[0], "explain")

@@ -26,6 +26,7 @@ from sklearn.utils.metaestimators import available_if
 
 from skattr._data import row_index, to_numpy
 from skattr.core.forward import evaluate_rows
+from skattr.core.incremental import rows_outputs
 from skattr.core.permutation import permuted_outputs, random_permutations
 
 
@@ -195,7 +196,10 @@ class ModelView(BaseEstimator):
     def run(self, Xt: torch.Tensor, call) -> torch.Tensor:
         """Every output ``[m, k]`` at the model-space rows ``Xt``."""
         batch_size = self.explainer.get_params()["batch_size"]
-        return evaluate_rows(call, Xt, batch_size=batch_size)
+        out = rows_outputs(call, Xt, batch_size)  # as the permuted copies are
+        return (
+            out if out is not None else evaluate_rows(call, Xt, batch_size=batch_size)
+        )
 
     def _response(self, X, key: str) -> np.ndarray:
         answers = getattr(self, "_answers", None)
