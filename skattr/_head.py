@@ -30,6 +30,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from skattr.core import incremental
+
 
 @dataclass(frozen=True, eq=False)
 class AffineHead:
@@ -66,8 +68,17 @@ def find_affine_head(module: nn.Module) -> AffineHead | None:
     """The affine head of ``module``, or ``None`` (use the plain path).
 
     The core checks that the layer takes as many inputs as its rows have.
+    A model whose first ``nn.Linear`` is too narrow for the incremental sums
+    to pay anywhere (:func:`skattr.core.incremental.pays`) is not looked at
+    further: tracing and proving a split costs a few milliseconds per fit.
     """
     if _compiled(module) or _has_hooks(module) or _global_hooks():
+        return None
+    first_linear = next((m for m in module.modules() if isinstance(m, nn.Linear)), None)
+    cheapest = min(incremental.PASSES.values())
+    if first_linear is None or not incremental.pays(
+        first_linear.in_features, first_linear.out_features, cheapest
+    ):
         return None
     if type(module) is nn.Sequential:
         if len(module) == 0:

@@ -61,7 +61,14 @@ def _rest_calls(monkeypatch):
 # ---------------------------------------------------------------- detection
 
 
-def test_heads_are_found_in_sequentials_and_traceable_modules():
+def test_narrow_first_layers_are_not_even_traced():
+    # 30 -> 64 (W1) and 100 -> 256 (W2): the sums cannot pay, no trace at fit
+    assert find_affine_head(nn.Sequential(nn.Linear(30, 64), nn.ReLU())) is None
+    assert find_affine_head(nn.Sequential(nn.Linear(100, 256), nn.ReLU())) is None
+    assert find_affine_head(wide_mlp()) is not None
+
+
+def test_heads_are_found_in_sequentials_and_traceable_modules(always):
     seq = wide_mlp()
     head = find_affine_head(seq)
     assert head.linear is seq[0]
@@ -108,7 +115,7 @@ class _Counting(nn.Module):
         return self.a(x)
 
 
-def test_no_head_where_the_plain_path_is_the_only_safe_one():
+def test_no_head_where_the_plain_path_is_the_only_safe_one(always):
     from torch.nn.utils import parametrize
 
     assert find_affine_head(_TwoPaths()) is None
@@ -136,7 +143,7 @@ def test_no_head_where_the_plain_path_is_the_only_safe_one():
         handle.remove()
 
 
-def test_the_probe_leaves_the_users_model_as_it_was():
+def test_the_probe_leaves_the_users_model_as_it_was(always):
     model = _Counting().train()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     head = find_affine_head(model)  # traced and proved on a copy
