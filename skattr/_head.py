@@ -40,8 +40,9 @@ class AffineHead:
     linear: nn.Linear  #: the first layer (the model's own, shared)
     rest: nn.Module  #: pre-activations ``[m, h]`` -> the model's output
     root: nn.Module  #: the model itself (for its hooks)
-    #: the plain Python attributes of the model's modules when the head was
-    #: found: a trace bakes the branches they decide into the rest
+    #: a fingerprint of the model when the head was found (its modules, their
+    #: tensors and attributes): a trace bakes the branches they decide into
+    #: the rest, and the rest holds the modules of that moment
     state: tuple = ()
 
     @property
@@ -54,13 +55,16 @@ class AffineHead:
 
     def usable(self) -> bool:
         """No hook (on the layer, the model, or torch's global ones) and no
-        parametrization appeared since the head was found, and no plain
-        Python attribute of the model's modules changed (a flag its
-        ``forward`` may branch on)."""
+        parametrization appeared since the head was found, and the model's
+        fingerprint is the same: no module added, removed or replaced, no
+        parameter or buffer replaced, no attribute changed (a flag or a
+        scale its ``forward`` may use, also one level down in an object
+        attribute). Values of tensors may change in place: the rest shares
+        them."""
         return (
             not (_has_hooks(self.linear) or _has_hooks(self.root) or _global_hooks())
             and not _parametrized(self.linear)
-            and _python_state(self.root) == self.state
+            and _fingerprint(self.root) == self.state
         )
 
 
@@ -92,20 +96,63 @@ def find_affine_head(module: nn.Module) -> AffineHead | None:
         first, rest = found
     if not _plain_linear(first):
         return None
-    return AffineHead(first, rest, module, _python_state(module))
+    return AffineHead(first, rest, module, _fingerprint(module))
 
 
-def _python_state(module: nn.Module) -> tuple:
-    """The plain attributes (bool, int, float, str, None) of every submodule
-    but ``training``, as a tuple to compare."""
+#: ``nn.Module``'s own bookkeeping, compared through the modules and tensors
+_INTERNAL = frozenset(
+    {
+        "training",
+        "_parameters",
+        "_buffers",
+        "_modules",
+        "_non_persistent_buffers_set",
+        "_backward_pre_hooks",
+        "_backward_hooks",
+        "_is_full_backward_hook",
+        "_forward_hooks",
+        "_forward_hooks_with_kwargs",
+        "_forward_hooks_always_called",
+        "_forward_pre_hooks",
+        "_forward_pre_hooks_with_kwargs",
+        "_state_dict_hooks",
+        "_state_dict_pre_hooks",
+        "_load_state_dict_pre_hooks",
+        "_load_state_dict_post_hooks",
+    }
+)
+
+
+def _fingerprint(module: nn.Module) -> tuple:
+    """What the model is made of: every module (name, object, type), every
+    parameter and buffer object, and every other attribute (plain values as
+    they are, containers of them too, other objects by identity and their
+    plain attributes one level down)."""
     out = []
     for name, sub in module.named_modules():
+        out.append((name, id(sub), type(sub)))
+        for key, t in list(sub._parameters.items()) + list(sub._buffers.items()):
+            out.append((name, key, id(t)))
         for key, value in vars(sub).items():
-            if key == "training" or key.startswith("_"):
+            if key in _INTERNAL:
                 continue
-            if value is None or isinstance(value, (bool, int, float, str)):
-                out.append((name, key, value))
+            out.append((name, key, _value(value)))
     return tuple(out)
+
+
+def _value(value, depth: int = 0):
+    if value is None or isinstance(value, (bool, int, float, complex, str, bytes)):
+        return value
+    if isinstance(value, (tuple, list, frozenset, set)) and depth < 2:
+        return (type(value), tuple(_value(v, depth + 1) for v in value))
+    if isinstance(value, dict) and depth < 2:
+        return (dict, tuple((k, _value(v, depth + 1)) for k, v in value.items()))
+    if isinstance(value, (torch.Tensor, nn.Module)) or depth > 0:
+        return id(value)
+    fields = getattr(value, "__dict__", None)
+    if isinstance(fields, dict):  # an object: its identity and plain fields
+        return (id(value), tuple((k, _value(v, 1)) for k, v in fields.items()))
+    return id(value)
 
 
 def _plain_linear(layer) -> bool:

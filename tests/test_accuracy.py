@@ -337,3 +337,55 @@ def test_interval_halfwidth_is_the_student_t_quantile():
     assert out[0, 0].item() == pytest.approx(student_t.ppf(0.975, 3))
     assert out[0, 1].item() == 0.0  # an exact value
     assert torch.isnan(out[1]).all()  # no degrees of freedom
+
+
+def test_no_error_bar_where_the_coalitions_cannot_tell_features_apart():
+    # 5 coalitions of 10 features: some features are always together, and
+    # their split is a guess the data cannot check
+    model = Products(g=10)
+    X = torch.randn(
+        4, 10, generator=torch.Generator().manual_seed(0), dtype=torch.float64
+    )
+    attr = KernelShap(
+        n_samples=8, regression="linear", baseline="zeros", random_state=0
+    )
+    attr = attr.fit(model, X).explain(X)
+    assert (
+        attr.attrs["std"].isna().all().all() and attr.attrs["ci95"].isna().all().all()
+    )
+    with pytest.raises(ValueError, match="at least 2"):
+        KernelShap(n_samples=1).fit(model, X)
+
+
+def test_a_single_drawn_pair_of_interactions_has_no_error_bar():
+    from skattr import ShapleyInteractions
+
+    X = torch.randn(
+        3, 7, generator=torch.Generator().manual_seed(0), dtype=torch.float64
+    )
+    attr = ShapleyInteractions(n_samples=4, baseline="zeros", random_state=0)
+    attr = attr.fit(Products(), X).explain(X)
+    assert attr.attrs["std"].isna().all().all()
+    with pytest.raises(ValueError, match="at least 2"):
+        ShapleyInteractions(n_samples=1).fit(Products(), X)
+
+
+def test_separable_designs_and_no_variance_without_them():
+    from skattr.core.regression import separable
+
+    S = torch.tensor([[1, 1, 0], [0, 0, 1], [1, 1, 1]], dtype=torch.bool)
+    assert not separable(S)  # groups 0 and 1 always together
+    assert not separable(
+        torch.tensor([[1, 0, 1], [0, 1, 1]], dtype=torch.bool)
+    )  # 0 = not 1
+    assert separable(torch.tensor([[1, 0, 0], [0, 1, 0], [1, 1, 0]], dtype=torch.bool))
+    design = PairedDesign(10, "leverage", torch.Generator().manual_seed(180))
+    design.grow(15)  # 15 pairs that never split two of the ten groups
+    assert not separable(design.S)
+    v, _ = _walsh_game(10, (1, 2, 3))
+    odd, delta = _odd(v, design)
+    groups = [torch.nonzero(design.sampled).flatten()]
+    fit = odd_regression(
+        design.S, design.weights(), odd, delta, cubic=False, groups=groups
+    )
+    assert fit.df > 0 and torch.isnan(fit.variance).all()

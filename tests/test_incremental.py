@@ -365,3 +365,62 @@ def test_a_skorch_net_in_a_pipeline_uses_its_modules_head(wide, monkeypatch):
     inc, plain = _both(lambda: skattr.FeatureAblation(target=1), pipe, wide)
     _close(inc, plain)
     assert calls  # the head of the skorch net's module_, after the scaler
+
+
+class _ScaledModel(nn.Module):
+    """A traced model with a private scale and a config object its forward reads."""
+
+    class Config:
+        temperature = 1.0
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(3)
+        self.a, self.b = nn.Linear(120, 6), nn.Linear(6, 1)
+        self._scale = 1.0
+        self.cfg = self.Config()
+        self.cfg.temperature = 1.0
+
+    def forward(self, x):
+        return self.b(torch.relu(self.a(x))) * self._scale / self.cfg.temperature
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda m: m.append(nn.Sigmoid()),
+        lambda m: m.__setitem__(2, nn.Linear(6, 2)),
+        lambda m: m.__setitem__(0, nn.Linear(120, 6)),
+    ],
+    ids=["appended", "replaced last", "replaced first"],
+)
+def test_a_model_changed_after_fit_is_run_as_it_is_now(change, wide, monkeypatch):
+    calls = _rest_calls(monkeypatch)
+    model = wide_mlp()
+    ex = skattr.FeatureAblation(target=0).fit(model, wide)
+    change(model)
+    attr = ex.explain(wide)
+    with skattr.config_context(incremental_first_layer=False):
+        plain = ex.explain(wide)
+    pd.testing.assert_frame_equal(attr, plain)
+    assert not calls  # the head of fit's model no longer applies
+
+
+@pytest.mark.parametrize(
+    "change",
+    [lambda m: setattr(m, "_scale", 3.0), lambda m: setattr(m.cfg, "temperature", 5.0)],
+    ids=["private attribute", "config object"],
+)
+def test_a_traced_models_attributes_changed_after_fit(change, wide, monkeypatch):
+    calls = _rest_calls(monkeypatch)
+    model = _ScaledModel()
+    ex = skattr.FeatureAblation(target=0).fit(model, wide)
+    ex.explain(wide)
+    assert calls  # the head applies while nothing changed
+    calls.clear()
+    change(model)
+    attr = ex.explain(wide)
+    with skattr.config_context(incremental_first_layer=False):
+        plain = ex.explain(wide)
+    pd.testing.assert_frame_equal(attr, plain)
+    assert not calls

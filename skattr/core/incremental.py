@@ -16,10 +16,12 @@ are cheaper still:
 - every coalition (exact Shapley values and interactions): a doubling table,
   ``h(S + j) = h(S) + D_j``, ``2^g`` additions of ``h`` values;
 - the states of a permutation (Shapley sampling): cumulative sums of the
-  contributions in the permutation's order, from ``h(b)`` up to a split point
-  and back down from ``h(x)`` after it (the split at the group of largest
-  contribution), so that a group whose contribution is exactly zero adds
-  exactly nothing and both ends are exactly ``h(b)`` and ``h(x)``;
+  contributions in the permutation's order from ``h(b)``; a zero
+  contribution repeats the previous sum exactly, and after the last non-zero
+  step every state is ``h(x)`` itself, so that a group the model ignores
+  adds exactly nothing, also at the end;
+- one group's columns from another row (feature permutation): the row's
+  ``h(x)`` plus the changed columns times their weights;
 - any other table of coalitions: a product of the 0/1 table with the
   contributions.
 
@@ -289,8 +291,8 @@ def rows_outputs(f, X: torch.Tensor, batch_size: int) -> torch.Tensor | None:
 
 def permuted_values(f, X, perms, columns, groups, batch_size, targets):
     """``f`` on the copies of ``X`` with one group's columns shuffled, from
-    pre-activations: row ``i`` of copy ``(j, r)`` is ``h(x_i) - C_j(x_i) +
-    C_j(x_source)``, ``C_j`` group ``j``'s share of ``W x``. The contract of
+    pre-activations: row ``i`` of copy ``(j, r)`` is ``h(x_i) + W[:, cols_j]
+    (x_source - x_i)[cols_j]``. The contract of
     :func:`~skattr.core.permutation.permuted_outputs`; ``None`` where the
     plain path applies."""
     affine = getattr(f, "affine", None)
@@ -301,6 +303,7 @@ def permuted_values(f, X, perms, columns, groups, batch_size, targets):
     g, R = perms.shape[0], perms.shape[1]
     device = X.device
     h_x = _pre(X, W, c)  # [n, h] float64
+    Wd = W.double()
     out = None
     total = g * R * n
     for start in range(0, total, batch_size):
@@ -308,15 +311,15 @@ def permuted_values(f, X, perms, columns, groups, batch_size, targets):
         flat = torch.arange(start, stop, device=device)
         j, r, i = flat // (R * n), (flat // n) % R, flat % n
         source = perms[j, r, i]
-        present = torch.unique(j)
-        # the share of W x of each group in the chunk, at every row: [n, q, h]
-        member = torch.isin(groups, present)
-        cols = torch.nonzero(member).flatten()
-        slot = torch.searchsorted(present, groups[cols])
-        share = X[:, cols].double()[..., None] * W[:, cols].double().T[None]
-        C = share.new_zeros(n, present.numel(), W.shape[0]).index_add_(1, slot, share)
-        k = torch.searchsorted(present, j)
-        H = h_x[i] - C[i, k] + C[source, k]
+        H = h_x[i].clone()
+        # each group of the chunk: its columns' change times their weights
+        # (a product over the group's own columns only, as many rows as the
+        # chunk holds of it)
+        for group in torch.unique(j).tolist():
+            sel = torch.nonzero(j == group).flatten()
+            cols = torch.nonzero(groups == group).flatten()
+            change = (X[source[sel]][:, cols] - X[i[sel]][:, cols]).double()
+            H[sel] += change @ Wd[:, cols].T
         values = f.rest(H.to(X.dtype), i)
         if targets is not None:
             values = values.gather(1, targets[i])

@@ -108,8 +108,8 @@ def kernel_shap(
     regression : {"cubic", "linear"}, default="cubic"
         The regression on the pairs (:func:`~skattr.core.regression.odd_regression`).
     tol : float, optional
-        Grow the design in rounds (the enumerated strata and ``FIRST_ROUND``
-        drawn pairs, then doubling) and stop a row once the standard error of
+        Grow the design in rounds (as many pairs as strata plus
+        ``FIRST_ROUND``, then doubling) and stop a row once the standard error of
         every one of its groups, at every target, is at most ``tol``, or at
         ``n_samples``.
 
@@ -204,8 +204,8 @@ def kernel_shap(
 
 
 def _rounds(design: PairedDesign, cap: int) -> list[int]:
-    """Pairs in all after each round of ``tol``: the strata the first round's
-    allocation completes plus ``FIRST_ROUND`` drawn pairs, then doubling."""
+    """Pairs in all after each round of ``tol``: as many as there are strata
+    plus ``FIRST_ROUND``, then doubling, up to ``cap``."""
     units = design.strata.units()
     first = min(cap, len(units) + FIRST_ROUND)
     out = [first]
@@ -234,11 +234,11 @@ def fit_pairs(
         fpc=fpc,
     )
     values = fit.values.reshape(n, t, g).permute(0, 2, 1)
-    if fit.variance is None:
-        std = torch.zeros_like(values)
+    if fit.variance is None:  # nothing drawn: exact, or no error bar at all
+        std = torch.zeros_like(values) if design.exact else values * torch.nan
     else:
-        std = fit.variance.clamp_min(0).sqrt().reshape(n, t, g).permute(0, 2, 1)
-        if fit.df < 1:  # drawn pairs but no spread to measure
+        std = fit.variance.clamp(min=0).sqrt().reshape(n, t, g).permute(0, 2, 1)
+        if fit.df < 1:  # drawn pairs but no spread to measure: no error bar
             std = torch.full_like(values, torch.nan)
     residual = fit.residual.reshape(n, t, m).permute(0, 2, 1)
     loo = fit.loo.reshape(n, t, m).permute(0, 2, 1)
@@ -249,7 +249,8 @@ def variance_groups(design: PairedDesign):
     """The drawn pairs in groups for the jackknife: each incomplete stratum,
     merged with the next ones until a group holds two pairs or more."""
     complete = design.complete
-    groups, fpc = [], []
+    all_units = design.strata.units()
+    groups, sizes = [], []  # members, and (drawn, units) of each group
     members: list[torch.Tensor] = []
     drawn = units = 0
     for h, done in enumerate(complete):
@@ -257,15 +258,18 @@ def variance_groups(design: PairedDesign):
             continue
         members.append(torch.nonzero(design.stratum == h).flatten())
         drawn += design.counts[h]
-        units += design.strata.units()[h]
+        units += all_units[h]
         if drawn >= 2:
             groups.append(torch.cat(members))
-            fpc.append(1.0 - drawn / units)
+            sizes.append((drawn, units))
             members, drawn, units = [], 0, 0
     if members:  # a last stratum with a single pair joins the group before it
         if groups:
             groups[-1] = torch.cat([groups[-1], *members])
+            d, u = sizes[-1]
+            sizes[-1] = (d + drawn, u + units)
         else:
             groups.append(torch.cat(members))
-            fpc.append(1.0)
+            sizes.append((drawn, units))
+    fpc = [1.0 - d / u for d, u in sizes]
     return groups, fpc

@@ -267,14 +267,39 @@ def odd_regression(
         rows = torch.nonzero(chosen == index).flatten()
         H = _influence(r, Sinv, V, VD, Ct, sq, phi_S, phi_1)  # [g, m]
         H = torch.cat([H, H.new_zeros(g, 1)], 1)
-        loo = alpha[:, rows] / diag[:, None]  # [m, rows]
+        pivotal = diag <= 1e-9 * diag.abs().max()
+        loo = alpha[:, rows] / torch.where(pivotal, 1.0, diag)[:, None]  # [m, rows]
         loo = torch.cat([loo, loo.new_zeros(1, loo.shape[1])])
         squares = (loo**2 * s_pair[:, None]).T @ (H**2).T  # [rows, g]
         sums = torch.bmm(loo[pad].transpose(1, 2), H.T[pad])  # [G, rows, g]
         within = (scale / sizes.clamp_min(1))[:, None, None] * sums**2
         variance[rows] = squares - within.sum(0)
+        if bool(pivotal[s_pair[:-1] > 0].any()):
+            # a drawn pair the fit cannot do without: deleting it leaves the
+            # estimate undetermined, so the spread says nothing
+            variance[rows] = torch.nan
+    # degrees of freedom: the drawn pairs beyond their groups' means, and no
+    # more than the pairs beyond the g - 1 free coefficients of the fit
     df = sum(max(int(mem.numel()) - 1, 0) for mem in groups)
+    df = min(df, m - (g - 1))
+    if not separable(S):  # two groups the coalitions never tell apart
+        variance[:] = torch.nan
     return OddFit(values, variance, df, penalty, residual, loo_fit)
+
+
+def separable(S: torch.Tensor) -> bool:
+    """Whether every two groups are told apart by some pair of the design.
+
+    Two groups ``i, j`` that are together (or exactly opposite) in every
+    coalition of the design have sign columns equal up to sign: the pairs'
+    odd values cannot say how their total splits between them, so no
+    estimate of either is determined by the data.
+    """
+    P = S.to(torch.float64) * 2 - 1  # [m, g]
+    if P.shape[0] == 0:
+        return P.shape[1] <= 1
+    canonical = P * P[:1]  # flip each column so that its first sign is +1
+    return torch.unique(canonical.T, dim=0).shape[0] == P.shape[1]
 
 
 @dataclass

@@ -171,6 +171,11 @@ class ShapleyInteractions(BaseExplainer):
     def _check_params(self):
         check_option("index", self.index, INDICES)
         check_int("n_samples", self.n_samples, allow_none=True)
+        if self.n_samples is not None and self.n_samples < 2:
+            raise ValueError(
+                "n_samples counts coalitions, which come in pairs (a coalition "
+                f"and its complement): it must be at least 2; got {self.n_samples}."
+            )
         check_int("max_groups", self.max_groups)
 
     _extras = {

@@ -95,8 +95,8 @@ class KernelShap(BaseExplainer):
         down to an even number; with ``tol`` set, the most a row may use.
         ``None``: ``2 * g + 2048`` for ``g`` feature groups.
     tol : float, default=None
-        Sample to a precision: grow the coalitions in rounds (the sizes the
-        first round completes and 8 drawn pairs, then doubling) and stop a
+        Sample to a precision: grow the coalitions in rounds (first as many
+        pairs as there are coalition sizes plus 8, then doubling) and stop a
         row once the standard error of every one of its attributions is at
         most ``tol``, in units of the explained output (and at least 8 pairs
         were drawn), or at ``n_samples``. ``None`` uses ``n_samples``.
@@ -200,6 +200,11 @@ class KernelShap(BaseExplainer):
 
     def _check_params(self):
         check_int("n_samples", self.n_samples, allow_none=True)
+        if self.n_samples is not None and self.n_samples < 2:
+            raise ValueError(
+                "n_samples counts coalitions, which come in pairs (a coalition "
+                f"and its complement): it must be at least 2; got {self.n_samples}."
+            )
         check_number("tol", self.tol, strict=True, allow_none=True)
         check_option("sampling", self.sampling, ALLOCATIONS)
         check_option("regression", self.regression, REGRESSIONS)
