@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -360,23 +361,72 @@ class ModelAdapter:
         With ``freeze_parameters=True`` the parameters' ``requires_grad`` is
         switched off meanwhile, so that a backward pass computes input
         gradients only. Both are restored in a ``finally``, so the model is as
-        before even when it raises.
+        before even when it raises. Calls on the same module from several
+        threads nest (:class:`_ModelState`): the first to enter saves the
+        model's state, the last to leave restores it, so that concurrent
+        explanations (Dask's threaded scheduler) leave the model as it was.
         """
-        training = [m for m in self.module.modules() if m.training]
-        frozen = []
-        if freeze_parameters:
-            frozen = [p for p in self.module.parameters() if p.requires_grad]
+        state = _ModelState.enter(self.module, freeze_parameters)
         try:
-            if training:  # eval() only when needed: it visits every submodule
-                self.module.eval()
-            for p in frozen:
-                p.requires_grad_(False)
             yield
         finally:
-            for m in training:
-                m.training = True
-            for p in frozen:
-                p.requires_grad_(True)
+            state.leave(freeze_parameters)
+
+
+class _ModelState:
+    """Who is running a module now, and what its modes and flags were before.
+
+    One per module in use, in a registry guarded by a lock: ``enter`` counts
+    the callers (saving the modules in training mode and switching to eval at
+    the first), and the callers that freeze the parameters (saving and
+    clearing the flags at the first); ``leave`` restores each at the last.
+    Nothing is stored on the explainer or the model, so both still pickle.
+    """
+
+    _lock = threading.Lock()
+    _active: dict[int, _ModelState] = {}
+
+    def __init__(self, module: nn.Module):
+        self.module = module
+        self.callers = 0
+        self.training: list[nn.Module] = []
+        self.freezers = 0
+        self.frozen: list[torch.Tensor] = []
+
+    @classmethod
+    def enter(cls, module: nn.Module, freeze: bool) -> _ModelState:
+        with cls._lock:
+            state = cls._active.get(id(module))
+            if state is None or state.module is not module:
+                state = cls._active[id(module)] = cls(module)
+            if state.callers == 0:
+                state.training = [m for m in module.modules() if m.training]
+                if state.training:  # eval() only when needed: it visits every submodule
+                    module.eval()
+            state.callers += 1
+            if freeze:
+                if state.freezers == 0:
+                    state.frozen = [p for p in module.parameters() if p.requires_grad]
+                    for p in state.frozen:
+                        p.requires_grad_(False)
+                state.freezers += 1
+            return state
+
+    def leave(self, freeze: bool) -> None:
+        with self._lock:
+            if freeze:
+                self.freezers -= 1
+                if self.freezers == 0:
+                    for p in self.frozen:
+                        p.requires_grad_(True)
+                    self.frozen = []
+            self.callers -= 1
+            if self.callers == 0:
+                for m in self.training:
+                    m.training = True
+                self.training = []
+                if self._active.get(id(self.module)) is self:
+                    del self._active[id(self.module)]
 
 
 class ModelCall:

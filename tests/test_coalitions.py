@@ -185,7 +185,14 @@ def test_imports_go_down_only():
             m
             for m in _imports(path)
             if m.split(".")[0]
-            not in ("torch", "math", "collections", "dataclasses", "itertools")
+            not in (
+                "torch",
+                "math",
+                "collections",
+                "dataclasses",
+                "itertools",
+                "threading",
+            )
             and m not in ("__future__", "typing", "contextlib")
             and not m.startswith("skattr.core")
         }

@@ -18,6 +18,7 @@ results do not depend on ``batch_size``.
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
@@ -66,11 +67,17 @@ def capture_layer(layer: nn.Module, *, to_input: bool = False) -> Iterator[_Capt
     The captured tensor is the one the layer produced (or received); the rest
     of the model gets a clone, so that in-place operations downstream do not
     change it and gradients with respect to it reach everything downstream.
-    The hook is removed on exit, also when the model raises.
+    Only the forward calls of the thread that entered the context are
+    captured: other threads may run the same model meanwhile (Dask's threaded
+    scheduler), and their calls pass through untouched. The hook is removed
+    on exit, also when the model raises.
     """
     box = _Capture()
+    owner = threading.get_ident()
 
-    def keep(t: object) -> torch.Tensor:
+    def keep(t: object) -> torch.Tensor | None:
+        if threading.get_ident() != owner:  # another thread's forward
+            return None
         if not isinstance(t, torch.Tensor):
             raise TypeError(
                 f"The layer's {'input' if to_input else 'output'} must be one tensor "
@@ -82,6 +89,8 @@ def capture_layer(layer: nn.Module, *, to_input: bool = False) -> Iterator[_Capt
     if to_input:
 
         def pre_hook(module, args):
+            if threading.get_ident() != owner:
+                return None
             if not args:
                 raise TypeError("The layer was called without a positional input.")
             return (keep(args[0]), *args[1:])
