@@ -62,6 +62,27 @@ def check_option(name: str, value: object, options: Sequence[str]) -> None:
 # ---------------------------------------------------------------------- X
 
 
+def is_dask(obj) -> bool:
+    """Whether ``obj`` is a Dask collection (DataFrame, Series, Array...).
+
+    Told from the object's type, without importing Dask: a Dask collection
+    has a task graph (``__dask_graph__``) and comes from a ``dask`` module.
+    """
+    module = type(obj).__module__ or ""
+    return module.split(".")[0] == "dask" and hasattr(obj, "__dask_graph__")
+
+
+def dask_free(**arrays) -> None:
+    """Refuse a Dask collection where the call's ``X`` is in memory."""
+    for name, value in arrays.items():
+        if value is not None and is_dask(value):
+            raise TypeError(
+                f"{name} is a Dask collection, but X is not: give X as a Dask "
+                f"DataFrame too (with {name} from the same frame), or compute "
+                f"{name} first."
+            )
+
+
 def check_input(estimator, X, *, reset: bool, numeric: bool = True, name: str = "X"):
     """Check the shape, emptiness and column names of ``X``; return it 2-D.
 
@@ -78,6 +99,12 @@ def check_input(estimator, X, *, reset: bool, numeric: bool = True, name: str = 
     if X is None:
         raise ValueError(
             f"{name} is None; expected an array-like of shape (n_rows, n_features)."
+        )
+    if is_dask(X):
+        raise TypeError(
+            f"{name} is a Dask collection; fit and baselines take in-memory rows: "
+            f"give a sample, e.g. {name}.sample(frac=0.01).compute(). (explain "
+            "and importance take Dask DataFrames as they are.)"
         )
     if isinstance(X, pd.Series):
         raise ValueError(

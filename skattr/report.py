@@ -219,6 +219,7 @@ def _write_tables(report: AuditReport) -> None:
     report.importance.to_csv(report.path / "importance.csv")
     for name, attr in report.attributions.items():
         flat = attr.copy()
+        flat.attrs = {}  # per-row extras are not columns of the table
         if isinstance(flat.columns, pd.MultiIndex):
             flat.columns = [f"{o}|{f}" for o, f in flat.columns]
         flat.to_csv(report.path / f"attributions_{name}.csv")

@@ -30,6 +30,8 @@ from skattr._data import (
     check_option,
     check_y,
     column_names,
+    dask_free,
+    is_dask,
     resolve_baseline,
     row_index,
     to_numpy,
@@ -249,6 +251,9 @@ class BaseExplainer(BaseEstimator):
     _auto_baseline: str | None = "mean"
     #: whether the method draws random numbers (a generator per call)
     _random = False
+    #: whether the result has one row per explained row (a Dask DataFrame
+    #: can hold it); ``False``: rows per (row, feature)
+    _flat_rows = True
     #: whether the method's coalitions may update the model's first layer
     #: incrementally (``skattr.core.incremental``): ``fit`` then looks for
     #: the model's affine head
@@ -548,6 +553,11 @@ class BaseExplainer(BaseEstimator):
             same draws; per-row extras are then DataFrames with a column per
             output, per-cell extras take the two-level columns.
         """
+        if is_dask(X):
+            from skattr import dask
+
+            return dask.explain(self, X, y)
+        dask_free(y=y)
         return self._explain(X, y)
 
     def _explain(self, X, y, generator: torch.Generator | None = None):
@@ -616,24 +626,32 @@ class BaseExplainer(BaseEstimator):
             deviation over rows, and one column per output holds that
             output's mean ``|attribution|``.
         """
+        if is_dask(X):
+            from skattr import dask
+
+            return dask.importance(self, X, y)
         return rank_attributions(self.explain(X, y))
 
     # ------------------------------------------------------------ helpers
-    def _generator(self) -> torch.Generator:
+    def _generator(self, seed: int | None = None) -> torch.Generator:
         """A generator on ``device_``, seeded from ``random_state``, fresh per call.
 
         Random draws happen where the model runs, so that a GPU does not wait
         for the CPU's random numbers; the same seed on the same device gives
-        the same draws (a CPU and a GPU draw different numbers).
+        the same draws (a CPU and a GPU draw different numbers). ``seed``
+        replaces the one :meth:`_seed` draws (a Dask partition's own).
         """
+        seed = self._seed() if seed is None else seed
+        return torch.Generator(device=self.device_).manual_seed(seed)
+
+    def _seed(self) -> int:
+        """The torch seed of one call, from ``random_state`` as scikit-learn reads it."""
         rs = self.random_state
         if isinstance(rs, np.random.Generator):
-            seed = int(rs.integers(0, 2**63 - 1))
-        elif isinstance(rs, numbers.Integral) and not isinstance(rs, bool):
-            seed = _seed_of(int(rs))
-        else:
-            seed = _draw_seed(rs)
-        return torch.Generator(device=self.device_).manual_seed(seed)
+            return int(rs.integers(0, 2**63 - 1))
+        if isinstance(rs, numbers.Integral) and not isinstance(rs, bool):
+            return _seed_of(int(rs))
+        return _draw_seed(rs)
 
     def _targets(self, y, layout: Layout, target, n: int):
         """The output columns explained per row: ``[n, t]`` long, or a picker.
@@ -711,12 +729,7 @@ class BaseExplainer(BaseEstimator):
             )
         values = self._to_result(values, layout).double()
         every = values.dim() == 3 and settings.target == "all"
-        columns = layout.result_columns
-        if every:
-            outputs = self._output_labels(layout)
-            columns = pd.MultiIndex.from_product(
-                [outputs, layout.result_columns], names=["output", "feature"]
-            )
+        columns = self._frame_columns(layout, every)
         frame = pd.DataFrame(
             _flat(values, every), index=index, columns=columns, copy=False
         )
@@ -725,6 +738,15 @@ class BaseExplainer(BaseEstimator):
                 kind, key, extras[key], frame, layout, every
             )
         return frame
+
+    def _frame_columns(self, layout: Layout, every: bool) -> pd.Index:
+        """The result's columns: the result columns, or (output, feature) for "all"."""
+        if not every:
+            return layout.result_columns
+        return pd.MultiIndex.from_product(
+            [self._output_labels(layout), layout.result_columns],
+            names=["output", "feature"],
+        )
 
     def _output_labels(self, layout: Layout) -> list:
         """Level 0 of ``target="all"``'s columns: class labels, else 0..k-1."""

@@ -178,6 +178,7 @@ class ShapleyInteractions(BaseExplainer):
             )
         check_int("max_groups", self.max_groups)
 
+    _flat_rows = False  # rows per (row, feature)
     _extras = {
         "base_values": "row",
         "prediction": "row",

@@ -5,7 +5,15 @@ from __future__ import annotations
 import pandas as pd
 import torch
 
-from skattr._data import check_input, check_int, check_sample_weight, check_y, to_numpy
+from skattr._data import (
+    check_input,
+    check_int,
+    check_sample_weight,
+    check_y,
+    dask_free,
+    is_dask,
+    to_numpy,
+)
 from skattr.core.permutation import feature_permutation
 from skattr.explainers._base import (
     BaseExplainer,
@@ -275,18 +283,15 @@ class FeaturePermutation(BaseExplainer):
         One generator per call, seeded from ``random_state``, draws first the
         ``max_samples`` rows, then the permutations.
         """
+        if is_dask(X):
+            return self._dask_importance(X, y, sample_weight, max_samples)
+        dask_free(y=y, sample_weight=sample_weight)
         self._check_fitted()
         settings = self._settings()
         X = check_input(self, X, reset=False, numeric=self._adapter.numeric_only)
         n = X.shape[0]
         y = check_y(y, n)
-        if isinstance(self.scoring, str) and y is None:
-            raise ValueError(
-                f"FeaturePermutation(scoring={self.scoring!r}).importance scores the "
-                "model's predictions against the true targets: call "
-                "importance(X, y). Without y, use scoring=None (the mean absolute "
-                "attribution) or a callable scorer that needs no y."
-            )
+        self._check_scoring_y(y)
         weights = check_sample_weight(sample_weight, n)
         generator = self._generator()
         rows = subsample(n, max_samples, generator)
@@ -301,3 +306,26 @@ class FeaturePermutation(BaseExplainer):
         table = rank_attributions(attr, weights)
         table.attrs["n_rows"] = len(attr)
         return table
+
+    def _check_scoring_y(self, y) -> None:
+        """A scorer given by name compares with the true targets: refuse no ``y``."""
+        if isinstance(self.scoring, str) and y is None:
+            raise ValueError(
+                f"FeaturePermutation(scoring={self.scoring!r}).importance scores the "
+                "model's predictions against the true targets: call "
+                "importance(X, y). Without y, use scoring=None (the mean absolute "
+                "attribution) or a callable scorer that needs no y."
+            )
+
+    def _dask_importance(self, X, y, sample_weight, max_samples) -> pd.DataFrame:
+        """``importance`` of a Dask DataFrame (see :mod:`skattr.dask`)."""
+        from skattr import dask
+
+        if max_samples is not None:
+            raise ValueError(
+                "max_samples subsamples rows in memory; on a Dask DataFrame, "
+                "sample the frame itself: importance(ddf.sample(frac=0.1), ...)."
+            )
+        if self.scoring is not None:
+            return dask.scored_importance(self, X, y, sample_weight)
+        return dask.importance(self, X, y, sample_weight)

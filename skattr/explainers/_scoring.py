@@ -78,7 +78,13 @@ def scored_importance(
     base_score, scores = scores[0], scores[1:].reshape(g, R)
     drops = torch.as_tensor(base_score - scores).T  # [R, g']
     full = to_numpy(layout.to_result(drops).T)  # [g, R]; a dropped column: 0
-    names = list(layout.group_names)
+    return drops_table(full, list(layout.group_names), float(base_score), m)
+
+
+def drops_table(full: np.ndarray, names: list, base_score: float, m) -> pd.DataFrame:
+    """The scored importance table of the drops ``full`` ``[g, R]`` per
+    feature and repeat, ``base_score`` the unpermuted score, ``m`` the rows."""
+    R = full.shape[1]
     table = pd.DataFrame(
         {"importance": full.mean(1), "std": full.std(1)},
         index=pd.Index(names, name="feature"),
@@ -89,7 +95,7 @@ def scored_importance(
     repeats.columns.name = "repeat"
     table.attrs["importances"] = repeats.loc[table.index]
     table.attrs["baseline_score"] = float(base_score)
-    table.attrs["n_rows"] = m
+    table.attrs["n_rows"] = int(m)
     return table
 
 
