@@ -44,6 +44,7 @@ bench: $(VENV)/.installed-bench
 	$(PY) benchmarks/run.py
 	$(PY) benchmarks/quality.py
 	$(PY) benchmarks/interactions.py
+	$(PY) benchmarks/throughput.py
 
 $(VENV)/.installed-docs: $(PY) pyproject.toml
 	$(PIP) install -q "$(TORCH)"

@@ -46,6 +46,9 @@ except ImportError as exc:  # pragma: no cover - the test extra installs it
     ) from exc
 
 from skattr._data import check_input, check_sample_weight, check_y
+from skattr.explainers._base import _rank
+from skattr.explainers._scoring import drops_table
+from skattr.explainers._scoring import scored_importance as _scored_in_memory
 
 __all__ = ["explain_with_extras"]
 
@@ -174,8 +177,6 @@ def scored_importance(explainer, X, y=None, sample_weight=None) -> pd.DataFrame:
         raise ValueError(
             "X is empty: every partition of the Dask DataFrame has 0 rows."
         )
-    from skattr.explainers._scoring import drops_table
-
     g = len(job.names)
     full = row[3:].reshape(g, -1)
     return drops_table(full, job.names, float(row[2]), int(round(row[1])))
@@ -480,8 +481,6 @@ def _combine_means(frame: pd.DataFrame) -> pd.DataFrame:
 
 def _moments_table(row: np.ndarray, job: _Job, weighted: bool) -> pd.DataFrame:
     """The importance table from the moments of the whole frame."""
-    from skattr.explainers._base import _rank
-
     g = job.n_result
     W, n = row[0], int(round(row[1]))
     if n == 0:
@@ -507,8 +506,6 @@ def _moments_table(row: np.ndarray, job: _Job, weighted: bool) -> pd.DataFrame:
 
 def _scores(explainer, part, y, weights, job: _Job, number: int) -> pd.DataFrame:
     """One row: weight, rows, the unpermuted score and the drops ``[g, R]``."""
-    from skattr.explainers._scoring import scored_importance as in_memory
-
     settings = explainer._settings()
     X = check_input(
         explainer, part, reset=False, numeric=explainer._adapter.numeric_only
@@ -517,7 +514,7 @@ def _scores(explainer, part, y, weights, job: _Job, number: int) -> pd.DataFrame
     y = check_y(y, n)
     w = check_sample_weight(weights, n)
     generator = explainer._generator(partition_seed(job.seed, number))
-    table = in_memory(explainer, X, settings, y, w, None, generator)
+    table = _scored_in_memory(explainer, X, settings, y, w, None, generator)
     drops = table.attrs["importances"].loc[job.names].to_numpy()
     W = n if w is None else w.sum()
     row = np.concatenate([[W, n, table.attrs["baseline_score"]], drops.ravel()])

@@ -552,6 +552,12 @@ class BaseExplainer(BaseEstimator):
             ``attributions[label]`` is what ``target=label`` gives, with the
             same draws; per-row extras are then DataFrames with a column per
             output, per-cell extras take the two-level columns.
+
+            Given a ``dask.dataframe.DataFrame`` (and ``y`` as a Dask Series
+            from the same frame), a lazy Dask DataFrame: each partition
+            explained by this call, column names as strings, a random
+            stream per partition from ``random_state``, no ``attrs``
+            (:func:`skattr.dask.explain_with_extras` gives them).
         """
         if is_dask(X):
             from skattr import dask
@@ -624,7 +630,9 @@ class BaseExplainer(BaseEstimator):
             ``target="all"``: ``importance`` is the mean over rows of each
             row's mean ``|attribution|`` over the outputs, ``std`` its standard
             deviation over rows, and one column per output holds that
-            output's mean ``|attribution|``.
+            output's mean ``|attribution|``. Given a Dask DataFrame, the
+            same table, reduced over the partitions, with ``"n_rows"`` in
+            ``attrs``.
         """
         if is_dask(X):
             from skattr import dask

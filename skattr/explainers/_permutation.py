@@ -282,6 +282,13 @@ class FeaturePermutation(BaseExplainer):
         -----
         One generator per call, seeded from ``random_state``, draws first the
         ``max_samples`` rows, then the permutations.
+
+        On a Dask DataFrame (``y`` and ``sample_weight`` then Dask Series
+        from the same frame, ``max_samples`` refused) each feature is
+        permuted within each partition, which moves no row between
+        workers, and the partitions' drops are averaged weighted by their
+        rows: for a metric that is a mean over rows, the whole frame's
+        drop (see :func:`skattr.dask.scored_importance`).
         """
         if is_dask(X):
             return self._dask_importance(X, y, sample_weight, max_samples)
