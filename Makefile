@@ -45,6 +45,8 @@ bench: $(VENV)/.installed-bench
 	$(PY) benchmarks/quality.py
 	$(PY) benchmarks/interactions.py
 	$(PY) benchmarks/throughput.py
+	$(PY) benchmarks/memory.py
+	SKATTR_FUZZ_EXAMPLES=1000 $(PY) -m pytest -q -p no:xdist tests/test_fuzz.py
 
 $(VENV)/.installed-docs: $(PY) pyproject.toml
 	$(PIP) install -q "$(TORCH)"

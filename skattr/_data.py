@@ -183,6 +183,7 @@ def check_numeric(X, name: str = "X") -> None:
             str(c)
             for c, dt in zip(X.columns, dtypes)
             if not (pd.api.types.is_numeric_dtype(dt) or pd.api.types.is_bool_dtype(dt))
+            or pd.api.types.is_complex_dtype(dt)
         ]
         if bad:
             shown = ", ".join(repr(c) for c in bad[:10])
@@ -194,6 +195,12 @@ def check_numeric(X, name: str = "X") -> None:
                 "or explain a scikit-learn Pipeline that does (e.g. a "
                 "ColumnTransformer with a OneHotEncoder before the skorch net)."
             )
+    elif _complex(X):
+        raise TypeError(
+            f"{name} holds complex numbers (dtype {X.dtype}); attributions need "
+            "real-valued features: pass X.real, or split the real and imaginary "
+            "parts into columns."
+        )
     elif isinstance(X, np.ndarray) and X.dtype.kind not in "biuf":
         try:
             X.astype(np.float64)
@@ -203,6 +210,13 @@ def check_numeric(X, name: str = "X") -> None:
                 "first, or explain a scikit-learn Pipeline that does (e.g. a "
                 "ColumnTransformer with a OneHotEncoder before the skorch net)."
             ) from None
+
+
+def _complex(X) -> bool:
+    """Whether an array or tensor holds complex numbers."""
+    if isinstance(X, torch.Tensor):
+        return X.is_complex()
+    return isinstance(X, np.ndarray) and X.dtype.kind == "c"
 
 
 def _as_array(X, name: str) -> np.ndarray:

@@ -47,6 +47,7 @@ from skattr._data import (
 )
 from skattr._head import AffineHead, find_affine_head
 from skattr._pipeline import trace_inputs
+from skattr.exceptions import NotFittedError
 
 
 def _identity(y: torch.Tensor) -> torch.Tensor:
@@ -80,6 +81,7 @@ def _is_skorch_regressor(net) -> bool:
 
 def split_pipeline(pipeline):
     """Split a fitted Pipeline into its preprocessing and its final net."""
+    from sklearn.exceptions import NotFittedError as SklearnNotFittedError
     from sklearn.utils.validation import check_is_fitted
 
     net = pipeline.steps[-1][1]
@@ -92,10 +94,13 @@ def split_pipeline(pipeline):
     if preprocess is not None:
         for name, step in preprocess.steps:
             if step is not None and step != "passthrough":
-                check_is_fitted(
-                    step,
-                    msg=f"The Pipeline step {name!r} is not fitted; fit the Pipeline first.",
-                )
+                try:
+                    check_is_fitted(step)
+                except SklearnNotFittedError:
+                    raise NotFittedError(
+                        f"The Pipeline step {name!r} is not fitted; fit the "
+                        "Pipeline first."
+                    ) from None
     return preprocess, net
 
 
@@ -211,7 +216,7 @@ class ModelAdapter:
             kind = "module"
         elif callable(net) and preprocess is None:
             module = _Function(net)  # the modes and hooks of a module, no layers
-            own_device = torch.device("cpu") if device is None else torch.device(device)
+            own_device = torch.device("cpu") if device is None else _device(device)
             proba = _sigmoid_or_softmax
             nonlinearity = _identity if output == "raw" else proba
             classes = None
@@ -223,7 +228,7 @@ class ModelAdapter:
                 "callable on float tensors; got "
                 f"{type(model).__module__}.{type(model).__name__}."
             )
-        target_device = own_device if device is None else torch.device(device)
+        target_device = own_device if device is None else _device(device)
         user_module = module
         if target_device != own_device and kind != "callable":
             module = copy.deepcopy(module).to(target_device)
@@ -338,11 +343,11 @@ class ModelAdapter:
             except IndexError as exc:
                 self.inputs.explain_index_error(Z, exc)
                 raise
-        return _checked_output(out, Z.shape)
+        return _checked_output(out, Z)
 
     def forward_from_head(self, H: torch.Tensor) -> torch.Tensor:
         """Model output ``[m, k]`` from the first layer's pre-activations ``[m, h]``."""
-        out = self.nonlinearity(_checked_output(self.head.rest(H), H.shape))
+        out = self.nonlinearity(_checked_output(self.head.rest(H), H))
         if out.dim() == 1:  # pragma: no cover - defensive, custom nonlinearity
             out = out[:, None]
         return out
@@ -506,6 +511,10 @@ class ModelCall:
         out = self._adapter.forward_from_head(H)
         self._watch((out.detach() * 0).sum(1), rows)
         return out
+
+    def window(self, start: int) -> _RowWindow:
+        """This call seen by a chunk of the explained rows that begins at ``start``."""
+        return _RowWindow(self, start)
 
     def _watch(self, zeros: torch.Tensor, rows: torch.Tensor | None) -> None:
         """Fold ``0 * output`` per input into its row's slot; count the rows."""
@@ -724,6 +733,33 @@ class ModelInputs:
         return t
 
 
+class _RowWindow:
+    """A :class:`ModelCall` for the explained rows ``start, start + 1, ...``.
+
+    The core numbers a chunk's rows from 0; the window shifts them to the
+    call's rows, so that a non-finite output is put on the right row of
+    ``X``, and hands everything else (``affine``, ``check``...) to the call.
+    """
+
+    def __init__(self, call: ModelCall, start: int):
+        self._call = call
+        self._start = start
+
+    def _shift(self, rows):
+        if rows is None or self._start == 0:
+            return rows
+        return torch.where(rows >= 0, rows + self._start, rows)
+
+    def __call__(self, Z: torch.Tensor, rows: torch.Tensor | None = None):
+        return self._call(Z, self._shift(rows))
+
+    def rest(self, H: torch.Tensor, rows: torch.Tensor | None = None):
+        return self._call.rest(H, self._shift(rows))
+
+    def __getattr__(self, name):
+        return getattr(self._call, name)
+
+
 class _Function(nn.Module):
     """A plain callable ``f(x) -> [n, k]`` or ``[n]`` (Captum's ``forward_func``)
     as a module without parameters, so that it runs like any other model.
@@ -744,12 +780,19 @@ def _detached(t):
     return None if t is None else t.detach()
 
 
-def _checked_output(out, shape) -> torch.Tensor:
+def _checked_output(out, inputs: torch.Tensor) -> torch.Tensor:
     """The model's output as ``[m, k]``, or an error that says what it was."""
+    shape = inputs.shape
     if not isinstance(out, torch.Tensor):
         raise TypeError(
             "The model must return one tensor of shape (n_rows,) or (n_rows, "
             f"n_outputs); it returned a {type(out).__name__}."
+        )
+    if out.device != inputs.device:
+        raise ValueError(
+            f"The model returned its outputs on device {out.device}, but its "
+            f"inputs are on {inputs.device}: return the outputs on the inputs' "
+            "device (or pass device= to run the model elsewhere)."
         )
     if out.dim() == 1:
         out = out[:, None]
@@ -760,6 +803,17 @@ def _checked_output(out, shape) -> torch.Tensor:
             f"{tuple(out.shape)}."
         )
     return out
+
+
+def _device(device) -> torch.device:
+    """The ``device`` parameter as a torch device, or an error naming it."""
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(
+            f"device={device!r} is not a torch device; use None (the model's "
+            "device), 'cpu', 'cuda', 'cuda:1' or a torch.device."
+        ) from None
 
 
 def _module_device(module: nn.Module) -> torch.device:

@@ -46,7 +46,7 @@ except ImportError as exc:  # pragma: no cover - the test extra installs it
     ) from exc
 
 from skattr._data import check_input, check_sample_weight, check_y
-from skattr.explainers._base import _rank
+from skattr.explainers._base import _rank, derived_seed
 from skattr.explainers._scoring import drops_table
 from skattr.explainers._scoring import scored_importance as _scored_in_memory
 
@@ -311,7 +311,7 @@ def _run(part, y, weights, explainer, job: _Job, partition_info=None):
             return _scores(explainer, part, y, weights, job, number)
         generator = None
         if job.seed is not None:
-            generator = explainer._generator(partition_seed(job.seed, number))
+            generator = explainer._generator(derived_seed(job.seed, number))
         frame = explainer._explain(part, y, generator)
         if job.what == "moments":
             w = check_sample_weight(weights, len(part))
@@ -327,17 +327,6 @@ def _run(part, y, weights, explainer, job: _Job, partition_info=None):
     if job.what == "attributions":
         return values
     return _combined(values, _extras_frame(frame, job))
-
-
-def partition_seed(seed: int, number: int) -> int:
-    """The torch seed of partition ``number`` of a call seeded ``seed``.
-
-    A ``SeedSequence`` of the two numbers: streams of different partitions
-    are independent, and partition ``i`` draws the same numbers whichever
-    worker runs it.
-    """
-    state = np.random.SeedSequence([seed, number]).generate_state(1, dtype=np.uint64)
-    return int(state[0] >> np.uint64(1))
 
 
 def _in_partition(exc: Exception, number: int, part) -> Exception:
@@ -513,7 +502,7 @@ def _scores(explainer, part, y, weights, job: _Job, number: int) -> pd.DataFrame
     n = X.shape[0]
     y = check_y(y, n)
     w = check_sample_weight(weights, n)
-    generator = explainer._generator(partition_seed(job.seed, number))
+    generator = explainer._generator(derived_seed(job.seed, number))
     table = _scored_in_memory(explainer, X, settings, y, w, None, generator)
     drops = table.attrs["importances"].loc[job.names].to_numpy()
     W = n if w is None else w.sum()

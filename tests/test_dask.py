@@ -134,7 +134,7 @@ def test_partitions_draw_their_own_streams():
 
 def test_sampling_equals_in_memory_partition_by_partition():
     """Partition i's result is the in-memory call with partition i's stream."""
-    from skattr.dask import partition_seed
+    from skattr.explainers._base import derived_seed
 
     X = _frame(30)
     ex = ShapleyValueSampling(n_samples=4, random_state=5).fit(_net(), X)
@@ -142,7 +142,7 @@ def test_sampling_equals_in_memory_partition_by_partition():
     seed = ex._seed()
     parts = [X.iloc[:15], X.iloc[15:]]
     frames = [
-        ex._explain(p, None, ex._generator(partition_seed(seed, i)))
+        ex._explain(p, None, ex._generator(derived_seed(seed, i)))
         for i, p in enumerate(parts)
     ]
     for frame in frames:

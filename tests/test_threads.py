@@ -130,3 +130,100 @@ def test_a_model_raising_in_one_thread_leaves_the_others_and_the_model_alone(fra
     assert len(errors) == 10 and all(a.equals(expected) for a in out)
     _same_state(_state(model), before)
     _same_state(_state(failing), failing_before)  # restored after each raise
+
+
+class _Embedded(torch.nn.Module):
+    """Numeric columns and one categorical code (``model_inputs``)."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(1)
+        self.embed = torch.nn.Embedding(3, 2)
+        self.out = torch.nn.Linear(4, 3)
+
+    def forward(self, num, cat):
+        return self.out(torch.cat([num, self.embed(cat[:, 0])], 1))
+
+
+def _every_explainer(model, frame):
+    """Every explainer on the shared ``model``; a callable; a ``model_inputs`` model."""
+    import inspect
+
+    from tests.conftest import FAST_PARAMS, explainer_names
+
+    out = {}
+    for name in explainer_names():
+        cls = getattr(skattr, name)
+        params = dict(FAST_PARAMS[name])
+        if "random_state" in inspect.signature(cls).parameters:
+            params["random_state"] = 0
+        out[name] = (cls(**params).fit(model, frame), frame)
+    weights = torch.linspace(-1, 1, 15).reshape(5, 3)
+
+    def function(x):  # Captum's forward_func: a plain callable
+        return torch.tanh(x @ weights.to(x.dtype))
+
+    out["callable KernelShap"] = (
+        skattr.KernelShap(n_samples=20, random_state=0).fit(function, frame),
+        frame,
+    )
+    out["callable GradientShap"] = (
+        skattr.GradientShap(n_samples=2, random_state=0).fit(function, frame),
+        frame,
+    )
+    rng = np.random.default_rng(0)
+    embedded = pd.DataFrame(
+        {
+            "a": rng.normal(size=40),
+            "b": rng.normal(size=40),
+            "kind": pd.Categorical(rng.choice(["x", "y", "z"], 40)),
+        }
+    )
+    net = _Embedded().train()
+    inputs = {"num": ["a", "b"], "cat": ["kind"]}
+    out["model_inputs ShapleyValueSampling"] = (
+        skattr.ShapleyValueSampling(
+            n_samples=3, random_state=0, model_inputs=inputs
+        ).fit(net, embedded),
+        embedded,
+    )
+    out["model_inputs FeaturePermutation"] = (
+        skattr.FeaturePermutation(random_state=0, model_inputs=inputs).fit(
+            net, embedded
+        ),
+        embedded,
+    )
+    return out, net
+
+
+def test_every_explainer_concurrently_on_one_model(frame):
+    model = MLP().train()
+    model.hidden[1].eval()  # mixed modes come back exactly
+    before = _state(model)
+    explainers, embedded_net = _every_explainer(model, frame)
+    embedded_before = _state(embedded_net)
+    sequential = {name: ex.explain(X) for name, (ex, X) in explainers.items()}
+    results: dict[str, list] = {name: [] for name in explainers}
+    errors: list[BaseException] = []
+    start = threading.Barrier(len(explainers))
+
+    def work(name):
+        ex, X = explainers[name]
+        try:
+            start.wait()
+            for _ in range(4):
+                results[name].append(ex.explain(X))
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in explainers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    for name, runs in results.items():
+        for attr in runs:
+            pd.testing.assert_frame_equal(attr, sequential[name], obj=name)
+    _same_state(_state(model), before)
+    _same_state(_state(embedded_net), embedded_before)

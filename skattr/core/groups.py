@@ -58,6 +58,11 @@ def make_groups(
     if isinstance(feature_groups, Mapping):
         return _groups_from_dict(feature_groups, columns)
     ids = _labels_from_mask(feature_groups, p)
+    if min(ids) < 0:
+        raise ValueError(
+            "feature_groups as an integer mask must hold group ids >= 0 (columns "
+            f"with the same id form a group); got {min(ids)}."
+        )
     order = sorted(set(ids))
     number = {label: k for k, label in enumerate(order)}
     groups = torch.tensor([number[label] for label in ids], dtype=torch.long)
@@ -73,6 +78,13 @@ def _groups_from_dict(
     position = {c: i for i, c in enumerate(columns)}
     owner: dict[int, int] = {}  # column -> group number (the key's rank)
     names = [str(name) for name in feature_groups]
+    if len(set(names)) < len(names):
+        same = next(n for n in names if names.count(n) > 1)
+        keys = [k for k in feature_groups if str(k) == same]
+        raise ValueError(
+            f"feature_groups names {keys[0]!r} and {keys[1]!r} are both the result "
+            f"column {same!r}; give the groups names that differ as strings."
+        )
     for k, (name, members) in enumerate(feature_groups.items()):
         if isinstance(members, (str, int)):
             members = [members]

@@ -50,10 +50,23 @@ def _e3(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def cubic_kernel(P: torch.Tensor, Q: torch.Tensor) -> torch.Tensor:
-    """``sum_{|T| = 3} chi_T(p) chi_T(q) / C(g, 3)`` for sign rows ``P`` ``[m, g]``, ``Q`` ``[r, g]``."""
+    """``sum_{|T| = 3} chi_T(p) chi_T(q) / C(g, 3)`` for sign rows ``P`` ``[m, g]``, ``Q`` ``[r, g]``.
+
+    ``_e3(a, g - a)`` is a cubic in ``a``, the number of signs shared:
+    evaluated by Horner's rule in place, it holds two ``[m, r]`` tensors
+    where the formula would hold six.
+    """
     g = P.shape[1]
-    agree = (P @ Q.T + g) / 2
-    return _e3(agree, g - agree) / math.comb(g, 3)
+    agree = P @ Q.T
+    agree.add_(g).div_(2)
+    # the cubic's coefficients, from its exact values at a = 0, 1, 2, 3
+    points = torch.arange(4, dtype=torch.float64)
+    exact = _e3(points, g - points) / math.comb(g, 3)
+    c = torch.linalg.solve(torch.vander(points, 4), exact).tolist()  # highest first
+    out = agree * c[0]
+    out.add_(c[1]).mul_(agree)
+    out.add_(c[2]).mul_(agree)
+    return out.add_(c[3])
 
 
 def quadratic_kernel(P: torch.Tensor, Q: torch.Tensor) -> torch.Tensor:
@@ -201,18 +214,22 @@ def odd_regression(
     cubic = bool(cubic) and g >= 3 and 2 * m >= 3 * g
     ones = torch.ones(1, g, dtype=f64, device=dev)
     if cubic:
-        kernel = (
-            cubic_kernel(P, P),
-            cubic_kernel(P, ones)[:, 0],
-            cubic_kernel(ones, ones),
-        )
         phi_S, phi_1 = cubic_shapley(P), cubic_shapley(ones)[0]
     else:
-        kernel = None
         phi_S = torch.zeros(m, g, dtype=f64, device=dev)
         phi_1 = torch.zeros(g, dtype=f64, device=dev)
-    # the first-order terms are the unpenalised part; each is 1 at the full coalition
-    path = _ridge_path(kernel, P, ones[0], weights, odd, delta / 2)
+    # the first-order terms are the unpenalised part; each is 1 at the full
+    # coalition; the kernel is built in the call, so that the path frees it
+    path = _ridge_path(
+        (cubic_kernel(P, P), cubic_kernel(P, ones)[:, 0], cubic_kernel(ones, ones))
+        if cubic
+        else None,
+        P,
+        ones[0],
+        weights,
+        odd,
+        delta / 2,
+    )
     phis = [
         (2 * theta[1:] + phi_S.T @ alpha + phi_1[:, None] * theta[:1]).T
         for theta, alpha in zip(path.theta, path.alpha)
@@ -349,15 +366,16 @@ def _ridge_path(kernel, L, L1, weights, y, y1) -> _Path:
     y = y.to(f64)
     if kernel is not None:
         K, k1, k11 = kernel
-        sigma, V = torch.linalg.eigh(sq[:, None] * K * sq[None, :])
+        sigma, V = torch.linalg.eigh(K.mul_(sq[:, None]).mul_(sq[None, :]))
+        del K, kernel  # scaled in place, decomposed: its m x m values are done
         sigma = sigma.clamp_min(0)
         penalties = torch.tensor(PENALTIES, dtype=f64, device=dev)
         k11 = float(k11)
-    else:
+    else:  # no kernel: V is the identity, held as its diagonal (no m x m)
         k1 = torch.zeros(m, dtype=f64, device=dev)
         k11 = 0.0
         sigma = torch.zeros(m, dtype=f64, device=dev)
-        V = torch.eye(m, dtype=f64, device=dev)
+        V = _Diagonal(torch.ones(m, dtype=f64, device=dev))
         penalties = torch.ones(1, dtype=f64, device=dev)
     C = torch.cat([k1[:, None], L.to(f64)], 1)  # [m, q + 1]
     B0 = torch.zeros(q + 1, q + 1, dtype=f64, device=dev)
@@ -366,7 +384,7 @@ def _ridge_path(kernel, L, L1, weights, y, y1) -> _Path:
     B0[1:, 0] = L1
     rhs_p = torch.zeros(q + 1, n, dtype=f64, device=dev)
     rhs_p[0] = y1.to(f64)
-    VD = V.T * sq[None, :]  # V^T D^1/2, [m, m]
+    VD = _Diagonal(sq) if isinstance(V, _Diagonal) else V.T * sq[None, :]  # V^T D^1/2
     Ct = VD @ C  # [m, q + 1]
     yt = VD @ y.T  # [m, n]
     V2 = V**2
@@ -408,6 +426,28 @@ def _ridge_path(kernel, L, L1, weights, y, y1) -> _Path:
     else:
         path.chosen = torch.zeros(n, dtype=torch.long, device=dev)
     return path
+
+
+class _Diagonal:
+    """A diagonal ``m x m`` matrix held as its diagonal ``d`` ``[m]``: the
+    linear fit's eigenvectors (the identity) and ``V^T D^1/2``, which would
+    otherwise take ``m^2`` values each for nothing."""
+
+    def __init__(self, d: torch.Tensor):
+        self.d = d
+
+    def __matmul__(self, x: torch.Tensor) -> torch.Tensor:  # diag(d) @ x
+        return self.d.reshape(-1, *([1] * (x.dim() - 1))) * x
+
+    def __rmatmul__(self, x: torch.Tensor) -> torch.Tensor:  # x @ diag(d)
+        return x * self.d
+
+    def __pow__(self, k) -> _Diagonal:
+        return _Diagonal(self.d**k)
+
+    @property
+    def T(self) -> _Diagonal:
+        return self
 
 
 def _inverse(A: torch.Tensor) -> torch.Tensor:

@@ -25,6 +25,7 @@ from skattr._data import (
     baseline_needs_names,
     baseline_width,
     check_baseline_has_X,
+    check_bool,
     check_input,
     check_int,
     check_option,
@@ -94,6 +95,11 @@ def with_fitted_attributes(cls):
     cls.__doc__ = doc.replace("    {model_inputs}", MODEL_INPUTS_DOC)
     return cls
 
+
+#: Values (rows x samples x targets) a method that explains rows in chunks
+#: holds for one chunk (:meth:`BaseExplainer._attribute_rows`): some 100 MiB
+#: of intermediate results, whatever the number of rows.
+ROW_BUDGET = 2**19
 
 #: The kinds of ``attrs`` entries: ``"row"`` a Series indexed like the
 #: result (from a tensor ``[n]`` or one number for every row), ``"cell"`` a
@@ -401,8 +407,16 @@ class BaseExplainer(BaseEstimator):
             try:
                 probe, layer_shape = self._probe(adapter, probe_rows)
             except RuntimeError as exc:
+                if X_fit is not None:
+                    raise  # the user's own X and model
                 if "n_features_in_" in vars(self):
-                    raise
+                    raise ValueError(
+                        f"The model could not be run on rows of "
+                        f"{len(adapter.labels)} input column(s), the width of the "
+                        f"baseline given without X ({type(exc).__name__}: {exc}). "
+                        "Give a baseline with one value per column the model "
+                        "takes, or pass X to fit(model, X)."
+                    ) from exc
                 raise ValueError(
                     f"The model could not be run on rows of {len(adapter.labels)} "
                     f"input column(s), the width of the X given to explain "
@@ -469,6 +483,7 @@ class BaseExplainer(BaseEstimator):
         settings = Settings.of(self)
         check_option("output", settings.output, ("raw", "proba"))
         check_int("batch_size", settings.batch_size)
+        check_bool("show_progress", settings.show_progress)
         _check_target(settings.target)
         self._check_params()
         return settings
@@ -577,13 +592,71 @@ class BaseExplainer(BaseEstimator):
         call = self._call(layout, index, settings)
         try:
             with layout.adapter.evaluating(freeze_parameters=self._needs_grad):
-                values, extras = self._attribute(
-                    Xt, y, layout, call, _Call(settings, generator)
+                values, extras = self._attribute_rows(
+                    Xt, y, layout, call, settings, generator
                 )
             call.check(values)
         finally:
             call.close()
         return self._frame(values, index, extras, layout, settings)
+
+    def _attribute_rows(self, X, y, layout, call, settings, generator):
+        """``_attribute`` over chunks of at most :meth:`_rows_per_chunk` rows.
+
+        A method whose intermediate results grow with the rows times its
+        samples (KernelShap's pairs, Lime's samples, the permutations of
+        ShapleyValueSampling) explains the rows chunk by chunk, so that
+        memory grows with the rows only by the result. The first chunk
+        draws from the call's generator, chunk ``i`` from its own
+        (:meth:`_chunk_generator`); the chunk size depends on the method's
+        parameters and the columns alone, never on ``batch_size``.
+        """
+        n = X.shape[0]
+        chunk = self._rows_per_chunk(layout)
+        if chunk is None or n <= chunk:
+            return self._attribute(X, y, layout, call, _Call(settings, generator))
+        state = None if generator is None else generator.get_state()
+        parts = []
+        for i, start in enumerate(range(0, n, chunk)):
+            stop = min(n, start + chunk)
+            own = (
+                None
+                if generator is None
+                else self._chunk_generator(generator, state, i)
+            )
+            parts.append(
+                self._attribute(
+                    X[start:stop],
+                    None if y is None else y[start:stop],
+                    layout,
+                    call.window(start),
+                    _Call(settings, own),
+                )
+            )
+        values = torch.cat([values for values, _ in parts])
+        extras = {
+            key: _joined([extras[key] for _, extras in parts]) for key in self._extras
+        }
+        return values, extras
+
+    def _rows_per_chunk(self, layout: Layout) -> int | None:
+        """Most rows one ``_attribute`` call takes (``None``: all at once)."""
+        return None
+
+    def _chunk_for(self, layout: Layout, per_row: int, share: float = 1.0) -> int:
+        """Rows per chunk for a method that holds ``per_row`` values (samples)
+        per row and target: ``share`` of :data:`ROW_BUDGET` in all."""
+        every = _target_rule(Settings.of(self).target, layout.n_outputs) == "all"
+        t = layout.n_outputs if every else 1
+        return max(1, int(ROW_BUDGET * share) // max(1, per_row * t))
+
+    def _chunk_generator(self, generator, state, i: int) -> torch.Generator:
+        """The generator of chunk ``i``: the call's own for the first chunk,
+        then one seeded from its seed and ``i`` (:func:`derived_seed`)."""
+        if i == 0:
+            return generator
+        seed = derived_seed(generator.initial_seed(), i)
+        return torch.Generator(device=generator.device).manual_seed(seed)
 
     def _call(self, layout: Layout, index: pd.Index, settings: Settings) -> ModelCall:
         """The :class:`ModelCall` of one call over the rows ``index``."""
@@ -863,6 +936,22 @@ def _check_target(target) -> None:
             "target must be None, an int output column, a class label, "
             f"'predicted' or 'true'; got {type(target).__name__}."
         )
+
+
+def derived_seed(seed: int, number: int) -> int:
+    """The seed of part ``number`` (a chunk of rows, a Dask partition) of a
+    call seeded ``seed``: a ``SeedSequence`` of the two numbers, so that the
+    parts draw independent streams, each the same wherever it runs."""
+    state = np.random.SeedSequence([seed, number]).generate_state(1, dtype=np.uint64)
+    return int(state[0] >> np.uint64(1))
+
+
+def _joined(parts: list):
+    """One extra of every chunk -> the call's: tensors joined along the rows,
+    anything else (a per-call value) taken from the first chunk."""
+    if isinstance(parts[0], torch.Tensor) and parts[0].dim() > 0:
+        return torch.cat(parts)
+    return parts[0]
 
 
 def interval_halfwidth(std: torch.Tensor, df) -> torch.Tensor:

@@ -202,6 +202,12 @@ class ShapleyValueSampling(BaseExplainer):
         P = -(-int(self.n_samples) // per_draw) * per_draw
         return self._pick_cost(layout, n) + n * B * (2 + P * (g - 1))
 
+    def _rows_per_chunk(self, layout):
+        # the states of every permutation of a chunk's rows are held at once:
+        # a quarter of the usual budget keeps the peak flat in n_samples
+        per_row = int(self.n_samples) * layout.n_groups * layout.baseline.shape[0]
+        return self._chunk_for(layout, per_row, share=0.25)
+
     def _attribute(self, X, y, layout, call, run):
         result = shapley_sampling(
             call,
@@ -335,6 +341,9 @@ class ShapleyValues(BaseExplainer):
     def _cost(self, layout, n):
         B = layout.baseline.shape[0]
         return self._pick_cost(layout, n) + n * 2**layout.n_groups * B
+
+    def _rows_per_chunk(self, layout):
+        return self._chunk_for(layout, 2**layout.n_groups * layout.baseline.shape[0])
 
     def _attribute(self, X, y, layout, call, run):
         result = shapley_exact(

@@ -227,6 +227,16 @@ class KernelShap(BaseExplainer):
         s = kernel_shap_size(layout.n_groups, self.n_samples)[0]
         return self._pick_cost(layout, n) + n * (s + 2) * B
 
+    def _rows_per_chunk(self, layout):
+        return self._chunk_for(
+            layout, kernel_shap_size(layout.n_groups, self.n_samples)[0]
+        )
+
+    def _chunk_generator(self, generator, state, i):
+        # every chunk draws the same pairs: the design is shared by all rows,
+        # so a row's values do not depend on the chunk it falls in
+        return torch.Generator(device=generator.device).set_state(state)
+
     def _attribute(self, X, y, layout, call, run):
         n_coalitions, _ = kernel_shap_size(layout.n_groups, self.n_samples)
         result = kernel_shap(
@@ -436,6 +446,10 @@ class Lime(BaseExplainer):
     def _cost(self, layout, n):
         B = layout.baseline.shape[0]
         return self._pick_cost(layout, n) + n * (int(self.n_samples) + 2) * B
+
+    def _rows_per_chunk(self, layout):
+        # each row's samples are held as [n_samples, groups] for its Lasso
+        return self._chunk_for(layout, int(self.n_samples) * layout.n_groups)
 
     def _attribute(self, X, y, layout, call, run):
         n = X.shape[0]

@@ -1,0 +1,126 @@
+"""Rows explained in chunks: memory bounded by the chunk, results as they should be.
+
+A method whose intermediate results grow with rows times samples explains
+at most ``_rows_per_chunk`` rows at a time (``ROW_BUDGET`` values). The
+tests shrink the budget so that a few rows make several chunks.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import skattr
+from skattr.explainers import _base
+from tests.conftest import MLP
+
+
+@pytest.fixture
+def X():
+    rng = np.random.default_rng(0)
+    return pd.DataFrame(
+        rng.normal(size=(23, 5)), columns=[f"f{i}" for i in range(5)]
+    ).set_axis([f"r{i}" for i in range(23)])
+
+
+@pytest.fixture
+def net():
+    return MLP().double()
+
+
+def _small_chunks(monkeypatch, ex):
+    """Shrink the budget until ``ex`` explains 23 rows in chunks of 3 to 8."""
+    budget = 1
+    monkeypatch.setattr(_base, "ROW_BUDGET", budget)
+    while ex._rows_per_chunk(ex._fit_layout) < 4:
+        budget *= 2
+        monkeypatch.setattr(_base, "ROW_BUDGET", budget)
+    assert 3 <= ex._rows_per_chunk(ex._fit_layout) <= 8
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: skattr.KernelShap(n_samples=20, random_state=0),
+        lambda: skattr.KernelShap(n_samples=20, random_state=0, tol=0.05),
+        lambda: skattr.KernelShap(n_samples=20, random_state=0, target="all"),
+        lambda: skattr.ShapleyValues(),
+    ],
+)
+def test_chunks_change_nothing_where_the_draws_are_shared(monkeypatch, X, net, make):
+    """KernelShap's pairs are shared by every row: each chunk draws the same
+    ones, so the result equals the one-chunk call; exact values are exact."""
+    ex = make().fit(net, X)
+    whole = ex.explain(X)
+    _small_chunks(monkeypatch, ex)
+    chunked = ex.explain(X)
+    pd.testing.assert_frame_equal(chunked, whole, check_exact=False, atol=1e-12)
+    for key, value in whole.attrs.items():
+        if isinstance(value, (pd.DataFrame, pd.Series)):
+            pd.testing.assert_index_equal(chunked.attrs[key].index, value.index)
+            np.testing.assert_allclose(
+                np.asarray(chunked.attrs[key], dtype=float),
+                np.asarray(value, dtype=float),
+                atol=1e-12,
+            )
+        else:
+            assert chunked.attrs[key] == value
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda b: skattr.ShapleyValueSampling(
+            n_samples=4, random_state=0, batch_size=b
+        ),
+        lambda b: skattr.Lime(n_samples=30, random_state=0, batch_size=b),
+    ],
+)
+def test_chunked_draws_are_reproducible_and_do_not_follow_batch_size(
+    monkeypatch, X, net, make
+):
+    ex = make(4096).fit(net, X)
+    _small_chunks(monkeypatch, ex)
+    first = ex.explain(X)
+    pd.testing.assert_frame_equal(ex.explain(X), first)
+    other = make(7).fit(net, X).explain(X)
+    pd.testing.assert_frame_equal(other, first, check_exact=False, atol=1e-10)
+    # chunks draw their own streams: no two chunks repeat each other's draws
+    if isinstance(ex, skattr.ShapleyValueSampling):
+        twice = pd.concat([X.iloc[:4]] * 6).set_axis([f"s{i}" for i in range(24)])
+        values = ex.explain(twice).to_numpy()
+        assert not np.allclose(values[:4], values[-4:])
+        # efficiency holds row by row in every chunk
+        np.testing.assert_allclose(
+            first.sum(axis=1) + first.attrs["base_values"],
+            first.attrs["prediction"],
+            atol=1e-9,
+        )
+
+
+def test_a_non_finite_output_in_a_later_chunk_names_its_row(monkeypatch, X):
+    class NaNAtRow(torch.nn.Module):
+        def forward(self, x):
+            out = x.sum(1, keepdim=True)
+            return torch.where(x[:, :1] > 100, torch.nan, out)
+
+    bad = X.copy()
+    bad.iloc[19, 0] = 1000.0
+    ex = skattr.KernelShap(n_samples=20, random_state=0).fit(NaNAtRow(), X)
+    _small_chunks(monkeypatch, ex)
+    with pytest.raises(ValueError, match=r"For 1 of the 23 rows .*first rows: 'r19'\)"):
+        ex.explain(bad)
+
+
+def test_chunk_sizes_follow_the_samples_not_batch_size(X, net):
+    small = skattr.KernelShap(n_samples=20, batch_size=1).fit(net, X)
+    large = skattr.KernelShap(n_samples=2000, batch_size=1).fit(net, X)
+    assert small._rows_per_chunk(small._fit_layout) > large._rows_per_chunk(
+        large._fit_layout
+    )
+    again = skattr.KernelShap(n_samples=20, batch_size=4096).fit(net, X)
+    assert again._rows_per_chunk(again._fit_layout) == small._rows_per_chunk(
+        small._fit_layout
+    )
