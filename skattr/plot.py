@@ -118,7 +118,12 @@ def beeswarm(attributions: pd.DataFrame, X, *, ax=None, max_display: int = 10):
     attributions = _one_output(attributions, "beeswarm")
     ax = _axes(ax)
     values = _frame_like(X, attributions)
-    order = attributions.abs().mean().sort_values(ascending=False).index[:max_display]
+    magnitude = np.abs(attributions.to_numpy()).mean(0)  # no copy of the attrs
+    order = (
+        pd.Series(magnitude, attributions.columns)
+        .sort_values(ascending=False)
+        .index[:max_display]
+    )
     rng = np.random.default_rng(0)
     for y, feature in enumerate(reversed(list(order))):
         attr = attributions[feature].to_numpy()

@@ -80,6 +80,7 @@ def kernel_shap(
     allocation: str = "leverage",
     regression: str = "cubic",
     tol: float | None = None,
+    memo: dict | None = None,
 ) -> KernelShapResult:
     """Kernel SHAP values of every row, efficiency exact, with standard errors.
 
@@ -112,6 +113,10 @@ def kernel_shap(
         ``FIRST_ROUND``, then doubling) and stop a row once the standard error of
         every one of its groups, at every target, is at most ``tol``, or at
         ``n_samples``.
+    memo : dict, optional
+        Shared by the calls on chunks of the rows of one explanation, which
+        draw the same pairs: the regression's part that depends on the pairs
+        alone is computed once (:func:`~skattr.core.regression.odd_regression`).
 
     Returns
     -------
@@ -185,7 +190,7 @@ def kernel_shap(
             std = torch.zeros_like(values)
         else:
             odd = torch.cat([odd[active_index], part], 1)
-        fit = fit_pairs(design, odd, (fx - fb)[active], regression)
+        fit = fit_pairs(design, odd, (fx - fb)[active], regression, memo)
         values[active] = fit[0]
         std[active] = fit[1]
         df[active] = fit[2]
@@ -215,7 +220,11 @@ def _rounds(design: PairedDesign, cap: int) -> list[int]:
 
 
 def fit_pairs(
-    design: PairedDesign, odd: torch.Tensor, delta: torch.Tensor, regression: str
+    design: PairedDesign,
+    odd: torch.Tensor,
+    delta: torch.Tensor,
+    regression: str,
+    memo: dict | None = None,
 ):
     """Values ``[n, g, t]``, standard errors, degrees of freedom and the pairs'
     odd residuals ``[n, m, t]`` (their odd values minus the fit's, as fitted
@@ -232,6 +241,7 @@ def fit_pairs(
         cubic=regression == "cubic",
         groups=groups,
         fpc=fpc,
+        memo=memo,
     )
     values = fit.values.reshape(n, t, g).permute(0, 2, 1)
     if fit.variance is None:  # nothing drawn: exact, or no error bar at all

@@ -177,6 +177,7 @@ def odd_regression(
     cubic: bool,
     groups: list[torch.Tensor] | None = None,
     fpc: list[float] | None = None,
+    memo: dict | None = None,
 ) -> OddFit:
     """Shapley values from the odd values of coalition pairs, every row at once.
 
@@ -198,6 +199,11 @@ def odd_regression(
         drawn from the same strata); ``None`` or empty: no variance.
     fpc : list of float, optional
         ``1 - sampled fraction`` of each group (finite population).
+    memo : dict, optional
+        Shared by the calls on chunks of the rows of one explanation: the
+        part of the fit that depends on the pairs alone (the kernel, its
+        eigendecomposition, the influence of each pair) is computed once per
+        design and kept there (the latest design only).
 
     Returns
     -------
@@ -213,23 +219,30 @@ def odd_regression(
     # fewer than 1.5 g the leave-one-out error is dominated by pivotal pairs
     cubic = bool(cubic) and g >= 3 and 2 * m >= 3 * g
     ones = torch.ones(1, g, dtype=f64, device=dev)
-    if cubic:
-        phi_S, phi_1 = cubic_shapley(P), cubic_shapley(ones)[0]
-    else:
-        phi_S = torch.zeros(m, g, dtype=f64, device=dev)
-        phi_1 = torch.zeros(g, dtype=f64, device=dev)
-    # the first-order terms are the unpenalised part; each is 1 at the full
-    # coalition; the kernel is built in the call, so that the path frees it
-    path = _ridge_path(
-        (cubic_kernel(P, P), cubic_kernel(P, ones)[:, 0], cubic_kernel(ones, ones))
-        if cubic
-        else None,
-        P,
-        ones[0],
-        weights,
-        odd,
-        delta / 2,
-    )
+    key = (bytes(S.cpu().numpy().tobytes()), weights.cpu().numpy().tobytes(), cubic)
+    shared = None if memo is None else memo.get(key)
+    if shared is None:
+        if cubic:
+            phi_S, phi_1 = cubic_shapley(P), cubic_shapley(ones)[0]
+        else:
+            phi_S = torch.zeros(m, g, dtype=f64, device=dev)
+            phi_1 = torch.zeros(g, dtype=f64, device=dev)
+        # the first-order terms are the unpenalised part; each is 1 at the
+        # full coalition; the kernel is built in the call, so that it is freed
+        setup = _ridge_setup(
+            (cubic_kernel(P, P), cubic_kernel(P, ones)[:, 0], cubic_kernel(ones, ones))
+            if cubic
+            else None,
+            P,
+            ones[0],
+            weights,
+        )
+        shared = (phi_S, phi_1, setup, {})
+        if memo is not None:
+            memo.clear()  # the latest design only
+            memo[key] = shared
+    phi_S, phi_1, setup, influence = shared
+    path = _ridge_rows(setup, odd, delta / 2)
     phis = [
         (2 * theta[1:] + phi_S.T @ alpha + phi_1[:, None] * theta[:1]).T
         for theta, alpha in zip(path.theta, path.alpha)
@@ -282,7 +295,9 @@ def odd_regression(
     for index in torch.unique(chosen).tolist():
         r, Sinv, alpha, diag = keep[index]
         rows = torch.nonzero(chosen == index).flatten()
-        H = _influence(r, Sinv, V, VD, Ct, sq, phi_S, phi_1)  # [g, m]
+        if index not in influence:  # [g, m], the same for every chunk of rows
+            influence[index] = _influence(r, Sinv, V, VD, Ct, sq, phi_S, phi_1)
+        H = influence[index]
         H = torch.cat([H, H.new_zeros(g, 1)], 1)
         pivotal = diag <= 1e-9 * diag.abs().max()
         loo = alpha[:, rows] / torch.where(pivotal, 1.0, diag)[:, None]  # [m, rows]
@@ -353,17 +368,36 @@ def _ridge_path(kernel, L, L1, weights, y, y1) -> _Path:
 
     ``kernel`` is ``(K [m, m], k_1 [m], k_11)``; ``L`` ``[m, q]``, ``L1``
     ``[q]``, ``y`` ``[n, m]``, ``y1`` ``[n]``. One eigendecomposition of the
-    weighted kernel serves every row and penalty; the parametric block is a
-    ``(q + 1)``-sized Schur complement.
+    weighted kernel serves every row and penalty (:func:`_ridge_setup`); the
+    parametric block is a ``(q + 1)``-sized Schur complement.
     """
+    return _ridge_rows(_ridge_setup(kernel, L, L1, weights), y, y1)
+
+
+@dataclass
+class _Setup:
+    """What the ridge path shares by all rows: it depends on the pairs alone."""
+
+    penalties: torch.Tensor
+    V: object
+    VD: object
+    Ct: torch.Tensor
+    sq: torch.Tensor
+    wn: torch.Tensor
+    V2: object
+    B0: torch.Tensor
+    q: int
+    fits: list  #: per penalty: (r, Sinv, diag, vote)
+
+
+def _ridge_setup(kernel, L, L1, weights) -> _Setup:
+    """The row-free part of :func:`_ridge_path` (the kernel is consumed)."""
     m, q = L.shape
-    n = y.shape[0]
-    dev = y.device
+    dev = L.device
     f64 = torch.float64
     w = weights.to(f64)
     wn = w / w.mean()
     sq = wn.sqrt()
-    y = y.to(f64)
     if kernel is not None:
         K, k1, k11 = kernel
         sigma, V = torch.linalg.eigh(K.mul_(sq[:, None]).mul_(sq[None, :]))
@@ -382,24 +416,41 @@ def _ridge_path(kernel, L, L1, weights, y, y1) -> _Path:
     B0[0, 0] = k11
     B0[0, 1:] = L1
     B0[1:, 0] = L1
-    rhs_p = torch.zeros(q + 1, n, dtype=f64, device=dev)
-    rhs_p[0] = y1.to(f64)
     VD = _Diagonal(sq) if isinstance(V, _Diagonal) else V.T * sq[None, :]  # V^T D^1/2
     Ct = VD @ C  # [m, q + 1]
-    yt = VD @ y.T  # [m, n]
     V2 = V**2
-    path = _Path(penalties, None, [], [], [], [], [], [], [], V, VD, Ct, sq, wn, V2)
-    scores = []
+    fits = []
     for lam in penalties.tolist():
         r = 1.0 / (sigma + lam)  # [m]
         Sinv = _inverse(B0 - Ct.T @ (r[:, None] * Ct))
-        theta = Sinv @ (rhs_p - Ct.T @ (r[:, None] * yt))  # [q + 1, n]
-        inner = r[:, None] * (yt - Ct @ theta)  # [m, n]
-        alpha = sq[:, None] * (V @ inner)  # [m, n]
         diag = _inverse_diagonal(r, Sinv, V, V2, Ct, sq, wn)
         # leave one pair out: residual alpha_i / (A^-1)_ii; a pivotal pair
         # (the fit cannot do without it) has none: it does not vote
         vote = diag > 1e-9 * diag.abs().max()
+        fits.append((r, Sinv, diag, vote))
+    return _Setup(penalties, V, VD, Ct, sq, wn, V2, B0, q, fits)
+
+
+def _ridge_rows(setup: _Setup, y, y1) -> _Path:
+    """The fits of every row along the penalties, and each row's choice."""
+    n = y.shape[0]
+    dev = y.device
+    f64 = torch.float64
+    penalties, V, VD, Ct, sq, wn = (
+        setup.penalties, setup.V, setup.VD, setup.Ct, setup.sq, setup.wn,
+    )  # fmt: skip
+    y = y.to(f64)
+    rhs_p = torch.zeros(setup.q + 1, n, dtype=f64, device=dev)
+    rhs_p[0] = y1.to(f64)
+    yt = VD @ y.T  # [m, n]
+    path = _Path(
+        penalties, None, [], [], [], [], [], [], [], V, VD, Ct, sq, wn, setup.V2
+    )
+    scores = []
+    for lam, (r, Sinv, diag, vote) in zip(penalties.tolist(), setup.fits):
+        theta = Sinv @ (rhs_p - Ct.T @ (r[:, None] * yt))  # [q + 1, n]
+        inner = r[:, None] * (yt - Ct @ theta)  # [m, n]
+        alpha = sq[:, None] * (V @ inner)  # [m, n]
         loo = torch.where(
             vote[:, None], alpha / torch.where(vote, diag, 1.0)[:, None], 0.0
         )

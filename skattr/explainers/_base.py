@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import numbers
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 import pandas as pd
@@ -100,6 +100,9 @@ def with_fitted_attributes(cls):
 #: holds for one chunk (:meth:`BaseExplainer._attribute_rows`): some 100 MiB
 #: of intermediate results, whatever the number of rows.
 ROW_BUDGET = 2**19
+#: On a GPU the chunks are this many times larger: a chunk's evaluations
+#: should fill several of its large batches (65,536 rows at W3).
+CUDA_BUDGET_FACTOR = 16
 
 #: The kinds of ``attrs`` entries: ``"row"`` a Series indexed like the
 #: result (from a tensor ``[n]`` or one number for every row), ``"cell"`` a
@@ -616,27 +619,29 @@ class BaseExplainer(BaseEstimator):
         if chunk is None or n <= chunk:
             return self._attribute(X, y, layout, call, _Call(settings, generator))
         state = None if generator is None else generator.get_state()
-        parts = []
-        for i, start in enumerate(range(0, n, chunk)):
-            stop = min(n, start + chunk)
+        values = extras = None
+        memo: dict = {}  # shared by the chunks
+        for i, begin in enumerate(range(0, n, chunk)):
+            stop = min(n, begin + chunk)
             own = (
                 None
                 if generator is None
                 else self._chunk_generator(generator, state, i)
             )
-            parts.append(
-                self._attribute(
-                    X[start:stop],
-                    None if y is None else y[start:stop],
-                    layout,
-                    call.window(start),
-                    _Call(settings, own),
-                )
+            part, part_extras = self._attribute(
+                X[begin:stop],
+                None if y is None else y[begin:stop],
+                layout,
+                call.window(begin),
+                _Call(settings, own, memo),
             )
-        values = torch.cat([values for values, _ in parts])
-        extras = {
-            key: _joined([extras[key] for _, extras in parts]) for key in self._extras
-        }
+            if values is None:  # the whole result, written chunk by chunk
+                values = _rows_like(part, n)
+                extras = {k: _rows_like(v, n) for k, v in part_extras.items()}
+            values[begin:stop] = part
+            for key, value in part_extras.items():
+                if _per_row(value):
+                    extras[key][begin:stop] = value
         return values, extras
 
     def _rows_per_chunk(self, layout: Layout) -> int | None:
@@ -648,7 +653,10 @@ class BaseExplainer(BaseEstimator):
         per row and target: ``share`` of :data:`ROW_BUDGET` in all."""
         every = _target_rule(Settings.of(self).target, layout.n_outputs) == "all"
         t = layout.n_outputs if every else 1
-        return max(1, int(ROW_BUDGET * share) // max(1, per_row * t))
+        budget = ROW_BUDGET * share
+        if self.device_.type == "cuda":  # large batches keep a GPU busy
+            budget *= CUDA_BUDGET_FACTOR
+        return max(1, int(budget) // max(1, per_row * t))
 
     def _chunk_generator(self, generator, state, i: int) -> torch.Generator:
         """The generator of chunk ``i``: the call's own for the first chunk,
@@ -890,11 +898,14 @@ class BaseExplainer(BaseEstimator):
 
 @dataclass(frozen=True)
 class _Call:
-    """What one call hands to ``_attribute`` besides the data: its settings
-    and its generator (``None`` for a method that draws nothing)."""
+    """What one call hands to ``_attribute`` besides the data: its settings,
+    its generator (``None`` for a method that draws nothing) and a memo that
+    the chunks of rows of one call share (what depends on the call's draws
+    and columns but not on the rows: KernelShap's regression on its pairs)."""
 
     settings: Settings
     generator: torch.Generator | None
+    memo: dict = field(default_factory=dict)
 
 
 def _target_rule(target, n_outputs: int) -> str:
@@ -946,12 +957,17 @@ def derived_seed(seed: int, number: int) -> int:
     return int(state[0] >> np.uint64(1))
 
 
-def _joined(parts: list):
-    """One extra of every chunk -> the call's: tensors joined along the rows,
-    anything else (a per-call value) taken from the first chunk."""
-    if isinstance(parts[0], torch.Tensor) and parts[0].dim() > 0:
-        return torch.cat(parts)
-    return parts[0]
+def _per_row(value) -> bool:
+    """Whether an extra has a row axis (a tensor), or is one value per call."""
+    return isinstance(value, torch.Tensor) and value.dim() > 0
+
+
+def _rows_like(value, n: int):
+    """An empty tensor for ``n`` rows shaped like a chunk's ``value`` (a
+    per-call value is kept as the first chunk gives it)."""
+    if not _per_row(value):
+        return value
+    return value.new_empty((n, *value.shape[1:]))
 
 
 def interval_halfwidth(std: torch.Tensor, df) -> torch.Tensor:
@@ -979,6 +995,16 @@ def _names(X) -> list[str] | None:
     return None
 
 
+def _without_attrs(frame: pd.DataFrame) -> pd.DataFrame:
+    """The same values without ``attrs``: pandas deep-copies ``attrs`` into
+    every frame derived from one, which for a large result with per-cell
+    extras (standard errors) would copy them at each step."""
+    return pd.DataFrame(
+        frame.to_numpy(copy=False), index=frame.index, columns=frame.columns,
+        copy=False,
+    )  # fmt: skip
+
+
 def _rank(
     importance: pd.Series, std: pd.Series, mean: pd.Series | None = None
 ) -> pd.DataFrame:
@@ -1001,6 +1027,7 @@ def rank_attributions(attr: pd.DataFrame, weights=None) -> pd.DataFrame:
     """
     n = len(attr)
     w = np.full(n, 1.0 / n) if weights is None else weights / weights.sum()
+    attr = _without_attrs(attr)
     a = attr.abs()
     every = isinstance(attr.columns, pd.MultiIndex)
     if every:

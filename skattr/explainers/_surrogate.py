@@ -251,6 +251,7 @@ class KernelShap(BaseExplainer):
             allocation=self.sampling,
             regression=self.regression,
             tol=self.tol,
+            memo=run.memo,
         )
         return result.values, {
             "base_values": result.fb,
