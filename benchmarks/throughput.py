@@ -170,6 +170,12 @@ def main(argv=None) -> int:
         f"{torch.__version__}, {os.cpu_count()} cores; in memory and Dask's "
         f"threads: {torch.get_num_threads()} torch threads; workers: 1 thread "
         "each. Rows read from Parquet and attributions written to Parquet."
+        + (
+            f" Rows scaled by {args.scale} (`--scale {args.scale}`): the issue's "
+            "sizes are the default."
+            if args.scale != 1.0
+            else ""
+        )
     )
     table = render(results, header)
     print(table)

@@ -47,6 +47,7 @@ def _small_chunks(monkeypatch, ex):
         lambda: skattr.KernelShap(n_samples=20, random_state=0, tol=0.05),
         lambda: skattr.KernelShap(n_samples=20, random_state=0, target="all"),
         lambda: skattr.ShapleyValues(),
+        lambda: skattr.FeatureAblation(target="all"),
     ],
 )
 def test_chunks_change_nothing_where_the_draws_are_shared(monkeypatch, X, net, make):

@@ -116,6 +116,10 @@ class FeatureAblation(BaseExplainer):
         B = layout.baseline.shape[0]
         return self._pick_cost(layout, n) + n * (layout.n_groups + 2) * B
 
+    def _rows_per_chunk(self, layout):
+        # every group's ablated value per row (and background row) is held
+        return self._chunk_for(layout, (layout.n_groups + 2) * layout.baseline.shape[0])
+
     def _attribute(self, X, y, layout, call, run):
         values, cv = feature_ablation(
             call,
