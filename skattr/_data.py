@@ -623,3 +623,22 @@ def most_frequent(values: np.ndarray) -> float:
     """The most frequent value (the smallest among ties)."""
     uniques, counts = np.unique(values, return_counts=True)
     return float(uniques[np.argmax(counts)])
+
+
+def derived_seed(seed: int, number: int) -> int:
+    """The seed of part ``number`` (a chunk of rows, a Dask partition) of a
+    call seeded ``seed``: a ``SeedSequence`` of the two numbers, so that the
+    parts draw independent streams, each the same wherever it runs."""
+    state = np.random.SeedSequence([seed, number]).generate_state(1, dtype=np.uint64)
+    return int(state[0] >> np.uint64(1))
+
+
+def importance_table(
+    importance: pd.Series, std: pd.Series, mean: pd.Series | None = None
+) -> pd.DataFrame:
+    """An importance table indexed by feature, sorted by decreasing importance."""
+    table = pd.DataFrame({"importance": importance, "std": std})
+    if mean is not None:
+        table["mean"] = mean
+    table.index.name = "feature"
+    return table.sort_values("importance", ascending=False, kind="stable")

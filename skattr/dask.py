@@ -45,8 +45,13 @@ except ImportError as exc:  # pragma: no cover - the test extra installs it
         "(pip install 'skattr[dask]')."
     ) from exc
 
-from skattr._data import check_input, check_sample_weight, check_y
-from skattr.explainers._base import _rank, derived_seed
+from skattr._data import (
+    check_input,
+    check_sample_weight,
+    check_y,
+    derived_seed,
+    importance_table,
+)
 from skattr.explainers._scoring import drops_table
 from skattr.explainers._scoring import scored_importance as _scored_in_memory
 
@@ -483,10 +488,10 @@ def _moments_table(row: np.ndarray, job: _Job, weighted: bool) -> pd.DataFrame:
         std = np.sqrt(m2 / (n - 1)) if n > 1 else np.zeros(g)
     names = pd.Index(job.names)
     if not job.every:
-        table = _rank(pd.Series(mean, names), pd.Series(std, names))
+        table = importance_table(pd.Series(mean, names), pd.Series(std, names))
         table["mean"] = pd.Series(other, names)
     else:
-        table = _rank(pd.Series(mean, names), pd.Series(std, names))
+        table = importance_table(pd.Series(mean, names), pd.Series(std, names))
         for o, values in zip(job.outputs, other.reshape(job.n_outputs, g)):
             table[o] = pd.Series(values, names)
     table.attrs["n_rows"] = n

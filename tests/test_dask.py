@@ -134,7 +134,7 @@ def test_partitions_draw_their_own_streams():
 
 def test_sampling_equals_in_memory_partition_by_partition():
     """Partition i's result is the in-memory call with partition i's stream."""
-    from skattr.explainers._base import derived_seed
+    from skattr._data import derived_seed
 
     X = _frame(30)
     ex = ShapleyValueSampling(n_samples=4, random_state=5).fit(_net(), X)

@@ -32,6 +32,8 @@ from skattr._data import (
     check_y,
     column_names,
     dask_free,
+    derived_seed,
+    importance_table,
     is_dask,
     resolve_baseline,
     row_index,
@@ -660,7 +662,7 @@ class BaseExplainer(BaseEstimator):
 
     def _chunk_generator(self, generator, state, i: int) -> torch.Generator:
         """The generator of chunk ``i``: the call's own for the first chunk,
-        then one seeded from its seed and ``i`` (:func:`derived_seed`)."""
+        then one seeded from its seed and ``i`` (:func:`~skattr._data.derived_seed`)."""
         if i == 0:
             return generator
         seed = derived_seed(generator.initial_seed(), i)
@@ -949,14 +951,6 @@ def _check_target(target) -> None:
         )
 
 
-def derived_seed(seed: int, number: int) -> int:
-    """The seed of part ``number`` (a chunk of rows, a Dask partition) of a
-    call seeded ``seed``: a ``SeedSequence`` of the two numbers, so that the
-    parts draw independent streams, each the same wherever it runs."""
-    state = np.random.SeedSequence([seed, number]).generate_state(1, dtype=np.uint64)
-    return int(state[0] >> np.uint64(1))
-
-
 def _per_row(value) -> bool:
     """Whether an extra has a row axis (a tensor), or is one value per call."""
     return isinstance(value, torch.Tensor) and value.dim() > 0
@@ -1005,17 +999,6 @@ def _without_attrs(frame: pd.DataFrame) -> pd.DataFrame:
     )  # fmt: skip
 
 
-def _rank(
-    importance: pd.Series, std: pd.Series, mean: pd.Series | None = None
-) -> pd.DataFrame:
-    """An importance table indexed by feature, sorted by decreasing importance."""
-    table = pd.DataFrame({"importance": importance, "std": std})
-    if mean is not None:
-        table["mean"] = mean
-    table.index.name = "feature"
-    return table.sort_values("importance", ascending=False, kind="stable")
-
-
 def rank_attributions(attr: pd.DataFrame, weights=None) -> pd.DataFrame:
     """The importance table of local attributions (optionally row-weighted).
 
@@ -1041,8 +1024,8 @@ def rank_attributions(attr: pd.DataFrame, weights=None) -> pd.DataFrame:
     else:
         std = np.sqrt(per_row.sub(importance, axis=1).pow(2).mul(w, axis=0).sum())
     if not every:
-        return _rank(importance, std, attr.mul(w, axis=0).sum())
-    table = _rank(importance, std)
+        return importance_table(importance, std, attr.mul(w, axis=0).sum())
+    table = importance_table(importance, std)
     for o in outputs:
         table[o] = a[o].mul(w, axis=0).sum()
     return table
