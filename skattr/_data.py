@@ -69,7 +69,8 @@ def is_dask(obj) -> bool:
     has a task graph (``__dask_graph__``) and comes from a ``dask`` module.
     """
     module = type(obj).__module__ or ""
-    return module.split(".")[0] == "dask" and hasattr(obj, "__dask_graph__")
+    root = module.split(".")[0]  # dask 2024.x kept its frames in dask_expr
+    return root in ("dask", "dask_expr") and hasattr(obj, "__dask_graph__")
 
 
 def dask_free(**arrays) -> None:
@@ -179,11 +180,21 @@ def check_numeric(X, name: str = "X") -> None:
         if _plain_frame(X):
             return
         dtypes = X.dtypes.tolist()
+        complex_ = [
+            str(c)
+            for c, dt in zip(X.columns, dtypes)
+            if pd.api.types.is_complex_dtype(dt)
+        ]
+        if complex_:
+            raise TypeError(
+                f"{name} has column(s) {complex_[:10]} of complex numbers; "
+                "attributions need real-valued features: pass their .real, or "
+                "split the real and imaginary parts into columns."
+            )
         bad = [
             str(c)
             for c, dt in zip(X.columns, dtypes)
             if not (pd.api.types.is_numeric_dtype(dt) or pd.api.types.is_bool_dtype(dt))
-            or pd.api.types.is_complex_dtype(dt)
         ]
         if bad:
             shown = ", ".join(repr(c) for c in bad[:10])

@@ -45,6 +45,7 @@ except ImportError as exc:  # pragma: no cover - the test extra installs it
         "(pip install 'skattr[dask]')."
     ) from exc
 
+from skattr._config import config_context, get_config
 from skattr._data import (
     check_input,
     check_sample_weight,
@@ -167,7 +168,8 @@ def scored_importance(explainer, X, y=None, sample_weight=None) -> pd.DataFrame:
     (ROC AUC, R²) the row-weighted mean of the partitions' drops. A frame
     sorted by a column makes each partition's values of it narrower than
     the whole frame's: shuffle the rows first (``ddf.sample(frac=1.0)``)
-    where that matters.
+    where that matters. A partition of one row has nothing to shuffle and
+    is left out of the score and of ``attrs["n_rows"]``.
     """
     job = _plan(explainer, X, y, "scores", sample_weight=sample_weight)
     scores = _map(explainer, X, y, sample_weight, job)
@@ -194,6 +196,7 @@ class _Job:
 
     what: str  #: "attributions", "both", "moments" or "scores"
     seed: int | None  #: drawn once from random_state; None: the method draws nothing
+    config: dict  #: skattr.get_config() where the graph was built
     every: bool  #: target="all": (output, feature) columns
     n_outputs: int  #: outputs in the result (1 unless every)
     n_result: int  #: result columns per output
@@ -277,6 +280,7 @@ def _plan(explainer, X, y, what: str, sample_weight=None) -> _Job:
     return _Job(
         what=what,
         seed=seed,
+        config=get_config(),
         every=every,
         n_outputs=len(outputs),
         n_result=len(names),
@@ -307,12 +311,33 @@ def _map(explainer, X, y, sample_weight, job: _Job):
 
 
 def _run(part, y, weights, explainer, job: _Job, partition_info=None):
-    """The task of one partition: the explainer's in-memory call on it."""
-    number = -1 if partition_info is None else int(partition_info["number"])
+    """The task of one partition: the explainer's in-memory call on it,
+    under the settings (``skattr.config_context``) of the thread that built
+    the graph."""
+    if partition_info is None:  # pragma: no cover - Dask always gives it
+        raise RuntimeError(
+            "Dask did not say which partition this is (partition_info), so its "
+            "random stream cannot be chosen."
+        )
+    number = int(partition_info["number"])
     if len(part) == 0:
         return _empty_result(part, job)
+    with config_context(**job.config):
+        return _run_partition(part, y, weights, explainer, job, number)
+
+
+def _run_partition(part, y, weights, explainer, job: _Job, number: int):
     try:
+        for name, series in (("y", y), ("sample_weight", weights)):
+            if series is not None and not series.index.equals(part.index):
+                raise ValueError(
+                    f"{name} is not indexed like X in this partition: give {name} "
+                    "from the same frame as X (e.g. y = ddf['label']), whose rows "
+                    "it then follows."
+                )
         if job.what == "scores":
+            if len(part) < 2:  # nothing to shuffle: it weighs nothing
+                return _empty_result(part.iloc[:0], job)
             return _scores(explainer, part, y, weights, job, number)
         generator = None
         if job.seed is not None:

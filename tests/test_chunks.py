@@ -125,3 +125,19 @@ def test_chunk_sizes_follow_the_samples_not_batch_size(X, net):
     assert again._rows_per_chunk(again._fit_layout) == small._rows_per_chunk(
         small._fit_layout
     )
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda t: skattr.ShapleyValueSampling(n_samples=4, random_state=0, target=t),
+        lambda t: skattr.Lime(n_samples=30, random_state=0, target=t),
+    ],
+)
+def test_target_all_draws_as_each_label_across_chunks(monkeypatch, X, net, make):
+    ex = make("all").fit(net, X)
+    _small_chunks(monkeypatch, ex)
+    every = ex.explain(X)
+    for label in range(3):
+        one = make(label).fit(net, X).explain(X)
+        np.testing.assert_allclose(every[label].to_numpy(), one.to_numpy(), atol=1e-9)

@@ -462,3 +462,60 @@ def test_a_fitted_explainer_pickles_after_dask_calls():
     first = ex.explain(ddf).compute(scheduler="threads")
     again = pickle.loads(pickle.dumps(ex))
     pd.testing.assert_frame_equal(again.explain(ddf).compute(), first)
+
+
+def test_y_must_follow_the_rows_of_X():
+    X = _frame()
+    y = pd.Series(np.arange(len(X)) % 3, index=X.index)
+    shuffled = dd.from_pandas(
+        y.sample(frac=1.0, random_state=0).reset_index(drop=True), npartitions=3
+    )
+    ex = FeatureAblation(target="true").fit(_net(), X)
+    with pytest.raises(ValueError, match="y is not indexed like X"):
+        ex.explain(dd.from_pandas(X, npartitions=3), shuffled).compute(scheduler="sync")
+
+
+def test_one_row_partitions_are_left_out_of_the_score():
+    X = _frame(21)
+    y = pd.Series(np.arange(21) % 3, index=X.index)
+    frame = X.assign(y=y)
+    parts = [frame.iloc[:10], frame.iloc[10:11], frame.iloc[11:]]
+    ddf = dd.concat([dd.from_pandas(p, npartitions=1) for p in parts])
+    ex = FeaturePermutation(scoring="accuracy", random_state=0).fit(_net(), X)
+    table = ex.importance(ddf[COLUMNS], ddf["y"])
+    assert table.attrs["n_rows"] == 20
+    with pytest.raises(ValueError, match=r"partition 1 .*at least 2 rows"):
+        FeaturePermutation().fit(_net(), X).explain(ddf[COLUMNS]).compute()
+
+
+def test_settings_travel_with_the_graph(monkeypatch):
+    import skattr
+    import skattr.dask as skdask
+
+    seen = []
+    original = skdask._run_partition
+
+    def spy(*args, **kwargs):
+        seen.append(skattr.get_config()["incremental_first_layer"])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(skdask, "_run_partition", spy)
+    X = _frame()
+    ex = FeatureAblation().fit(_net(), X)
+    with skattr.config_context(incremental_first_layer=False):
+        lazy = ex.explain(dd.from_pandas(X, npartitions=3))
+    lazy.compute(scheduler="threads")
+    assert seen == [False] * 3
+
+
+def test_dask_frames_of_every_recent_dask_are_told():
+    from skattr._data import is_dask
+
+    class Frame:  # as dask 2024.x named its frames
+        __module__ = "dask_expr._collection"
+
+        def __dask_graph__(self):
+            return {}
+
+    assert is_dask(Frame())
+    assert not is_dask(pd.DataFrame())

@@ -614,7 +614,8 @@ class BaseExplainer(BaseEstimator):
         memory grows with the rows only by the result. The first chunk
         draws from the call's generator, chunk ``i`` from its own
         (:meth:`_chunk_generator`); the chunk size depends on the method's
-        parameters and the columns alone, never on ``batch_size``.
+        parameters, the columns, the number of outputs and the device type,
+        never on ``batch_size`` or ``target``.
         """
         n = X.shape[0]
         chunk = self._rows_per_chunk(layout)
@@ -652,9 +653,12 @@ class BaseExplainer(BaseEstimator):
 
     def _chunk_for(self, layout: Layout, per_row: int, share: float = 1.0) -> int:
         """Rows per chunk for a method that holds ``per_row`` values (samples)
-        per row and target: ``share`` of :data:`ROW_BUDGET` in all."""
-        every = _target_rule(Settings.of(self).target, layout.n_outputs) == "all"
-        t = layout.n_outputs if every else 1
+        per row and output: ``share`` of :data:`ROW_BUDGET` in all.
+
+        Sized for every output whatever ``target`` is, so that ``target="all"``
+        and ``target=label`` cut the rows alike and draw the same numbers.
+        """
+        t = layout.n_outputs
         budget = ROW_BUDGET * share
         if self.device_.type == "cuda":  # large batches keep a GPU busy
             budget *= CUDA_BUDGET_FACTOR
