@@ -519,3 +519,14 @@ def test_dask_frames_of_every_recent_dask_are_told():
 
     assert is_dask(Frame())
     assert not is_dask(pd.DataFrame())
+
+
+def test_the_documented_flattening_writes_target_all_to_parquet(tmp_path):
+    X = _frame()
+    ex = FeatureAblation(target="all").fit(_net(), X)
+    attr = ex.explain(dd.from_pandas(X, npartitions=2))
+    attr.columns = ["|".join(c) for c in attr.columns]  # as docs/dask.md shows
+    attr.to_parquet(tmp_path / "flat")
+    back = dd.read_parquet(tmp_path / "flat").compute()
+    assert list(back.columns)[:2] == ["0|age", "0|income"]
+    np.testing.assert_allclose(back.to_numpy(), ex.explain(X).to_numpy())
