@@ -73,6 +73,38 @@ def is_dask(obj) -> bool:
     return root in ("dask", "dask_expr") and hasattr(obj, "__dask_graph__")
 
 
+def check_dask_companions(X, **series) -> None:
+    """``y`` or ``sample_weight`` given with a Dask ``X``: Dask Series with
+    ``X``'s partitions (their rows are checked per partition,
+    :func:`check_same_rows`)."""
+    for name, value in series.items():
+        if value is None:
+            continue
+        if not (is_dask(value) and hasattr(value, "index")):  # a Series or frame
+            raise TypeError(
+                f"X is a Dask DataFrame, so {name} must be a Dask Series aligned "
+                f"with it (e.g. ddf['label'], with the same partitions); got "
+                f"{type(value).__name__}."
+            )
+        if value.npartitions != X.npartitions:
+            raise ValueError(
+                f"{name} has {value.npartitions} partitions but X has "
+                f"{X.npartitions}: give {name} from the same frame as X "
+                "(e.g. X = ddf.drop(columns='label'), y = ddf['label'])."
+            )
+
+
+def check_same_rows(part: pd.DataFrame, **series) -> None:
+    """In one partition, ``y`` and ``sample_weight`` follow ``X``'s rows."""
+    for name, value in series.items():
+        if value is not None and not value.index.equals(part.index):
+            raise ValueError(
+                f"{name} is not indexed like X in this partition: give {name} "
+                "from the same frame as X (e.g. y = ddf['label']), whose rows "
+                "it then follows."
+            )
+
+
 def dask_free(**arrays) -> None:
     """Refuse a Dask collection where the call's ``X`` is in memory."""
     for name, value in arrays.items():

@@ -47,9 +47,10 @@ except ImportError as exc:  # pragma: no cover - the test extra installs it
 
 from skattr._config import config_context, get_config
 from skattr._data import (
+    check_dask_companions,
     check_input,
+    check_same_rows,
     check_sample_weight,
-    check_y,
     derived_seed,
     importance_table,
 )
@@ -141,16 +142,8 @@ def importance(explainer, X, y=None, sample_weight=None) -> pd.DataFrame:
     table equals ``rank_attributions`` of the concatenated attributions.
     """
     job = _plan(explainer, X, y, "moments", sample_weight=sample_weight)
-    moments = _map(explainer, X, y, sample_weight, job)
-    total = moments.reduction(
-        chunk=_identity,
-        combine=_combine_moments,
-        aggregate=_combine_moments,
-        meta=job.moments_meta,
-        combine_kwargs={"g": job.n_result},
-        aggregate_kwargs={"g": job.n_result},
-    ).compute()
-    return _moments_table(total.to_numpy()[0], job, weighted=sample_weight is not None)
+    row = _reduce(explainer, X, y, sample_weight, job, _combine_moments, g=job.n_result)
+    return _moments_table(row, job, weighted=sample_weight is not None)
 
 
 def scored_importance(explainer, X, y=None, sample_weight=None) -> pd.DataFrame:
@@ -172,18 +165,7 @@ def scored_importance(explainer, X, y=None, sample_weight=None) -> pd.DataFrame:
     is left out of the score and of ``attrs["n_rows"]``.
     """
     job = _plan(explainer, X, y, "scores", sample_weight=sample_weight)
-    scores = _map(explainer, X, y, sample_weight, job)
-    total = scores.reduction(
-        chunk=_identity,
-        combine=_combine_means,
-        aggregate=_combine_means,
-        meta=job.moments_meta,
-    ).compute()
-    row = total.to_numpy()[0]
-    if row[0] <= 0:
-        raise ValueError(
-            "X is empty: every partition of the Dask DataFrame has 0 rows."
-        )
+    row = _reduce(explainer, X, y, sample_weight, job, _combine_means)
     g = len(job.names)
     full = row[3:].reshape(g, -1)
     return drops_table(full, job.names, float(row[2]), int(round(row[1])))
@@ -229,21 +211,7 @@ def _plan(explainer, X, y, what: str, sample_weight=None) -> _Job:
             "columns seen in fit (a Dask Array converts with "
             "dask.dataframe.from_dask_array(array, columns=[...]))."
         )
-    for name, series in (("y", y), ("sample_weight", sample_weight)):
-        if series is None:
-            continue
-        if not isinstance(series, (dd.Series, dd.DataFrame)):
-            raise TypeError(
-                f"X is a Dask DataFrame, so {name} must be a Dask Series aligned "
-                f"with it (e.g. ddf['label'], with the same partitions); got "
-                f"{type(series).__name__}."
-            )
-        if series.npartitions != X.npartitions:
-            raise ValueError(
-                f"{name} has {series.npartitions} partitions but X has "
-                f"{X.npartitions}: give {name} from the same frame as X "
-                "(e.g. X = ddf.drop(columns='label'), y = ddf['label'])."
-            )
+    check_dask_companions(X, y=y, sample_weight=sample_weight)
     if not explainer._flat_rows:
         raise ValueError(
             f"{type(explainer).__name__} returns g rows per explained row (a row "
@@ -328,13 +296,7 @@ def _run(part, y, weights, explainer, job: _Job, partition_info=None):
 
 def _run_partition(part, y, weights, explainer, job: _Job, number: int):
     try:
-        for name, series in (("y", y), ("sample_weight", weights)):
-            if series is not None and not series.index.equals(part.index):
-                raise ValueError(
-                    f"{name} is not indexed like X in this partition: give {name} "
-                    "from the same frame as X (e.g. y = ddf['label']), whose rows "
-                    "it then follows."
-                )
+        check_same_rows(part, y=y, sample_weight=weights)
         if job.what == "scores":
             if len(part) < 2:  # nothing to shuffle: it weighs nothing
                 return _empty_result(part.iloc[:0], job)
@@ -498,14 +460,30 @@ def _combine_means(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(row[None], columns=frame.columns)
 
 
+def _reduce(explainer, X, y, sample_weight, job: _Job, combine, **kwargs):
+    """One row per partition, combined by a Dask tree reduction: the
+    whole frame's row ``(weight, rows, values...)``, computed."""
+    rows = _map(explainer, X, y, sample_weight, job)
+    total = rows.reduction(
+        chunk=_identity,
+        combine=combine,
+        aggregate=combine,
+        meta=job.moments_meta,
+        combine_kwargs=kwargs,
+        aggregate_kwargs=kwargs,
+    ).compute()
+    row = total.to_numpy()[0]
+    if row[1] == 0:
+        raise ValueError(
+            "X is empty: every partition of the Dask DataFrame has 0 rows."
+        )
+    return row
+
+
 def _moments_table(row: np.ndarray, job: _Job, weighted: bool) -> pd.DataFrame:
     """The importance table from the moments of the whole frame."""
     g = job.n_result
     W, n = row[0], int(round(row[1]))
-    if n == 0:
-        raise ValueError(
-            "X is empty: every partition of the Dask DataFrame has 0 rows."
-        )
     mean, m2, other = row[2 : 2 + g], row[2 + g : 2 + 2 * g], row[2 + 2 * g :]
     if weighted:
         std = np.sqrt(m2 / W)
@@ -525,13 +503,8 @@ def _moments_table(row: np.ndarray, job: _Job, weighted: bool) -> pd.DataFrame:
 
 def _scores(explainer, part, y, weights, job: _Job, number: int) -> pd.DataFrame:
     """One row: weight, rows, the unpermuted score and the drops ``[g, R]``."""
-    settings = explainer._settings()
-    X = check_input(
-        explainer, part, reset=False, numeric=explainer._adapter.numeric_only
-    )
+    X, y, w, settings = explainer._checked_rows(part, y, weights)
     n = X.shape[0]
-    y = check_y(y, n)
-    w = check_sample_weight(weights, n)
     generator = explainer._generator(derived_seed(job.seed, number))
     table = _scored_in_memory(explainer, X, settings, y, w, None, generator)
     drops = table.attrs["importances"].loc[job.names].to_numpy()

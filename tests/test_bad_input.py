@@ -308,6 +308,10 @@ CASES = [
     Case("baseline with NaN", "fit", ("ShapleyValues",),
          lambda n, m, X: make(n, baseline=np.full(5, np.nan)).fit(m, X),
          ValueError, "baseline contains NaN"),
+    Case("baseline the model cannot take, no X", "fit", ("FeatureAblation", "Lime"),
+         lambda n, m, X: make(n, baseline=np.zeros(3)).fit(m),
+         ValueError, r"rows of 3 input column\(s\), the width of the baseline given "
+         r"without X"),
     Case("baseline='mean' without X", "fit", ("KernelShap",),
          lambda n, m, X: make(n, baseline="mean").fit(m),
          ValueError, "baseline='mean' is computed from the X given to fit"),

@@ -412,6 +412,10 @@ def test_columns_are_checked_before_any_partition_is_read():
             "partitions",
         ),
         (lambda ex, X, d: ex.explain(d["age"]), "Dask Series"),
+        (
+            lambda ex, X, d: ex.explain(d, d["age"].to_dask_array()),
+            "Dask Series aligned",
+        ),
         (lambda ex, X, d: ex.fit(_net(), d), "in-memory rows"),
     ],
 )

@@ -46,29 +46,37 @@ def _same_state(a, b):
     assert all(torch.equal(a[3][k], b[3][k]) for k in a[3])
 
 
-def test_threads_give_the_sequential_results_and_leave_the_model_alone(frame):
-    model = MLP().train()  # a model left in training mode by its user
-    before = _state(model)
-    explainers = {name: make().fit(model, frame) for name, make in MAKERS.items()}
-    sequential = {name: ex.explain(frame) for name, ex in explainers.items()}
-    results: dict[str, list] = {name: [] for name in MAKERS}
+def _together(calls: dict, repeats: int) -> dict:
+    """Run each call ``repeats`` times, every call in its own thread, all
+    starting together; the results per call (a thread's error fails)."""
+    results: dict[str, list] = {name: [] for name in calls}
     errors: list[BaseException] = []
-    start = threading.Barrier(len(MAKERS))
+    start = threading.Barrier(len(calls))
 
     def work(name):
         try:
             start.wait()
-            for _ in range(15):
-                results[name].append(explainers[name].explain(frame))
+            for _ in range(repeats):
+                results[name].append(calls[name]())
         except BaseException as exc:  # reported below
             errors.append(exc)
 
-    threads = [threading.Thread(target=work, args=(name,)) for name in MAKERS]
+    threads = [threading.Thread(target=work, args=(name,)) for name in calls]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     assert not errors, errors
+    return results
+
+
+def test_threads_give_the_sequential_results_and_leave_the_model_alone(frame):
+    model = MLP().train()  # a model left in training mode by its user
+    before = _state(model)
+    explainers = {name: make().fit(model, frame) for name, make in MAKERS.items()}
+    sequential = {name: ex.explain(frame) for name, ex in explainers.items()}
+    calls = {name: (lambda ex=ex: ex.explain(frame)) for name, ex in explainers.items()}
+    results = _together(calls, repeats=15)
     for name, runs in results.items():
         for attr in runs:
             pd.testing.assert_frame_equal(attr, sequential[name])
@@ -203,25 +211,10 @@ def test_every_explainer_concurrently_on_one_model(frame):
     explainers, embedded_net = _every_explainer(model, frame)
     embedded_before = _state(embedded_net)
     sequential = {name: ex.explain(X) for name, (ex, X) in explainers.items()}
-    results: dict[str, list] = {name: [] for name in explainers}
-    errors: list[BaseException] = []
-    start = threading.Barrier(len(explainers))
-
-    def work(name):
-        ex, X = explainers[name]
-        try:
-            start.wait()
-            for _ in range(4):
-                results[name].append(ex.explain(X))
-        except BaseException as exc:  # reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=work, args=(n,)) for n in explainers]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors, errors
+    calls = {
+        name: (lambda ex=ex, X=X: ex.explain(X)) for name, (ex, X) in explainers.items()
+    }
+    results = _together(calls, repeats=4)
     for name, runs in results.items():
         for attr in runs:
             pd.testing.assert_frame_equal(attr, sequential[name], obj=name)

@@ -293,15 +293,9 @@ class FeaturePermutation(BaseExplainer):
         if is_dask(X):
             return self._dask_importance(X, y, sample_weight, max_samples)
         dask_free(y=y, sample_weight=sample_weight)
-        self._check_fitted()
-        settings = self._settings()
-        X = check_input(self, X, reset=False, numeric=self._adapter.numeric_only)
-        n = X.shape[0]
-        y = check_y(y, n)
-        self._check_scoring_y(y)
-        weights = check_sample_weight(sample_weight, n)
+        X, y, weights, settings = self._checked_rows(X, y, sample_weight)
         generator = self._generator()
-        rows = subsample(n, max_samples, generator)
+        rows = subsample(X.shape[0], max_samples, generator)
         if self.scoring is not None:
             return scored_importance(self, X, settings, y, weights, rows, generator)
         if rows is not None:
@@ -313,6 +307,17 @@ class FeaturePermutation(BaseExplainer):
         table = rank_attributions(attr, weights)
         table.attrs["n_rows"] = len(attr)
         return table
+
+    def _checked_rows(self, X, y, sample_weight):
+        """``importance``'s checked ``X``, ``y``, weights and settings (also
+        each Dask partition's)."""
+        self._check_fitted()
+        settings = self._settings()
+        X = check_input(self, X, reset=False, numeric=self._adapter.numeric_only)
+        n = X.shape[0]
+        y = check_y(y, n)
+        self._check_scoring_y(y)
+        return X, y, check_sample_weight(sample_weight, n), settings
 
     def _check_scoring_y(self, y) -> None:
         """A scorer given by name compares with the true targets: refuse no ``y``."""
