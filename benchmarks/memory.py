@@ -75,6 +75,7 @@ def child(spec: dict) -> dict:
         params["n_samples"] = spec["n_samples"]
     if spec["method"] != "FeatureAblation":
         params["random_state"] = 0
+    params.update(spec.get("params", {}))
     before = _rss()
     start = time.perf_counter()
     attr = cls(**params).fit(model, X.iloc[:1]).explain(X)

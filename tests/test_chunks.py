@@ -141,3 +141,46 @@ def test_target_all_draws_as_each_label_across_chunks(monkeypatch, X, net, make)
     for label in range(3):
         one = make(label).fit(net, X).explain(X)
         np.testing.assert_allclose(every[label].to_numpy(), one.to_numpy(), atol=1e-9)
+
+
+def test_lime_chunks_count_the_gram_matrices_of_their_rows(net):
+    # with fewer samples than groups each row's Lasso holds more in its
+    # [g, g] Gram matrices (about four of them) than in its samples
+    g = 40
+    wide = pd.DataFrame(
+        np.random.default_rng(0).normal(size=(5, g)),
+        columns=[f"c{i}" for i in range(g)],
+    )
+    model = torch.nn.Linear(g, 2).double()
+    ex = skattr.Lime(n_samples=10).fit(model, wide)
+    layout = ex._fit_layout
+    rows = ex._rows_per_chunk(layout)
+    assert rows * 4 * g * g * layout.n_outputs <= _base.ROW_BUDGET
+
+
+def test_explaining_imports_no_symbolic_shapes():
+    # torch.unravel_index's first call imports torch's symbolic shapes and
+    # sympy: about 40 MiB of peak memory and a third of a second that every
+    # gathered chunk of coalitions used to pay
+    import subprocess
+    import sys
+
+    script = """
+import sys
+import numpy as np, pandas as pd, torch
+import skattr
+X = pd.DataFrame(np.random.default_rng(0).normal(size=(6, 5)), columns=list("abcde"))
+net = torch.nn.Sequential(torch.nn.Linear(5, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2)).double()
+for ex in (
+    skattr.ShapleyValueSampling(n_samples=4, batch_size=3, random_state=0),
+    skattr.KernelShap(n_samples=20, batch_size=3, random_state=0),
+    skattr.Lime(n_samples=20, batch_size=3, random_state=0),
+    skattr.FeatureAblation(batch_size=3),
+):
+    ex.fit(net, X).explain(X)
+print(sorted(m for m in ("sympy", "torch.fx.experimental.symbolic_shapes") if m in sys.modules))
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip().splitlines()[-1] == "[]"

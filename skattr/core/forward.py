@@ -112,5 +112,12 @@ def split_index(
     >>> r.tolist(), j.tolist()
     ([1, 1, 2, 2], [0, 1, 0, 1])
     """
+    # by division, not torch.unravel_index, whose first call imports torch.fx
+    # and sympy (about 40 MiB and a third of a second)
     flat = torch.arange(start, stop, device=device)
-    return torch.unravel_index(flat, sizes)
+    out = []
+    for size in reversed(sizes[1:]):
+        out.append(flat % size)
+        flat = flat // size
+    out.append(flat)
+    return tuple(reversed(out))

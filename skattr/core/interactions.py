@@ -200,7 +200,7 @@ def interactions_sampled(
     delta = cv.fx - cv.fb
     # the odd part: Kernel SHAP's fit (Shapley values; its interactions are 0)
     phi, phi_std, _, (odd_left, odd_loo) = fit_pairs(
-        design, (vS - vC) / 2, delta, "cubic"
+        design, (vS - vC) / 2, delta, "cubic", residuals=True
     )
     # the even part: an order-two fit, whose interactions are its coefficients
     flat = lambda r: r.permute(0, 2, 1).reshape(n * t, m)  # noqa: E731

@@ -225,10 +225,11 @@ def fit_pairs(
     delta: torch.Tensor,
     regression: str,
     memo: dict | None = None,
+    residuals: bool = False,
 ):
-    """Values ``[n, g, t]``, standard errors, degrees of freedom and the pairs'
-    odd residuals ``[n, m, t]`` (their odd values minus the fit's, as fitted
-    and with each pair left out)."""
+    """Values ``[n, g, t]``, standard errors, degrees of freedom and, with
+    ``residuals``, the pairs' odd residuals ``[n, m, t]`` (their odd values
+    minus the fit's, as fitted and with each pair left out; else ``None``)."""
     n, m, t = odd.shape
     g = design.g
     y = odd.permute(0, 2, 1).reshape(n * t, m)
@@ -242,6 +243,7 @@ def fit_pairs(
         groups=groups,
         fpc=fpc,
         memo=memo,
+        residuals=residuals,
     )
     values = fit.values.reshape(n, t, g).permute(0, 2, 1)
     if fit.variance is None:  # nothing drawn: exact, or no error bar at all
@@ -250,6 +252,8 @@ def fit_pairs(
         std = fit.variance.clamp(min=0).sqrt().reshape(n, t, g).permute(0, 2, 1)
         if fit.df < 1:  # drawn pairs but no spread to measure: no error bar
             std = torch.full_like(values, torch.nan)
+    if not residuals:
+        return values, std, fit.df, None
     residual = fit.residual.reshape(n, t, m).permute(0, 2, 1)
     loo = fit.loo.reshape(n, t, m).permute(0, 2, 1)
     return values, std, fit.df, (residual, loo)

@@ -128,18 +128,15 @@ def even_regression(
         weights,
         even,
         even_full,
+        residuals=True,
     )
-    n = even.shape[0]
-    rows = torch.arange(n, device=dev)
-    alpha = torch.stack(path.alpha)[path.chosen, :, rows]  # [n, m]
-    alpha_1 = torch.stack(path.theta)[path.chosen, 0, rows]  # [n]
+    alpha = path.alpha.T  # [n, m]
+    alpha_1 = path.theta[0]  # [n]
     scale = 4.0 / math.comb(g, 2)
     sii = scale * (torch.einsum("nm,mi,mj->nij", alpha, P, P) + alpha_1[:, None, None])
     eye = torch.eye(g, dtype=torch.bool, device=dev)
     sii = torch.where(eye, 0.0, sii)
-    residual = torch.stack(path.residual)[path.chosen, :, rows]
-    loo = torch.stack(path.loo)[path.chosen, :, rows]
-    return EvenFit(sii, residual, loo)
+    return EvenFit(sii, path.residual.T, path.loo.T)
 
 
 def cubic_shapley(P: torch.Tensor) -> torch.Tensor:
@@ -164,8 +161,8 @@ class OddFit:
     variance: torch.Tensor | None  #: ``[n, g]`` jackknife variance (sampled pairs)
     df: int  #: degrees of freedom of the variance (sampled pairs minus groups)
     penalty: torch.Tensor  #: ``[n]`` the penalty chosen per row (``inf``: linear)
-    residual: torch.Tensor  #: ``[n, m]`` each pair's odd value minus the fit's
-    loo: torch.Tensor  #: ``[n, m]`` the same with the pair left out of the fit
+    residual: torch.Tensor | None  #: ``[n, m]`` each pair's odd value minus the fit's
+    loo: torch.Tensor | None  #: ``[n, m]`` the same with the pair left out of the fit
 
 
 def odd_regression(
@@ -178,6 +175,7 @@ def odd_regression(
     groups: list[torch.Tensor] | None = None,
     fpc: list[float] | None = None,
     memo: dict | None = None,
+    residuals: bool = False,
 ) -> OddFit:
     """Shapley values from the odd values of coalition pairs, every row at once.
 
@@ -242,29 +240,19 @@ def odd_regression(
             memo.clear()  # the latest design only
             memo[key] = shared
     phi_S, phi_1, setup, influence = shared
-    path = _ridge_rows(setup, odd, delta / 2)
-    phis = [
-        (2 * theta[1:] + phi_S.T @ alpha + phi_1[:, None] * theta[:1]).T
-        for theta, alpha in zip(path.theta, path.alpha)
-    ]
-    chosen = path.chosen
-    rows = torch.arange(n, device=dev)
-    values = torch.stack(phis)[chosen, rows]
+    path = _ridge_rows(setup, odd, delta / 2, residuals=residuals)
+    # the values are linear in each row's fit: read from the chosen one
+    theta, alpha, chosen = path.theta, path.alpha, path.chosen
+    values = (2 * theta[1:] + phi_S.T @ alpha + phi_1[:, None] * theta[:1]).T
     # efficiency to the last bit (the constraint holds to solver precision)
     values = values + ((delta - values.sum(1)) / g)[:, None]
     penalty = (
-        path.penalties[chosen]
+        setup.penalties[chosen]
         if cubic
         else torch.full((n,), math.inf, dtype=f64, device=dev)
     )
-    residual = torch.stack(path.residual)[chosen, :, rows]  # [n, m]
-    loo_fit = torch.stack(path.loo)[chosen, :, rows]
-    r_list, Sinv_list = path.r, path.Sinv
-    keep = {
-        i: (r_list[i], Sinv_list[i], path.alpha[i], path.diag[i])
-        for i in range(len(path.penalties))
-    }
-    V, VD, Ct, sq = path.V, path.VD, path.Ct, path.sq
+    residual = None if path.residual is None else path.residual.T  # [n, m]
+    loo_fit = None if path.loo is None else path.loo.T
     if not groups:
         return OddFit(values, None, 0, penalty, residual, loo_fit)
     # stratified jackknife: pair p's deletion moves the estimate by
@@ -293,10 +281,10 @@ def odd_regression(
         s_pair[members] = scale[j]
     variance = torch.zeros(n, g, dtype=f64, device=dev)
     for index in torch.unique(chosen).tolist():
-        r, Sinv, alpha, diag = keep[index]
+        r, Sinv, diag, _ = setup.fits[index]
         rows = torch.nonzero(chosen == index).flatten()
         if index not in influence:  # [g, m], the same for every chunk of rows
-            influence[index] = _influence(r, Sinv, V, VD, Ct, sq, phi_S, phi_1)
+            influence[index] = _influence(r, Sinv, setup, phi_S, phi_1)
         H = influence[index]
         H = torch.cat([H, H.new_zeros(g, 1)], 1)
         pivotal = diag <= 1e-9 * diag.abs().max()
@@ -336,26 +324,18 @@ def separable(S: torch.Tensor) -> bool:
 
 @dataclass
 class _Path:
-    """The fits of :func:`_ridge_path` along the penalties, and what they share."""
+    """The fit :func:`_ridge_path` chose for each row (one penalty per row)."""
 
-    penalties: torch.Tensor  #: ``[L]``
     chosen: torch.Tensor  #: ``[n]`` index of the penalty each row chose
-    theta: list  #: ``[q + 1, n]`` per penalty: the full coalition's dual, then the unpenalised
-    alpha: list  #: ``[m, n]`` per penalty: the pairs' duals
-    diag: list  #: ``[m]`` per penalty: the inverse's diagonal (leave-one-out)
-    residual: list  #: ``[m, n]`` per penalty: each pair's value minus the fit's
-    loo: list  #: ``[m, n]`` per penalty: the same, the pair left out of the fit
-    r: list  #: ``[m]`` per penalty: ``1 / (sigma + lambda)``
-    Sinv: list  #: per penalty: the inverse of the parametric block
-    V: torch.Tensor  #: eigenvectors of the weighted kernel
-    VD: torch.Tensor  #: ``V^T D^1/2``
-    Ct: torch.Tensor  #: ``V^T D^1/2 [k_1, L]``
-    sq: torch.Tensor  #: ``D^1/2``
-    wn: torch.Tensor  #: the weights, mean one
-    V2: torch.Tensor  #: ``V ** 2``
+    theta: (
+        torch.Tensor
+    )  #: ``[q + 1, n]``: the full coalition's dual, then the unpenalised
+    alpha: torch.Tensor  #: ``[m, n]``: the pairs' duals
+    residual: torch.Tensor | None  #: ``[m, n]``: each pair's value minus the fit's
+    loo: torch.Tensor | None  #: ``[m, n]``: the same, the pair left out of the fit
 
 
-def _ridge_path(kernel, L, L1, weights, y, y1) -> _Path:
+def _ridge_path(kernel, L, L1, weights, y, y1, *, residuals=False) -> _Path:
     """Kernel ridge on pairs with an unpenalised part and an exact full coalition.
 
     Fits ``y_p ~ L_p . beta + h(z_p)``, ``h`` in the kernel's span
@@ -371,23 +351,34 @@ def _ridge_path(kernel, L, L1, weights, y, y1) -> _Path:
     weighted kernel serves every row and penalty (:func:`_ridge_setup`); the
     parametric block is a ``(q + 1)``-sized Schur complement.
     """
-    return _ridge_rows(_ridge_setup(kernel, L, L1, weights), y, y1)
+    return _ridge_rows(_ridge_setup(kernel, L, L1, weights), y, y1, residuals=residuals)
 
 
 @dataclass
 class _Setup:
-    """What the ridge path shares by all rows: it depends on the pairs alone."""
+    """What the ridge path shares by all rows: it depends on the pairs alone.
+
+    Of the ``m x m`` matrices only the eigenvectors ``V`` are kept:
+    ``V^T D^1/2 x`` is computed as ``V^T (D^1/2 x)`` and the diagonals that
+    need ``V ** 2`` are taken once for every penalty, so that the memory the
+    design holds is one ``m x m`` matrix (two during the decomposition).
+    """
 
     penalties: torch.Tensor
-    V: object
-    VD: object
-    Ct: torch.Tensor
-    sq: torch.Tensor
-    wn: torch.Tensor
-    V2: object
-    B0: torch.Tensor
+    V: object  #: eigenvectors of the weighted kernel (``_Diagonal`` when linear)
+    Ct: torch.Tensor  #: ``V^T D^1/2 [k_1, L]``
+    sq: torch.Tensor  #: ``D^1/2``
+    wn: torch.Tensor  #: the weights, mean one
     q: int
     fits: list  #: per penalty: (r, Sinv, diag, vote)
+
+    def vd(self, x: torch.Tensor) -> torch.Tensor:
+        """``V^T D^1/2 x`` for ``x`` ``[m, k]``."""
+        return self.V.T @ (self.sq[:, None] * x)
+
+    def dv(self, x: torch.Tensor) -> torch.Tensor:
+        """``x V^T D^1/2`` for ``x`` ``[k, m]``."""
+        return (x @ self.V.T) * self.sq[None, :]
 
 
 def _ridge_setup(kernel, L, L1, weights) -> _Setup:
@@ -416,67 +407,86 @@ def _ridge_setup(kernel, L, L1, weights) -> _Setup:
     B0[0, 0] = k11
     B0[0, 1:] = L1
     B0[1:, 0] = L1
-    VD = _Diagonal(sq) if isinstance(V, _Diagonal) else V.T * sq[None, :]  # V^T D^1/2
-    Ct = VD @ C  # [m, q + 1]
-    V2 = V**2
+    Ct = V.T @ (sq[:, None] * C)  # [m, q + 1]
+    R = 1.0 / (sigma[:, None] + penalties[None, :])  # [m, L]: r of each penalty
+    V2R = (V**2) @ R  # [m, L]; V ** 2 is freed at once
     fits = []
-    for lam in penalties.tolist():
-        r = 1.0 / (sigma + lam)  # [m]
+    for i in range(len(penalties)):
+        r = R[:, i].contiguous()
         Sinv = _inverse(B0 - Ct.T @ (r[:, None] * Ct))
-        diag = _inverse_diagonal(r, Sinv, V, V2, Ct, sq, wn)
+        # the diagonal of the system's inverse, over the pairs:
+        # M^-1 + E S^-1 E^T with M^-1 = D^1/2 V diag(r) V^T D^1/2, E = M^-1 C
+        E = sq[:, None] * (V @ (r[:, None] * Ct))
+        diag = wn * V2R[:, i] + ((E @ Sinv) * E).sum(1)
         # leave one pair out: residual alpha_i / (A^-1)_ii; a pivotal pair
         # (the fit cannot do without it) has none: it does not vote
         vote = diag > 1e-9 * diag.abs().max()
         fits.append((r, Sinv, diag, vote))
-    return _Setup(penalties, V, VD, Ct, sq, wn, V2, B0, q, fits)
+    return _Setup(penalties, V, Ct, sq, wn, q, fits)
 
 
-def _ridge_rows(setup: _Setup, y, y1) -> _Path:
-    """The fits of every row along the penalties, and each row's choice."""
+def _ridge_rows(setup: _Setup, y, y1, *, residuals: bool = False) -> _Path:
+    """Each row's fit at the penalty it chooses.
+
+    Two passes, so that no ``[m, n]`` array is kept per penalty: the first
+    fits every penalty and keeps its small parametric part and each row's
+    leave-one-out score; the second refits each row at its chosen penalty
+    (one more product in all, as every row is refitted once).
+    """
     n = y.shape[0]
     dev = y.device
     f64 = torch.float64
-    penalties, V, VD, Ct, sq, wn = (
-        setup.penalties, setup.V, setup.VD, setup.Ct, setup.sq, setup.wn,
+    penalties, V, Ct, sq, wn = (
+        setup.penalties, setup.V, setup.Ct, setup.sq, setup.wn,
     )  # fmt: skip
-    y = y.to(f64)
     rhs_p = torch.zeros(setup.q + 1, n, dtype=f64, device=dev)
     rhs_p[0] = y1.to(f64)
-    yt = VD @ y.T  # [m, n]
-    path = _Path(
-        penalties, None, [], [], [], [], [], [], [], V, VD, Ct, sq, wn, setup.V2
-    )
-    scores = []
-    for lam, (r, Sinv, diag, vote) in zip(penalties.tolist(), setup.fits):
-        theta = Sinv @ (rhs_p - Ct.T @ (r[:, None] * yt))  # [q + 1, n]
-        inner = r[:, None] * (yt - Ct @ theta)  # [m, n]
-        alpha = sq[:, None] * (V @ inner)  # [m, n]
-        loo = torch.where(
+    yt = setup.vd(y.to(f64).T)  # [m, n]
+
+    def fit(i: int, cols):
+        r, Sinv, diag, vote = setup.fits[i]
+        y_i = yt if cols is None else yt[:, cols]
+        rhs = rhs_p if cols is None else rhs_p[:, cols]
+        theta = Sinv @ (rhs - Ct.T @ (r[:, None] * y_i))  # [q + 1, n]
+        alpha = sq[:, None] * (V @ (r[:, None] * (y_i - Ct @ theta)))  # [m, n]
+        return theta, alpha
+
+    def loo(i: int, alpha):
+        _, _, diag, vote = setup.fits[i]
+        return torch.where(
             vote[:, None], alpha / torch.where(vote, diag, 1.0)[:, None], 0.0
         )
-        for store, value in zip(
-            (
-                path.theta,
-                path.alpha,
-                path.diag,
-                path.r,
-                path.Sinv,
-                path.residual,
-                path.loo,
-            ),
-            (theta, alpha, diag, r, Sinv, (lam / wn)[:, None] * alpha, loo),
-        ):
-            store.append(value)
-        if len(penalties) > 1:
-            scores.append((torch.where(vote, wn, 0.0)[:, None] * loo**2).sum(0))
-    if scores:
+
+    count = len(penalties)
+    if count == 1:
+        chosen = torch.zeros(n, dtype=torch.long, device=dev)
+        theta, alpha = fit(0, None)
+    else:
+        scores, thetas = [], []
+        for i in range(count):
+            theta_i, alpha_i = fit(i, None)
+            vote = setup.fits[i][3]
+            scores.append(
+                (torch.where(vote, wn, 0.0)[:, None] * loo(i, alpha_i) ** 2).sum(0)
+            )
+            thetas.append(theta_i)
+            del alpha_i
         score = torch.stack(scores)  # [L, n]
         ok = score <= score.min(0).values * (1 + 1e-3)
-        count = len(penalties)
-        path.chosen = (count - 1 - ok.flip(0).to(torch.int8).argmax(0)).long()
-    else:
-        path.chosen = torch.zeros(n, dtype=torch.long, device=dev)
-    return path
+        chosen = (count - 1 - ok.flip(0).to(torch.int8).argmax(0)).long()
+        theta = torch.stack(thetas)[chosen, :, torch.arange(n, device=dev)].T
+        alpha = yt.new_empty(yt.shape)
+        for i in torch.unique(chosen).tolist():
+            cols = torch.nonzero(chosen == i).flatten()
+            alpha[:, cols] = fit(i, cols)[1]
+    residual = loo_all = None
+    if residuals:
+        residual = alpha * (penalties[chosen][None, :] / wn[:, None])
+        loo_all = torch.empty_like(alpha)
+        for i in torch.unique(chosen).tolist():
+            cols = torch.nonzero(chosen == i).flatten()
+            loo_all[:, cols] = loo(i, alpha[:, cols])
+    return _Path(chosen, theta, alpha, residual, loo_all)
 
 
 class _Diagonal:
@@ -509,22 +519,12 @@ def _inverse(A: torch.Tensor) -> torch.Tensor:
     return torch.linalg.pinv(A, hermitian=True)
 
 
-def _inverse_diagonal(r, Sinv, V, V2, Ct, sq, wn) -> torch.Tensor:
-    """``[m]``: the diagonal of the inverse of the system, over the pairs.
-
-    ``M^-1 + E S^-1 E^T`` with ``M^-1 = D^1/2 V diag(r) V^T D^1/2`` and
-    ``E = M^-1 C``; the leave-one-out residual of pair ``i`` is
-    ``alpha_i`` over it.
-    """
-    E = sq[:, None] * (V @ (r[:, None] * Ct))
-    return wn * (V2 @ r) + ((E @ Sinv) * E).sum(1)
-
-
-def _influence(r, Sinv, V, VD, Ct, sq, phi_S, phi_1) -> torch.Tensor:
+def _influence(r, Sinv, setup: _Setup, phi_S, phi_1) -> torch.Tensor:
     """``[g, m]``: the derivative of the estimate with respect to each pair's odd value."""
-    dtheta = -Sinv @ (Ct.T * r[None, :]) @ VD  # [g + 1, m]
+    Ct, sq, V = setup.Ct, setup.sq, setup.V
+    dtheta = -Sinv @ setup.dv(Ct.T * r[None, :])  # [g + 1, m]
     # d alpha / dy = D^1/2 V diag(r) (V^T D^1/2 - Ct dtheta)
     F = (phi_S.T * sq[None, :]) @ V  # [g, m]
     Fr = F * r[None, :]
-    dphi = Fr @ VD - (Fr @ Ct) @ dtheta
+    dphi = setup.dv(Fr) - (Fr @ Ct) @ dtheta
     return 2 * dtheta[1:] + dphi + phi_1[:, None] * dtheta[:1]

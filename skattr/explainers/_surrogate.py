@@ -126,7 +126,8 @@ class KernelShap(BaseExplainer):
     when they are each row's predicted class of a multi-output model. The
     regression costs one eigendecomposition of an ``m x m`` matrix for ``m``
     pairs (``n_samples / 2``), shared by all rows: about a second at
-    ``m = 1000``. Each row sums to ``f(x) - f(baseline)`` (efficiency),
+    ``m = 1000``, and about ``4 * m**2`` float64 values of memory at its
+    peak (``regression="linear"`` needs none). Each row sums to ``f(x) - f(baseline)`` (efficiency),
     ``f(baseline)`` being the mean over the background rows.
 
     The frame returned by ``explain`` carries in ``attrs``:
@@ -449,8 +450,12 @@ class Lime(BaseExplainer):
         return self._pick_cost(layout, n) + n * (int(self.n_samples) + 2) * B
 
     def _rows_per_chunk(self, layout):
-        # each row's samples are held as [n_samples, groups] for its Lasso
-        return self._chunk_for(layout, int(self.n_samples) * layout.n_groups)
+        # each row's samples are held as [n_samples, groups] for its Lasso,
+        # and its Gram matrix [groups, groups] about four times (the Gram, the
+        # active-set system, its factors and mask): with fewer samples than
+        # groups the Gram matrices are the larger part
+        g = layout.n_groups
+        return self._chunk_for(layout, (int(self.n_samples) + 4 * g) * g)
 
     def _attribute(self, X, y, layout, call, run):
         n = X.shape[0]
