@@ -17,7 +17,8 @@ Two series:
 
 - **n_samples**, on W2's model (MLP 100 -> 256 -> 256 -> 1) and 200 rows:
   ShapleyValueSampling 5 -> 50 permutations, KernelShap 200 -> 2,000
-  coalitions, Lime 50 -> 500 samples;
+  coalitions (with its default cubic regression and with the linear one),
+  Lime 50 -> 500 samples;
 - **rows**, on an MLP 10 -> 16 -> 1 (random weights, seed 0), so that a
   million rows take seconds: FeatureAblation, ShapleyValueSampling
   (``n_samples=2``), KernelShap (``n_samples=64``) and Lime
@@ -111,15 +112,16 @@ def run(spec: dict) -> dict:
 def series(quick: bool) -> list[dict]:
     scale = 10 if quick else 1
     specs = []
-    for method, values in (
-        ("ShapleyValueSampling", (5, 50)),
-        ("KernelShap", (200, 2000)),
-        ("Lime", (50, 500)),
+    for method, values, params in (
+        ("ShapleyValueSampling", (5, 50), {}),
+        ("KernelShap", (200, 2000), {}),
+        ("KernelShap", (200, 2000), {"regression": "linear"}),
+        ("Lime", (50, 500), {}),
     ):
         for s in values:
             specs.append(
                 {"series": "n_samples", "model": "W2", "method": method,
-                 "rows": 200, "n_samples": s}
+                 "rows": 200, "n_samples": s, "params": params}
             )  # fmt: skip
     for method, s in (
         ("FeatureAblation", None),
@@ -144,8 +146,11 @@ def render(results: list[dict], header: str) -> str:
     ]
     for r in results:
         s = "—" if r["n_samples"] is None else f"{r['n_samples']:,}"
+        method = r["method"] + "".join(
+            f" ({k}={v!r})" for k, v in r.get("params", {}).items()
+        )
         lines.append(
-            f"| {r['series']} | {r['method']} | {r['rows']:,} | {s} | "
+            f"| {r['series']} | {method} | {r['rows']:,} | {s} | "
             f"{r['added_peak_mib']:.0f} | {r['output_mib']:.0f} | {r['seconds']:.1f} |"
         )
     return "\n".join(lines) + "\n"

@@ -540,7 +540,12 @@ class ModelCall:
         # NaN exactly where x is NaN or infinite
         probe = self._seen.sum()
         if values is not None and values.numel():
-            probe = probe + (values.detach() * 0).sum().to(probe.device, probe.dtype)
+            # by chunks of rows, so that the probe never copies a large result
+            v = values.detach()
+            step = max(1, _PROBE_VALUES // max(1, v[0].numel()))
+            for start in range(0, v.shape[0], step):
+                part = (v[start : start + step] * 0).sum()
+                probe = probe + part.to(probe.device, probe.dtype)
         if bool(torch.isfinite(probe)):
             return
         finite = torch.isfinite(self._seen)
@@ -577,6 +582,10 @@ class ModelCall:
             self._bar.refresh()
             self._bar.close()
             self._bar = None
+
+
+#: most values of a result :meth:`ModelCall.check` multiplies at once
+_PROBE_VALUES = 2**20
 
 
 def _check_model_inputs(model_inputs) -> None:

@@ -184,3 +184,21 @@ print(sorted(m for m in ("sympy", "torch.fx.experimental.symbolic_shapes") if m 
         [sys.executable, "-c", script], capture_output=True, text=True, check=True
     )
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_the_finiteness_probe_reads_a_large_result_in_chunks(monkeypatch, X):
+    # the probe of the attributions goes through the result a few rows at a
+    # time (it used to copy it whole): a NaN gradient in the last row is found
+    from skattr import _model
+
+    class Root(torch.nn.Module):  # d sqrt(x^2) / dx is NaN at 0
+        def forward(self, x):
+            return torch.sqrt(x**2).sum(1, keepdim=True)
+
+    bad = X.copy()
+    bad.iloc[-1, 2] = 0.0
+    monkeypatch.setattr(_model, "_PROBE_VALUES", 5)
+    ex = skattr.GradientShap(baseline="zeros", random_state=0).fit(Root(), X)
+    ex.explain(X)
+    with pytest.raises(ValueError, match=r"For 1 of the 23 rows .*'r22'"):
+        ex.explain(bad)

@@ -28,13 +28,12 @@ def _primal(S, w, y, y1, lam, cubic, leave=None):
     P = S.astype(float) * 2 - 1
     triples = list(itertools.combinations(range(g), 3)) if cubic else []
     scale = math.sqrt(math.comb(g, 3)) if cubic else 1.0
-    feats = lambda Q: (
-        np.stack(  # noqa: E731
-            [Q[:, list(T)].prod(1) / scale for T in triples], 1
-        )
-        if triples
-        else np.zeros((Q.shape[0], 0))
-    )
+
+    def feats(Q):
+        if not triples:
+            return np.zeros((Q.shape[0], 0))
+        return np.stack([Q[:, list(T)].prod(1) / scale for T in triples], 1)
+
     X = np.hstack([P, feats(P)])
     x1 = np.hstack([np.ones(g), feats(np.ones((1, g)))[0]])
     wn = w / w.mean()
