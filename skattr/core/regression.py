@@ -260,23 +260,14 @@ def odd_regression(
     # times (k - 1) / k and the finite-population factor, adds up
     # variance = sum_p s_p x_p^2 - sum_G s_G / k_G (sum_{p in G} x_p)^2 with
     # x_p = H[:, p] loo_p and s_G = fpc (k - 1) / k: one product for the
-    # squares, one batched product over the groups (padded) for the sums
-    sizes = torch.tensor([mem.numel() for mem in groups], device=dev)
-    scale = torch.tensor(
-        [
-            f * (k - 1) / k if k >= 2 else 0.0
-            for k, f in zip(sizes.tolist(), fpc or [1.0] * len(groups))
-        ],
-        dtype=f64,
-        device=dev,
-    )
-    width = int(sizes.max())
-    pad = torch.full(
-        (len(groups), width), m, dtype=torch.long, device=dev
-    )  # m: a zero column
-    for j, members in enumerate(groups):
-        pad[j, : members.numel()] = members
-    s_pair = torch.zeros(m + 1, dtype=f64, device=dev)
+    # squares, one per group for the sums (a padded batch of the groups held
+    # groups x widest group x rows values, several times the pairs)
+    sizes = [int(mem.numel()) for mem in groups]
+    scale = [
+        f * (k - 1) / k if k >= 2 else 0.0
+        for k, f in zip(sizes, fpc or [1.0] * len(groups))
+    ]
+    s_pair = torch.zeros(m, dtype=f64, device=dev)
     for j, members in enumerate(groups):
         s_pair[members] = scale[j]
     variance = torch.zeros(n, g, dtype=f64, device=dev)
@@ -286,15 +277,15 @@ def odd_regression(
         if index not in influence:  # [g, m], the same for every chunk of rows
             influence[index] = _influence(r, Sinv, setup, phi_S, phi_1)
         H = influence[index]
-        H = torch.cat([H, H.new_zeros(g, 1)], 1)
         pivotal = diag <= 1e-9 * diag.abs().max()
         loo = alpha[:, rows] / torch.where(pivotal, 1.0, diag)[:, None]  # [m, rows]
-        loo = torch.cat([loo, loo.new_zeros(1, loo.shape[1])])
-        squares = (loo**2 * s_pair[:, None]).T @ (H**2).T  # [rows, g]
-        sums = torch.bmm(loo[pad].transpose(1, 2), H.T[pad])  # [G, rows, g]
-        within = (scale / sizes.clamp_min(1))[:, None, None] * sums**2
-        variance[rows] = squares - within.sum(0)
-        if bool(pivotal[s_pair[:-1] > 0].any()):
+        part = (loo**2 * s_pair[:, None]).T @ (H**2).T  # [rows, g]
+        for members, k, c in zip(groups, sizes, scale):
+            if c:
+                within = loo[members].T @ H[:, members].T  # [rows, g]
+                part -= within.square_().mul_(c / k)
+        variance[rows] = part
+        if bool(pivotal[s_pair > 0].any()):
             # a drawn pair the fit cannot do without: deleting it leaves the
             # estimate undetermined, so the spread says nothing
             variance[rows] = torch.nan
