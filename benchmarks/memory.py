@@ -9,7 +9,8 @@ Each configuration runs in a fresh process: it builds the model and the rows
 (a float32 DataFrame), notes its resident memory (RSS), runs constructor,
 ``fit`` and ``explain`` with ``batch_size=4096``, and reports the **added
 peak**: the process's peak RSS (``getrusage``) less the RSS before
-``explain``. The output itself (the result ``[n, g]`` in float64 and its
+``explain`` (for the ``n_samples`` series the median of three processes:
+their small peaks vary by some MiB from one process to the next). The output itself (the result ``[n, g]`` in float64 and its
 ``attrs``) is given beside it: the goal is a peak that stays flat as
 ``n_samples`` grows tenfold and grows with the rows only by the output.
 
