@@ -534,7 +534,7 @@ class ModelCall:
 
         ``values`` ``[n, ...]``: results per explained row (attributions),
         checked too, for the gradients of a model whose outputs are finite.
-        One reduction on the device and one synchronisation.
+        A reduction per chunk of rows on the device, and one synchronisation.
         """
         # one reduction and one synchronisation when all is well: 0 * x is
         # NaN exactly where x is NaN or infinite

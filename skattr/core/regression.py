@@ -202,6 +202,10 @@ def odd_regression(
         part of the fit that depends on the pairs alone (the kernel, its
         eigendecomposition, the influence of each pair) is computed once per
         design and kept there (the latest design only).
+    residuals : bool, default=False
+        Also return each pair's residual and leave-one-out residual
+        (``OddFit.residual`` and ``OddFit.loo``, ``[n, m]``); otherwise they
+        are ``None``.
 
     Returns
     -------
@@ -352,7 +356,8 @@ class _Setup:
     Of the ``m x m`` matrices only the eigenvectors ``V`` are kept:
     ``V^T D^1/2 x`` is computed as ``V^T (D^1/2 x)`` and the diagonals that
     need ``V ** 2`` are taken once for every penalty, so that the memory the
-    design holds is one ``m x m`` matrix (two during the decomposition).
+    design keeps is one ``m x m`` matrix (about four during the
+    decomposition: the kernel, the eigenvectors and the solver's workspace).
     """
 
     penalties: torch.Tensor
@@ -482,8 +487,8 @@ def _ridge_rows(setup: _Setup, y, y1, *, residuals: bool = False) -> _Path:
 
 class _Diagonal:
     """A diagonal ``m x m`` matrix held as its diagonal ``d`` ``[m]``: the
-    linear fit's eigenvectors (the identity) and ``V^T D^1/2``, which would
-    otherwise take ``m^2`` values each for nothing."""
+    linear fit's eigenvectors (the identity), which would otherwise take
+    ``m^2`` values for nothing."""
 
     def __init__(self, d: torch.Tensor):
         self.d = d

@@ -127,8 +127,9 @@ class KernelShap(BaseExplainer):
     regression costs one eigendecomposition of an ``m x m`` matrix for ``m``
     pairs (``n_samples / 2``), shared by all rows: about a second at
     ``m = 1000``, and about ``4 * m**2`` float64 values of memory at its
-    peak (``regression="linear"`` needs none). Each row sums to ``f(x) - f(baseline)`` (efficiency),
-    ``f(baseline)`` being the mean over the background rows.
+    peak (``regression="linear"`` needs none). Each row sums to
+    ``f(x) - f(baseline)`` (efficiency), ``f(baseline)`` being the mean over
+    the background rows.
 
     The frame returned by ``explain`` carries in ``attrs``:
 
