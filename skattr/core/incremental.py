@@ -38,6 +38,8 @@ from __future__ import annotations
 
 import torch
 
+from skattr.core.forward import split_index
+
 
 def contributions(
     X: torch.Tensor,
@@ -289,7 +291,7 @@ def rows_outputs(f, X: torch.Tensor, batch_size: int) -> torch.Tensor | None:
     return torch.cat(parts)
 
 
-def permuted_values(f, X, perms, columns, groups, batch_size, targets):
+def permuted_values(f, X, perms, groups, batch_size, targets):
     """``f`` on the copies of ``X`` with one group's columns shuffled, from
     pre-activations: row ``i`` of copy ``(j, r)`` is ``h(x_i) + W[:, cols_j]
     (x_source - x_i)[cols_j]``. The contract of
@@ -301,25 +303,28 @@ def permuted_values(f, X, perms, columns, groups, batch_size, targets):
     W, c = affine
     n, p = X.shape
     g, R = perms.shape[0], perms.shape[1]
-    device = X.device
     h_x = _pre(X, W, c)  # [n, h] float64
-    Wd = W.double()
+    Wt = W.double().T  # [p, h]
+    # each group's columns, once; a group's copies are the contiguous block
+    # j * R * n .. (j + 1) * R * n of the flat order (group, repeat, row)
+    order = torch.argsort(groups, stable=True)
+    members = order.split(torch.bincount(groups, minlength=g).tolist())
+    block = R * n
     out = None
-    total = g * R * n
+    total = g * block
     for start in range(0, total, batch_size):
         stop = min(total, start + batch_size)
-        flat = torch.arange(start, stop, device=device)
-        j, r, i = flat // (R * n), (flat // n) % R, flat % n
+        j, r, i = split_index(start, stop, (g, R, n), X.device)
         source = perms[j, r, i]
         H = h_x[i].clone()
         # each group of the chunk: its columns' change times their weights
-        # (a product over the group's own columns only, as many rows as the
-        # chunk holds of it)
-        for group in torch.unique(j).tolist():
-            sel = torch.nonzero(j == group).flatten()
-            cols = torch.nonzero(groups == group).flatten()
-            change = (X[source[sel]][:, cols] - X[i[sel]][:, cols]).double()
-            H[sel] += change @ Wd[:, cols].T
+        # (a product over the group's own columns only)
+        for group in range(start // block, (stop - 1) // block + 1):
+            a = max(start, group * block) - start
+            b = min(stop, (group + 1) * block) - start
+            cols = members[group]
+            change = X[source[a:b, None], cols] - X[i[a:b, None], cols]
+            H[a:b] += change.double() @ Wt[cols]
         values = f.rest(H.to(X.dtype), i)
         if targets is not None:
             values = values.gather(1, targets[i])

@@ -103,9 +103,7 @@ def permuted_outputs(
     R = perms.shape[1]
     columns = _group_columns(groups.to(X.device))  # [g, s]
     perms = perms.to(X.device)
-    values = permuted_values(
-        f, X, perms, columns, groups.to(X.device), batch_size, targets
-    )
+    values = permuted_values(f, X, perms, groups.to(X.device), batch_size, targets)
     if values is not None:  # a model with an affine head: pre-activation updates
         return values
 
@@ -126,6 +124,15 @@ def permuted_outputs(
 
     out = evaluate(value, build, g * R * n, batch_size=batch_size)
     return out.reshape(g, R, n, *out.shape[1:])
+
+
+def row_outputs(f, X: torch.Tensor, *, batch_size: int) -> torch.Tensor:
+    """Every output at the rows themselves ``[n, k]``, computed the way the
+    permuted copies are (from the first layer's pre-activations where the
+    model has an affine head), so that shuffling a group the model ignores
+    changes no output, to the bit."""
+    outputs = rows_outputs(f, X, batch_size)
+    return evaluate_rows(f, X, batch_size=batch_size) if outputs is None else outputs
 
 
 def _group_columns(groups: torch.Tensor) -> torch.Tensor:
@@ -194,9 +201,7 @@ def feature_permutation(
     -----
     Cost: ``n + n * g * R`` model rows.
     """
-    outputs = rows_outputs(f, X, batch_size)
-    if outputs is None:
-        outputs = evaluate_rows(f, X, batch_size=batch_size)
+    outputs = row_outputs(f, X, batch_size=batch_size)
     if callable(targets):
         targets = targets(outputs)
     targets = targets.to(X.device)

@@ -25,9 +25,11 @@ from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.utils.metaestimators import available_if
 
 from skattr._data import row_index, to_numpy
-from skattr.core.forward import evaluate_rows
-from skattr.core.incremental import rows_outputs
-from skattr.core.permutation import permuted_outputs, random_permutations
+from skattr.core.permutation import (
+    permuted_outputs,
+    random_permutations,
+    row_outputs,
+)
 
 
 def scored_importance(
@@ -202,10 +204,7 @@ class ModelView(BaseEstimator):
     def run(self, Xt: torch.Tensor, call) -> torch.Tensor:
         """Every output ``[m, k]`` at the model-space rows ``Xt``."""
         batch_size = self.explainer.get_params()["batch_size"]
-        out = rows_outputs(call, Xt, batch_size)  # as the permuted copies are
-        return (
-            out if out is not None else evaluate_rows(call, Xt, batch_size=batch_size)
-        )
+        return row_outputs(call, Xt, batch_size=batch_size)
 
     def _response(self, X, key: str) -> np.ndarray:
         answers = getattr(self, "_answers", None)
