@@ -683,5 +683,82 @@ def importance_table(
     table = pd.DataFrame({"importance": importance, "std": std})
     if mean is not None:
         table["mean"] = mean
-    table.index.name = "feature"
+    # a renamed copy of the index: it may be the very columns of the
+    # caller's attributions, whose name must not change
+    table.index = table.index.rename("feature")
     return table.sort_values("importance", ascending=False, kind="stable")
+
+
+# ------------------------------------------------------- importance moments
+# The importance table of local attributions, in three steps, so that rows
+# held apart (the partitions of a Dask DataFrame) give the table of all of
+# them: each part's moments, their exact combination, the table.
+
+
+def importance_moments(
+    values: np.ndarray, weights: np.ndarray | None, n_outputs: int, every: bool
+) -> np.ndarray:
+    """The moments of attributions ``values`` ``[n, k * g]`` (output-major
+    columns when ``every``, ``target="all"``): one row of the weight, the
+    rows, the (weighted) mean and sum of squared deviations of each row's
+    ``|attribution|`` (its mean over the outputs when ``every``), and the
+    signed mean (``every``: each output's mean ``|attribution|``)."""
+    n = values.shape[0]
+    w = np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64)
+    if every:
+        magnitude = np.abs(values)
+        per_row = magnitude.reshape(n, n_outputs, -1).mean(1)
+        means = magnitude
+    else:
+        per_row, means = np.abs(values), values
+    W = w.sum()
+    mean = w @ per_row / W if W > 0 else np.zeros(per_row.shape[1])
+    m2 = w @ (per_row - mean) ** 2
+    other = w @ means / W if W > 0 else np.zeros(means.shape[1])
+    return np.concatenate([[W, n], mean, m2, other])
+
+
+def combine_importance_moments(rows: np.ndarray, g: int) -> np.ndarray:
+    """Moments rows ``[parts, ...]`` of :func:`importance_moments` -> the
+    moments of all their rows (the parallel-axis formula)."""
+    W_i = rows[:, 0]
+    W = W_i.sum()
+    means, m2, other = (
+        rows[:, 2 : 2 + g],
+        rows[:, 2 + g : 2 + 2 * g],
+        rows[:, 2 + 2 * g :],
+    )
+    if W > 0:
+        mean = W_i @ means / W
+        spread = m2.sum(0) + W_i @ (means - mean) ** 2
+        other = W_i @ other / W
+    else:
+        mean, spread, other = means[0] * 0, m2[0] * 0, other[0] * 0
+    return np.concatenate([[W, rows[:, 1].sum()], mean, spread, other])
+
+
+def moments_table(
+    row: np.ndarray, names: pd.Index, outputs: list | None, weighted: bool
+) -> pd.DataFrame:
+    """The importance table from the moments of all rows.
+
+    ``importance`` is the (weighted) mean of ``|attribution|`` over rows,
+    ``std`` its spread over rows (with weights, the weighted standard
+    deviation; without, the sample one), and ``mean`` the signed mean, or,
+    with ``outputs`` (``target="all"``), a column per output of its mean
+    ``|attribution|``.
+    """
+    g = len(names)
+    W, n = row[0], int(round(row[1]))
+    mean, m2, other = row[2 : 2 + g], row[2 + g : 2 + 2 * g], row[2 + 2 * g :]
+    if weighted:
+        std = np.sqrt(m2 / W)
+    else:
+        std = np.sqrt(m2 / (n - 1)) if n > 1 else np.zeros(g)
+    importance, spread = pd.Series(mean, names), pd.Series(std, names)
+    if outputs is None:
+        return importance_table(importance, spread, pd.Series(other, names))
+    table = importance_table(importance, spread)
+    for o, values in zip(outputs, other.reshape(len(outputs), g)):
+        table[o] = pd.Series(values, names)
+    return table

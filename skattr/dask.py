@@ -51,8 +51,10 @@ from skattr._data import (
     check_input,
     check_same_rows,
     check_sample_weight,
+    combine_importance_moments,
     derived_seed,
-    importance_table,
+    importance_moments,
+    moments_table,
 )
 from skattr.explainers._scoring import drops_table
 from skattr.explainers._scoring import scored_importance as _scored_in_memory
@@ -415,38 +417,14 @@ def _identity(frame):
 
 
 def _moments(a: np.ndarray, w, job: _Job) -> pd.DataFrame:
-    """One row: weight, rows, mean and squared deviations of each row's
-    ``|attribution|`` (mean over the outputs under ``"all"``), and the
-    signed mean (``"all"``: each output's mean ``|attribution|``)."""
-    n = a.shape[0]
-    w = np.ones(n) if w is None else w
-    if job.every:
-        magnitude = np.abs(a)
-        per_row = magnitude.reshape(n, job.n_outputs, job.n_result).mean(1)
-        means = magnitude
-    else:
-        per_row, means = np.abs(a), a
-    W = w.sum()
-    mean = w @ per_row / W if W > 0 else np.zeros(per_row.shape[1])
-    m2 = w @ (per_row - mean) ** 2
-    other = w @ means / W if W > 0 else np.zeros(means.shape[1])
-    row = np.concatenate([[W, n], mean, m2, other])
+    """A partition's :func:`~skattr._data.importance_moments`, as one row."""
+    row = importance_moments(a, w, job.n_outputs, job.every)
     return pd.DataFrame(row[None], columns=job.moments_meta.columns)
 
 
 def _combine_moments(frame: pd.DataFrame, g: int) -> pd.DataFrame:
     """Moments rows of several partitions -> the moments of their union."""
-    v = frame.to_numpy()
-    W_i = v[:, 0]
-    W = W_i.sum()
-    means, m2, other = v[:, 2 : 2 + g], v[:, 2 + g : 2 + 2 * g], v[:, 2 + 2 * g :]
-    if W > 0:
-        mean = W_i @ means / W
-        spread = m2.sum(0) + W_i @ (means - mean) ** 2
-        other = W_i @ other / W
-    else:
-        mean, spread, other = means[0] * 0, m2[0] * 0, other[0] * 0
-    row = np.concatenate([[W, v[:, 1].sum()], mean, spread, other])
+    row = combine_importance_moments(frame.to_numpy(), g)
     return pd.DataFrame(row[None], columns=frame.columns)
 
 
@@ -482,22 +460,9 @@ def _reduce(explainer, X, y, sample_weight, job: _Job, combine, **kwargs):
 
 def _moments_table(row: np.ndarray, job: _Job, weighted: bool) -> pd.DataFrame:
     """The importance table from the moments of the whole frame."""
-    g = job.n_result
-    W, n = row[0], int(round(row[1]))
-    mean, m2, other = row[2 : 2 + g], row[2 + g : 2 + 2 * g], row[2 + 2 * g :]
-    if weighted:
-        std = np.sqrt(m2 / W)
-    else:
-        std = np.sqrt(m2 / (n - 1)) if n > 1 else np.zeros(g)
-    names = pd.Index(job.names)
-    if not job.every:
-        table = importance_table(pd.Series(mean, names), pd.Series(std, names))
-        table["mean"] = pd.Series(other, names)
-    else:
-        table = importance_table(pd.Series(mean, names), pd.Series(std, names))
-        for o, values in zip(job.outputs, other.reshape(job.n_outputs, g)):
-            table[o] = pd.Series(values, names)
-    table.attrs["n_rows"] = n
+    outputs = job.outputs if job.every else None
+    table = moments_table(row, pd.Index(job.names), outputs, weighted)
+    table.attrs["n_rows"] = int(round(row[1]))
     return table
 
 

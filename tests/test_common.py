@@ -186,3 +186,42 @@ def test_model_state_restored(cls, X_frame):
     with pytest.raises(RuntimeError, match="on purpose"):
         ex.explain(X_frame)
     assert _model_state(model) == state
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_the_importance_table_is_the_documented_statistics(weighted):
+    # the statistics every importance table (and each Dask partition's
+    # moments) comes from, against pandas on a result with a known layout
+    from skattr.explainers._base import rank_attributions
+
+    rng = np.random.default_rng(3)
+    one = pd.DataFrame(rng.normal(size=(9, 4)), columns=["a", "b", "c", "d"])
+    w = rng.uniform(0.5, 2.0, size=9) if weighted else None
+    table = rank_attributions(one, w)
+    mag = one.abs()
+    if weighted:
+        imp = mag.mul(w, axis=0).sum() / w.sum()
+        std = np.sqrt(mag.sub(imp).pow(2).mul(w, axis=0).sum() / w.sum())
+        mean = one.mul(w, axis=0).sum() / w.sum()
+    else:
+        imp, std, mean = mag.mean(), mag.std(ddof=1), one.mean()
+    expected = pd.DataFrame({"importance": imp, "std": std, "mean": mean})
+    pd.testing.assert_frame_equal(
+        table, expected.loc[table.index].rename_axis("feature"), rtol=1e-12
+    )
+    assert table["importance"].is_monotonic_decreasing
+    # target="all": outputs in any column order; each row's mean over outputs
+    outputs = pd.concat({"y": one, "x": one * 2}, axis=1).iloc[:, ::-1]
+    every = rank_attributions(outputs, w)
+    row_mean = (outputs["x"].abs() + outputs["y"].abs()) / 2
+    if weighted:
+        imp = row_mean.mul(w, axis=0).sum() / w.sum()
+    else:
+        imp = row_mean.mean()
+    np.testing.assert_allclose(every.loc[imp.index, "importance"], imp, rtol=1e-12)
+    np.testing.assert_allclose(
+        every.loc[imp.index, "y"], table.loc[imp.index, "importance"], rtol=1e-12
+    )
+    np.testing.assert_allclose(
+        every.loc[imp.index, "x"], 2 * table.loc[imp.index, "importance"], rtol=1e-12
+    )

@@ -195,3 +195,19 @@ def test_a_callable_model_error_reaches_the_user():
     with pytest.raises(_Mine) as info:
         ex.explain(X)
     assert info.value is raised
+
+
+@pytest.mark.parametrize("target", [0, "all"])
+def test_ranking_a_result_leaves_its_columns_as_they_were(target):
+    # the audit report ranks the user's own result frames: the table's index
+    # may be the frame's very columns, and naming it "feature" in place
+    # renamed them
+    X, y = data()
+    ex = skattr.FeatureAblation(target=target).fit(MLP(), X)
+    attr = ex.explain(X)
+    columns = attr.columns.copy()
+    from skattr.explainers._base import rank_attributions
+
+    table = rank_attributions(attr)
+    assert table.index.name == "feature"
+    assert attr.columns.equals(columns) and attr.columns.names == columns.names

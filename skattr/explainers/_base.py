@@ -33,8 +33,9 @@ from skattr._data import (
     column_names,
     dask_free,
     derived_seed,
-    importance_table,
+    importance_moments,
     is_dask,
+    moments_table,
     resolve_baseline,
     row_index,
     to_numpy,
@@ -993,16 +994,6 @@ def _names(X) -> list[str] | None:
     return None
 
 
-def _without_attrs(frame: pd.DataFrame) -> pd.DataFrame:
-    """The same values without ``attrs``: pandas deep-copies ``attrs`` into
-    every frame derived from one, which for a large result with per-cell
-    extras (standard errors) would copy them at each step."""
-    return pd.DataFrame(
-        frame.to_numpy(copy=False), index=frame.index, columns=frame.columns,
-        copy=False,
-    )  # fmt: skip
-
-
 def rank_attributions(attr: pd.DataFrame, weights=None) -> pd.DataFrame:
     """The importance table of local attributions (optionally row-weighted).
 
@@ -1010,26 +1001,22 @@ def rank_attributions(attr: pd.DataFrame, weights=None) -> pd.DataFrame:
     mean of ``|attribution|`` over rows, with ``std`` over rows and ``mean``, the
     signed mean. For ``target="all"``'s two-level columns, ``importance`` and
     ``std`` are those of each row's mean ``|attribution|`` over the outputs, and
-    a column per output holds that output's mean ``|attribution|``.
+    a column per output holds that output's mean ``|attribution|``. The
+    statistics are :func:`~skattr._data.importance_moments`, as Dask's
+    partitions compute them.
     """
-    n = len(attr)
-    w = np.full(n, 1.0 / n) if weights is None else weights / weights.sum()
-    attr = _without_attrs(attr)
-    a = attr.abs()
     every = isinstance(attr.columns, pd.MultiIndex)
-    if every:
-        outputs = list(dict.fromkeys(attr.columns.get_level_values(0)))
-        per_row = sum(a[o] for o in outputs) / len(outputs)  # [n, features]
-    else:
-        per_row = a
-    importance = per_row.mul(w, axis=0).sum()
-    if weights is None:
-        std = per_row.std(ddof=1 if n > 1 else 0)
-    else:
-        std = np.sqrt(per_row.sub(importance, axis=1).pow(2).mul(w, axis=0).sum())
+    values = attr.to_numpy(dtype=np.float64)  # no copy of attrs (pandas copies them)
     if not every:
-        return importance_table(importance, std, attr.mul(w, axis=0).sum())
-    table = importance_table(importance, std)
-    for o in outputs:
-        table[o] = a[o].mul(w, axis=0).sum()
-    return table
+        row = importance_moments(values, weights, 1, every=False)
+        return moments_table(row, attr.columns, None, weighted=weights is not None)
+    outputs = list(dict.fromkeys(attr.columns.get_level_values(0)))
+    features = pd.Index(dict.fromkeys(attr.columns.get_level_values(1)))
+    order = attr.columns.get_indexer(pd.MultiIndex.from_product([outputs, features]))
+    if (order < 0).any():
+        raise ValueError(
+            "attributions with (output, feature) columns must hold every feature "
+            "for every output."
+        )
+    row = importance_moments(values[:, order], weights, len(outputs), every=True)
+    return moments_table(row, features, outputs, weighted=weights is not None)
