@@ -218,8 +218,9 @@ def _efficiency(attributions: dict) -> pd.DataFrame:
 def _write_tables(report: AuditReport) -> None:
     report.importance.to_csv(report.path / "importance.csv")
     for name, attr in report.attributions.items():
-        flat = attr.copy()
-        flat.attrs = {}  # per-row extras are not columns of the table
+        # the values alone: per-row extras are not columns of the table, and
+        # copying the frame would deep-copy them first
+        flat = pd.DataFrame(attr.to_numpy(), index=attr.index, columns=attr.columns)
         if isinstance(flat.columns, pd.MultiIndex):
             flat.columns = [f"{o}|{f}" for o, f in flat.columns]
         flat.to_csv(report.path / f"attributions_{name}.csv")

@@ -24,7 +24,7 @@ import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.utils.metaestimators import available_if
 
-from skattr._data import row_index, to_numpy
+from skattr._data import importance_table, row_index, to_numpy
 from skattr.core.permutation import (
     permuted_outputs,
     random_permutations,
@@ -87,13 +87,11 @@ def drops_table(full: np.ndarray, names: list, base_score: float, m) -> pd.DataF
     """The scored importance table of the drops ``full`` ``[g, R]`` per
     feature and repeat, ``base_score`` the unpermuted score, ``m`` the rows."""
     R = full.shape[1]
-    table = pd.DataFrame(
-        {"importance": full.mean(1), "std": full.std(1)},
-        index=pd.Index(names, name="feature"),
-    ).sort_values("importance", ascending=False, kind="stable")
-    repeats = pd.DataFrame(
-        full, index=pd.Index(names, name="feature"), columns=range(R)
+    index = pd.Index(names, name="feature")
+    table = importance_table(
+        pd.Series(full.mean(1), index), pd.Series(full.std(1), index)
     )
+    repeats = pd.DataFrame(full, index=index, columns=range(R))
     repeats.columns.name = "repeat"
     table.attrs["importances"] = repeats.loc[table.index]
     table.attrs["baseline_score"] = float(base_score)
