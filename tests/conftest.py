@@ -41,6 +41,49 @@ class Counting(nn.Module):
         return self.module(x)
 
 
+class NaNAtRow(nn.Module):
+    """Five inputs, two outputs, finite except for rows whose first value
+    exceeds 100."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(N_FEATURES, 2)
+
+    def forward(self, x):
+        out = self.linear(x)
+        return torch.where(x[:, :1] > 100, torch.nan, out)
+
+
+class CategoryNet(nn.Module):
+    """Two numeric columns and one category code (``model_inputs``:
+    :data:`CATEGORY_INPUTS`), the code through an embedding."""
+
+    def __init__(self, n_out=2, seed=0):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.embed = nn.Embedding(3, 2)
+        self.out = nn.Linear(4, n_out)
+
+    def forward(self, num, cat):
+        return self.out(torch.cat([num, self.embed(cat[:, 0])], 1))
+
+
+CATEGORY_INPUTS = {"num": ["a", "b"], "cat": ["kind"]}
+
+
+def category_frame(n: int) -> pd.DataFrame:
+    """``n`` rows for :class:`CategoryNet`: numbers ``a``, ``b`` and a
+    categorical ``kind`` of three values."""
+    rng = np.random.default_rng(0)
+    return pd.DataFrame(
+        {
+            "a": rng.normal(size=n),
+            "b": rng.normal(size=n),
+            "kind": pd.Categorical(rng.choice(["x", "y", "z"], n)),
+        }
+    )
+
+
 def explainer_names() -> list[str]:
     """The explainers among ``skattr.__all__`` (classes; not the helpers)."""
     import skattr

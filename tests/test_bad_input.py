@@ -23,7 +23,15 @@ from torch import nn
 import skattr
 from skattr.exceptions import NotFittedError
 
-from .conftest import FAST_PARAMS, MLP, explainer_names
+from .conftest import (
+    CATEGORY_INPUTS,
+    FAST_PARAMS,
+    MLP,
+    CategoryNet,
+    NaNAtRow,
+    category_frame,
+    explainer_names,
+)
 
 ALL = tuple(explainer_names())
 BASELINED = tuple(n for n in ALL if n not in ("FeaturePermutation", "NeuronGradient"))
@@ -63,45 +71,6 @@ class Returns(nn.Module):
 
     def forward(self, x):
         return self.how(self.linear(x))
-
-
-class NaNAtRow(nn.Module):
-    """Finite outputs except for rows whose first value exceeds 100."""
-
-    def __init__(self):
-        super().__init__()
-        self.linear = nn.Linear(5, 2)
-
-    def forward(self, x):
-        out = self.linear(x)
-        return torch.where(x[:, :1] > 100, torch.nan, out)
-
-
-class Embedded(nn.Module):
-    """Two numeric columns and one categorical code."""
-
-    def __init__(self):
-        super().__init__()
-        torch.manual_seed(0)
-        self.embed = nn.Embedding(3, 2)
-        self.out = nn.Linear(4, 2)
-
-    def forward(self, num, cat):
-        return self.out(torch.cat([num, self.embed(cat[:, 0])], 1))
-
-
-EMBEDDED_INPUTS = {"num": ["a", "b"], "cat": ["kind"]}
-
-
-def embedded_frame():
-    rng = np.random.default_rng(0)
-    return pd.DataFrame(
-        {
-            "a": rng.normal(size=12),
-            "b": rng.normal(size=12),
-            "kind": pd.Categorical(rng.choice(["x", "y", "z"], 12)),
-        }
-    )
 
 
 def skorch_classifier(X):
@@ -391,12 +360,12 @@ CASES = [
          ValueError, r"column 'kind' holds \['w'\]"),
     Case("strings for a category column", "explain", ("KernelShap",),
          lambda n, m, X: _embedded(n).explain(
-             embedded_frame().astype({"kind": object})
+             category_frame(12).astype({"kind": object})
          ),
          TypeError, r"column 'kind' holds .*category"),
     Case("gradients through category codes", "fit", ("GradientShap",),
-         lambda n, m, X: make(n, model_inputs=EMBEDDED_INPUTS)
-         .fit(Embedded(), embedded_frame()),
+         lambda n, m, X: make(n, model_inputs=CATEGORY_INPUTS)
+         .fit(CategoryNet(), category_frame(12)),
          TypeError, r"\['kind'\] enter it as integer codes"),
     # ---- Dask
     Case("Dask partition with bad rows", "explain", ("FeatureAblation", "KernelShap"),
@@ -423,13 +392,13 @@ def _unfitted_pipeline():
 
 
 def _embedded(name):
-    return make(name, model_inputs=EMBEDDED_INPUTS, baseline="zeros").fit(
-        Embedded(), embedded_frame()
+    return make(name, model_inputs=CATEGORY_INPUTS, baseline="zeros").fit(
+        CategoryNet(), category_frame(12)
     )
 
 
 def _unknown_category():
-    X = embedded_frame()
+    X = category_frame(12)
     X["kind"] = X["kind"].cat.add_categories("w")
     X.loc[3, "kind"] = "w"
     return X

@@ -14,7 +14,7 @@ import torch
 
 import skattr
 from skattr.explainers import _base
-from tests.conftest import MLP
+from tests.conftest import MLP, NaNAtRow
 
 
 @pytest.fixture
@@ -102,11 +102,6 @@ def test_chunked_draws_are_reproducible_and_do_not_follow_batch_size(
 
 
 def test_a_non_finite_output_in_a_later_chunk_names_its_row(monkeypatch, X):
-    class NaNAtRow(torch.nn.Module):
-        def forward(self, x):
-            out = x.sum(1, keepdim=True)
-            return torch.where(x[:, :1] > 100, torch.nan, out)
-
     bad = X.copy()
     bad.iloc[19, 0] = 1000.0
     ex = skattr.KernelShap(n_samples=20, random_state=0).fit(NaNAtRow(), X)

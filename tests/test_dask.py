@@ -31,6 +31,7 @@ from skattr import (  # noqa: E402
 )
 from skattr.dask import explain_with_extras  # noqa: E402
 from skattr.explainers._base import rank_attributions  # noqa: E402
+from tests.conftest import CATEGORY_INPUTS, CategoryNet, category_frame  # noqa: E402
 
 COLUMNS = ["age", "income", "height", "weight"]
 
@@ -333,27 +334,10 @@ def test_target_true_takes_a_dask_series():
 
 
 def test_model_inputs_model_with_a_category_column():
-    class Net(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.embed = torch.nn.Embedding(3, 2)
-            self.out = torch.nn.Linear(4, 2)
-
-        def forward(self, num, cat):
-            return self.out(torch.cat([num, self.embed(cat[:, 0])], 1))
-
-    rng = np.random.default_rng(0)
-    X = pd.DataFrame(
-        {
-            "a": rng.normal(size=30),
-            "b": rng.normal(size=30),
-            "kind": pd.Categorical(rng.choice(["x", "y", "z"], 30)),
-        }
+    X = category_frame(30)
+    ex = FeatureAblation(model_inputs=CATEGORY_INPUTS, baseline="median").fit(
+        CategoryNet(), X
     )
-    torch.manual_seed(0)
-    ex = FeatureAblation(
-        model_inputs={"num": ["a", "b"], "cat": ["kind"]}, baseline="median"
-    ).fit(Net(), X)
     lazy = ex.explain(dd.from_pandas(X, npartitions=3))
     assert list(lazy.columns) == ["a", "b", "kind"]
     pd.testing.assert_frame_equal(lazy.compute(), ex.explain(X))

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import skattr
-from tests.conftest import MLP
+from tests.conftest import CATEGORY_INPUTS, MLP, CategoryNet, category_frame
 
 MAKERS = {
     "LayerGradientShap": lambda: skattr.LayerGradientShap(
@@ -140,19 +140,6 @@ def test_a_model_raising_in_one_thread_leaves_the_others_and_the_model_alone(fra
     _same_state(_state(failing), failing_before)  # restored after each raise
 
 
-class _Embedded(torch.nn.Module):
-    """Numeric columns and one categorical code (``model_inputs``)."""
-
-    def __init__(self):
-        super().__init__()
-        torch.manual_seed(1)
-        self.embed = torch.nn.Embedding(3, 2)
-        self.out = torch.nn.Linear(4, 3)
-
-    def forward(self, num, cat):
-        return self.out(torch.cat([num, self.embed(cat[:, 0])], 1))
-
-
 def _every_explainer(model, frame):
     """Every explainer on the shared ``model``; a callable; a ``model_inputs`` model."""
     import inspect
@@ -179,16 +166,9 @@ def _every_explainer(model, frame):
         skattr.GradientShap(n_samples=2, random_state=0).fit(function, frame),
         frame,
     )
-    rng = np.random.default_rng(0)
-    embedded = pd.DataFrame(
-        {
-            "a": rng.normal(size=40),
-            "b": rng.normal(size=40),
-            "kind": pd.Categorical(rng.choice(["x", "y", "z"], 40)),
-        }
-    )
-    net = _Embedded().train()
-    inputs = {"num": ["a", "b"], "cat": ["kind"]}
+    embedded = category_frame(40)
+    net = CategoryNet(n_out=3, seed=1).train()
+    inputs = CATEGORY_INPUTS
     out["model_inputs ShapleyValueSampling"] = (
         skattr.ShapleyValueSampling(
             n_samples=3, random_state=0, model_inputs=inputs
