@@ -40,7 +40,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-from run import write_results  # noqa: E402
+from run import publish  # noqa: E402
 from workloads import W1_GROUPS, w1, w1_group_mask  # noqa: E402
 
 import skattr  # noqa: E402
@@ -255,10 +255,7 @@ def main(argv=None) -> int:
         f"{torch.__version__}, {torch.get_num_threads()} threads; 100 rows per workload"
     )
     table = render(results, header)
-    print()
-    print(table)
-    if not args.no_write:
-        write_results(Path(args.out), "interactions", table)
+    publish(table, args.out, "interactions", not args.no_write)
     return 0
 
 

@@ -40,6 +40,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
+from run import markdown_table, publish  # noqa: E402
+
 MiB = 1024 * 1024
 
 
@@ -144,22 +146,23 @@ def series(quick: bool) -> list[dict]:
 
 
 def render(results: list[dict], header: str) -> str:
-    lines = [
-        header,
-        "",
-        "| series | method | rows | n_samples | added peak (MiB) | output (MiB) | seconds |",
-        "|---|---|---|---|---|---|---|",
-    ]
+    columns = ["series", "method", "rows", "n_samples", "added peak (MiB)",
+               "output (MiB)", "seconds"]  # fmt: skip
+    rows = []
     for r in results:
-        s = "—" if r["n_samples"] is None else f"{r['n_samples']:,}"
-        method = r["method"] + "".join(
-            f" ({k}={v!r})" for k, v in r.get("params", {}).items()
+        params = "".join(f" ({k}={v!r})" for k, v in r.get("params", {}).items())
+        rows.append(
+            [
+                r["series"],
+                r["method"] + params,
+                f"{r['rows']:,}",
+                "—" if r["n_samples"] is None else f"{r['n_samples']:,}",
+                f"{r['added_peak_mib']:.0f}",
+                f"{r['output_mib']:.0f}",
+                f"{r['seconds']:.1f}",
+            ]  # fmt: skip
         )
-        lines.append(
-            f"| {r['series']} | {method} | {r['rows']:,} | {s} | "
-            f"{r['added_peak_mib']:.0f} | {r['output_mib']:.0f} | {r['seconds']:.1f} |"
-        )
-    return "\n".join(lines) + "\n"
+    return markdown_table(header, columns, rows)
 
 
 def main(argv=None) -> int:
@@ -173,7 +176,6 @@ def main(argv=None) -> int:
         print(json.dumps(child(json.loads(args.child))))
         return 0
     import torch
-    from run import write_results
 
     results = []
     for spec in series(args.quick):
@@ -191,10 +193,7 @@ def main(argv=None) -> int:
         f"## Peak memory\n\n{time.strftime('%Y-%m-%d')}, torch {torch.__version__}, "
         "batch_size 4,096; added peak: peak RSS less RSS before the call"
     )
-    table = render(results, header)
-    print(table)
-    if not args.no_write:
-        write_results(Path(args.out), "memory", table)
+    publish(render(results, header), args.out, "memory", not args.no_write)
     return 0
 
 

@@ -37,7 +37,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # skattr from the checkout
 sys.path.insert(0, str(HERE))
 
-from run import write_results  # noqa: E402
+from run import publish  # noqa: E402
 
 import skattr  # noqa: E402
 
@@ -574,10 +574,7 @@ def main(argv=None) -> int:
 
         Path(args.json).write_text(json.dumps(rows, indent=1))
     table = render(rows, games, header)
-    print()
-    print(table)
-    if not args.no_write:
-        write_results(Path(args.out), "quality", table)
+    publish(table, args.out, "quality", not args.no_write)
     return 0
 
 

@@ -159,19 +159,45 @@ def run_workload(w: Workload, methods, repeats: int, impls=None) -> list[dict]:
     return rows
 
 
-def render(rows: list[dict], header: str) -> str:
-    lines = [header, ""]
-    lines.append(
-        "| workload | method | implementation | seconds | model rows | floor s | × floor | × skattr | note |"
-    )
-    lines.append("|---|---|---|---:|---:|---:|---:|---:|---|")
-    for r in rows:
-        xs = "" if r["x_skattr"] is None else f"{r['x_skattr']:.1f}"
-        lines.append(
-            f"| {r['workload']} | {r['method']} | {r['impl']} | {r['seconds']:.4f} | "
-            f"{r['rows']:,} | {r['floor']:.4f} | {r['x_floor']:.2f} | {xs} | {r['note']} |"
-        )
+def markdown_table(header: str, columns: list[str], rows: list[list]) -> str:
+    """``header``, then a Markdown table of ``rows`` (cells already formatted)
+    under ``columns``; a column whose name starts with ``>`` is right-aligned."""
+    names = [c.lstrip(">") for c in columns]
+    rule = ["---:" if c.startswith(">") else "---" for c in columns]
+    lines = [header, "", "| " + " | ".join(names) + " |", "|" + "|".join(rule) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines) + "\n"
+
+
+def publish(table: str, out: str, section: str, write: bool = True) -> None:
+    """Print ``table`` and, with ``write``, put it in ``out``'s ``section``."""
+    print()
+    print(table)
+    if write:
+        write_results(Path(out), section, table)
+
+
+def render(rows: list[dict], header: str) -> str:
+    columns = ["workload", "method", "implementation", ">seconds", ">model rows",
+               ">floor s", ">× floor", ">× skattr", "note"]  # fmt: skip
+    return markdown_table(
+        header,
+        columns,
+        [
+            [
+                r["workload"],
+                r["method"],
+                r["impl"],
+                f"{r['seconds']:.4f}",
+                f"{r['rows']:,}",
+                f"{r['floor']:.4f}",
+                f"{r['x_floor']:.2f}",
+                "" if r["x_skattr"] is None else f"{r['x_skattr']:.1f}",
+                r["note"],
+            ]
+            for r in rows
+        ],  # fmt: skip
+    )
 
 
 def write_results(path: Path, device_key: str, section: str) -> None:
@@ -237,9 +263,7 @@ def main(argv=None) -> int:
         + (f", implementations: {args.impls}" if args.impls else "")
     )
     table = render(all_rows, header)
-    print()
-    print(table)
-    write_results(Path(args.out), args.section or device.type, table)
+    publish(table, args.out, args.section or device.type)
     return 0
 
 

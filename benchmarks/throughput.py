@@ -41,7 +41,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-from run import write_results  # noqa: E402
+from run import markdown_table, publish  # noqa: E402
 from workloads import W2Net  # noqa: E402
 
 import skattr  # noqa: E402
@@ -144,18 +144,14 @@ def run(scale: float) -> list[dict]:
 
 
 def render(results: list[dict], header: str) -> str:
-    lines = [
-        header,
-        "",
-        "| job | rows | configuration | seconds | rows/s | × in memory | × 1 worker |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for r in results:
-        lines.append(
-            f"| {r['job']} | {r['rows']:,} | {r['config']} | {r['seconds']:.1f} | "
-            f"{r['rows/s']:,.0f} | {r['x memory']:.2f} | {r['x 1 worker']:.2f} |"
-        )
-    return "\n".join(lines) + "\n"
+    columns = ["job", "rows", "configuration", "seconds", "rows/s", "× in memory",
+               "× 1 worker"]  # fmt: skip
+    rows = [
+        [r["job"], f"{r['rows']:,}", r["config"], f"{r['seconds']:.1f}",
+         f"{r['rows/s']:,.0f}", f"{r['x memory']:.2f}", f"{r['x 1 worker']:.2f}"]
+        for r in results
+    ]  # fmt: skip
+    return markdown_table(header, columns, rows)
 
 
 def main(argv=None) -> int:
@@ -177,10 +173,7 @@ def main(argv=None) -> int:
             else ""
         )
     )
-    table = render(results, header)
-    print(table)
-    if not args.no_write:
-        write_results(Path(args.out), "throughput", table)
+    publish(render(results, header), args.out, "throughput", not args.no_write)
     return 0
 
 
