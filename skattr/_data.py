@@ -32,6 +32,17 @@ def check_int(name: str, value: object, *, minimum: int = 1, allow_none=False) -
         raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}.")
 
 
+def check_coalition_count(name: str, value: object) -> None:
+    """Raise unless ``value`` is ``None`` or a number of coalitions that holds
+    a pair (a coalition and its complement): an integer of at least 2."""
+    check_int(name, value, allow_none=True)
+    if value is not None and value < 2:
+        raise ValueError(
+            f"{name} counts coalitions, which come in pairs (a coalition and its "
+            f"complement): it must be at least 2; got {value}."
+        )
+
+
 def check_bool(name: str, value: object) -> None:
     """Raise if ``value`` is not ``True`` or ``False``."""
     if not isinstance(value, (bool, np.bool_)):
@@ -73,10 +84,18 @@ def is_dask(obj) -> bool:
     return root in ("dask", "dask_expr") and hasattr(obj, "__dask_graph__")
 
 
-def check_dask_companions(X, **series) -> None:
-    """``y`` or ``sample_weight`` given with a Dask ``X``: Dask Series with
-    ``X``'s partitions (their rows are checked per partition,
-    :func:`check_same_rows`)."""
+def check_dask_frame(X, **series) -> None:
+    """A Dask ``X`` must be a Dask DataFrame (not an Array or a Series), and
+    ``y`` or ``sample_weight`` given with it Dask Series with ``X``'s
+    partitions (their rows are checked per partition, :func:`check_same_rows`)."""
+    # told by the type's name: Dask is optional, and a Dask Series answers
+    # for .columns through its metadata
+    if type(X).__name__ != "DataFrame":
+        raise TypeError(
+            f"X is a Dask {type(X).__name__}; expected a dask.dataframe.DataFrame "
+            "with the columns seen in fit (a Dask Array converts with "
+            "dask.dataframe.from_dask_array(array, columns=[...]))."
+        )
     for name, value in series.items():
         if value is None:
             continue

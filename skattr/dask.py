@@ -37,7 +37,6 @@ import pandas as pd
 
 try:
     import dask
-    import dask.dataframe as dd
     from dask.dataframe.utils import meta_nonempty
 except ImportError as exc:  # pragma: no cover - the test extra installs it
     raise ImportError(
@@ -47,7 +46,7 @@ except ImportError as exc:  # pragma: no cover - the test extra installs it
 
 from skattr._config import config_context, get_config
 from skattr._data import (
-    check_dask_companions,
+    check_dask_frame,
     check_input,
     check_same_rows,
     check_sample_weight,
@@ -206,14 +205,7 @@ class _Job:
 def _plan(explainer, X, y, what: str, sample_weight=None) -> _Job:
     """Check the call and build its :class:`_Job`, before any partition is read."""
     explainer._check_fitted()
-    if not isinstance(X, dd.DataFrame):
-        kind = type(X).__name__
-        raise TypeError(
-            f"X is a Dask {kind}; expected a dask.dataframe.DataFrame with the "
-            "columns seen in fit (a Dask Array converts with "
-            "dask.dataframe.from_dask_array(array, columns=[...]))."
-        )
-    check_dask_companions(X, y=y, sample_weight=sample_weight)
+    check_dask_frame(X, y=y, sample_weight=sample_weight)
     if not explainer._flat_rows:
         raise ValueError(
             f"{type(explainer).__name__} returns g rows per explained row (a row "

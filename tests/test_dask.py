@@ -396,6 +396,7 @@ def test_columns_are_checked_before_any_partition_is_read():
             "partitions",
         ),
         (lambda ex, X, d: ex.explain(d["age"]), "Dask Series"),
+        (lambda ex, X, d: ex.explain(d.to_dask_array()), "from_dask_array"),
         (
             lambda ex, X, d: ex.explain(d, d["age"].to_dask_array()),
             "Dask Series aligned",

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from skattr._data import check_int, check_option, to_numpy
+from skattr._data import check_coalition_count, check_int, check_option, to_numpy
 from skattr.core.interactions import interactions_exact, interactions_sampled
 from skattr.core.kernel_shap import kernel_shap_size
 from skattr.explainers._base import (
@@ -170,12 +170,7 @@ class ShapleyInteractions(BaseExplainer):
 
     def _check_params(self):
         check_option("index", self.index, INDICES)
-        check_int("n_samples", self.n_samples, allow_none=True)
-        if self.n_samples is not None and self.n_samples < 2:
-            raise ValueError(
-                "n_samples counts coalitions, which come in pairs (a coalition "
-                f"and its complement): it must be at least 2; got {self.n_samples}."
-            )
+        check_coalition_count("n_samples", self.n_samples)
         check_int("max_groups", self.max_groups)
 
     _flat_rows = False  # rows per (row, feature)

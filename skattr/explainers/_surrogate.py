@@ -6,7 +6,13 @@ import numpy as np
 import torch
 from sklearn.base import clone
 
-from skattr._data import check_int, check_number, check_option, to_numpy
+from skattr._data import (
+    check_coalition_count,
+    check_int,
+    check_number,
+    check_option,
+    to_numpy,
+)
 from skattr.core.designs import ALLOCATIONS
 from skattr.core.kernel_shap import REGRESSIONS, kernel_shap, kernel_shap_size
 from skattr.core.surrogate import (
@@ -201,12 +207,7 @@ class KernelShap(BaseExplainer):
         self.model_inputs = model_inputs
 
     def _check_params(self):
-        check_int("n_samples", self.n_samples, allow_none=True)
-        if self.n_samples is not None and self.n_samples < 2:
-            raise ValueError(
-                "n_samples counts coalitions, which come in pairs (a coalition "
-                f"and its complement): it must be at least 2; got {self.n_samples}."
-            )
+        check_coalition_count("n_samples", self.n_samples)
         check_number("tol", self.tol, strict=True, allow_none=True)
         check_option("sampling", self.sampling, ALLOCATIONS)
         check_option("regression", self.regression, REGRESSIONS)
