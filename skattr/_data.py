@@ -181,8 +181,11 @@ def check_input(estimator, X, *, reset: bool, numeric: bool = True, name: str = 
         check_numeric(X, name)
     if _same_names(estimator, X, reset):
         if reset:  # what validate_data records for string column names
-            estimator.feature_names_in_ = np.asarray(X.columns.tolist(), dtype=object)
+            names = np.asarray(X.columns.tolist(), dtype=object)
+            estimator.feature_names_in_ = names
             estimator.n_features_in_ = p
+            # the names as an Index too: explain compares them in one call
+            estimator._names_index = (names, X.columns)
     elif reset or hasattr(estimator, "feature_names_in_"):
         # scikit-learn's own checks, warnings and messages
         validate_data(estimator, X, reset=reset, skip_check_array=True)
@@ -200,11 +203,15 @@ def _same_names(estimator, X, reset: bool) -> bool:
     ``fit`` recorded, in their order, at ``explain``."""
     if not isinstance(X, pd.DataFrame):
         return False
-    columns = X.columns.tolist()
     if reset:
-        return all(isinstance(c, str) for c in columns)
+        return all(isinstance(c, str) for c in X.columns.tolist())
     fitted = getattr(estimator, "feature_names_in_", None)
-    return fitted is not None and columns == list(fitted)
+    if fitted is None:
+        return False
+    names, index = getattr(estimator, "_names_index", (None, None))
+    if names is fitted and (X.columns is index or X.columns.equals(index)):
+        return True  # the Index of fit's names (string names: equal values)
+    return X.columns.tolist() == list(fitted)
 
 
 def _numpy_numeric(dtypes) -> bool:
@@ -334,7 +341,9 @@ def to_tensor(
             arr = arr.astype(np_dtype)  # a writable copy in the model's dtype
         if dtype in _NUMPY_DTYPES:  # the very values: check them on the host
             finite = bool(np.isfinite(arr).all())  # (5x cheaper than in torch)
-        t = torch.from_numpy(arr).to(device=device, dtype=dtype)
+        t = torch.from_numpy(arr)
+        if t.device != device or t.dtype != dtype:
+            t = t.to(device=device, dtype=dtype)
     if not (finite if finite is not None else bool(torch.isfinite(t).all())):
         bad = ~torch.isfinite(t)
         per_col = bad.sum(0).cpu()
@@ -373,8 +382,8 @@ _INT_DTYPES = {
 def _numeric_array(X, columns: Sequence[str], name: str, np_dtype) -> np.ndarray:
     """Numeric 2-D data as an array, in ``np_dtype`` where that is exact."""
     if isinstance(X, pd.DataFrame):
-        if _plain_frame(X):  # plain columns: one copy
-            return X.to_numpy(dtype=np_dtype)
+        if _plain_frame(X):  # plain columns: one copy, writable
+            return X.to_numpy(dtype=np_dtype, copy=True)
         check_numeric(X, name)
         return X.to_numpy(dtype=np.float64, na_value=np.nan)
     if hasattr(X, "toarray"):  # scipy sparse output of a ColumnTransformer

@@ -33,6 +33,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 import torch
 from torch import nn
@@ -404,15 +405,18 @@ class _ModelState:
             state = cls._active.get(id(module))
             if state is None or state.module is not module:
                 state = cls._active[id(module)] = cls(module)
-            if state.callers == 0:
-                state.training = [m for m in module.modules() if m.training]
-                if state.training:  # eval() only when needed: it visits every submodule
+            first, first_freezer = state.callers == 0, freeze and state.freezers == 0
+            if first or first_freezer:
+                training, frozen = _modes_and_flags(module)
+            if first:
+                state.training = training
+                if training:  # eval() only when needed: it visits every submodule
                     module.eval()
             state.callers += 1
             if freeze:
-                if state.freezers == 0:
-                    state.frozen = [p for p in module.parameters() if p.requires_grad]
-                    for p in state.frozen:
+                if first_freezer:
+                    state.frozen = frozen
+                    for p in frozen:
                         p.requires_grad_(False)
                 state.freezers += 1
             return state
@@ -432,6 +436,20 @@ class _ModelState:
                 self.training = []
                 if self._active.get(id(self.module)) is self:
                     del self._active[id(self.module)]
+
+
+def _modes_and_flags(module: nn.Module) -> tuple[list, list]:
+    """The submodules in training mode and the parameters that require a
+    gradient, in one walk over the modules (each shared parameter once)."""
+    training, frozen, seen = [], [], set()
+    for m in module.modules():
+        if m.training:
+            training.append(m)
+        for p in m._parameters.values():
+            if p is not None and p.requires_grad and id(p) not in seen:
+                seen.add(id(p))
+                frozen.append(p)
+    return training, frozen
 
 
 class ModelCall:
@@ -524,36 +542,37 @@ class ModelCall:
         else:  # row -1 (a baseline row) lands in the last slot
             slot = rows.remainder(self.n_rows + 1).to(self._seen.device)
             self._seen.index_add_(0, slot, zeros.to(self._seen.device))
-        m = int(zeros.shape[0])
+        self._count(int(zeros.shape[0]))
+
+    def _count(self, m: int) -> None:
+        """Count ``m`` model rows evaluated, on the progress bar too."""
         self.rows_evaluated += m
         if self._bar is not None:
             self._bar.update(m)
 
-    def check(self, values: torch.Tensor | None = None) -> None:
+    def check(self, values: np.ndarray | None = None) -> None:
         """Raise a ``ValueError`` if an output (or a value of ``values``) is not finite.
 
-        ``values`` ``[n, ...]``: results per explained row (attributions),
-        checked too, for the gradients of a model whose outputs are finite.
-        A reduction per chunk of rows on the device, and one synchronisation.
+        ``values`` ``[n, ...]``: the result per explained row (attributions,
+        on the host), checked too, for the gradients of a model whose outputs
+        are finite. One reduction and one synchronisation on the device; the
+        result is read on the host by chunks of rows, so that the check never
+        copies a large result.
         """
-        # one reduction and one synchronisation when all is well: 0 * x is
-        # NaN exactly where x is NaN or infinite
-        probe = self._seen.sum()
-        if values is not None and values.numel():
-            # by chunks of rows, so that the probe never copies a large result
-            v = values.detach()
-            step = max(1, _PROBE_VALUES // max(1, v[0].numel()))
-            for start in range(0, v.shape[0], step):
-                part = (v[start : start + step] * 0).sum()
-                probe = probe + part.to(probe.device, probe.dtype)
-        if bool(torch.isfinite(probe)):
-            return
-        finite = torch.isfinite(self._seen)
-        rows_bad, base_bad = ~finite[:-1], ~finite[-1]
+        # 0 * x is NaN exactly where x is NaN or infinite
+        finite = bool(torch.isfinite(self._seen.sum()))
         values_bad = None
-        if values is not None and values.numel():
-            values_bad = ~torch.isfinite(values.reshape(values.shape[0], -1)).all(1)
-            values_bad = values_bad.to(rows_bad.device)
+        if values is not None and values.size:
+            step = max(1, _PROBE_VALUES // max(1, values[0].size))
+            for start in range(0, values.shape[0], step):
+                if not np.isfinite(values[start : start + step]).all():
+                    flat = values.reshape(values.shape[0], -1)
+                    values_bad = torch.from_numpy(~np.isfinite(flat).all(1))
+                    break
+        if finite and values_bad is None:
+            return
+        seen = torch.isfinite(self._seen).cpu()
+        rows_bad, base_bad = ~seen[:-1], ~seen[-1]
         if bool(base_bad):
             raise ValueError(
                 "The model returned NaN or infinity at the baseline (the rows that "

@@ -61,12 +61,17 @@ class _Capture:
 
 
 @contextlib.contextmanager
-def capture_layer(layer: nn.Module, *, to_input: bool = False) -> Iterator[_Capture]:
+def capture_layer(
+    layer: nn.Module, *, to_input: bool = False, detach_rest: bool = False
+) -> Iterator[_Capture]:
     """Capture ``layer``'s output (or first input) on every forward call.
 
     The captured tensor is the one the layer produced (or received); the rest
     of the model gets a clone, so that in-place operations downstream do not
     change it and gradients with respect to it reach everything downstream.
+    With ``detach_rest=True`` the clone is detached: the rest of the model
+    runs without recording autograd, for a gradient of the captured values
+    themselves (a neuron's), which the rest of the model does not change.
     Only the forward calls of the thread that entered the context are
     captured: other threads may run the same model meanwhile (Dask's threaded
     scheduler), and their calls pass through untouched. The hook is removed
@@ -84,7 +89,7 @@ def capture_layer(layer: nn.Module, *, to_input: bool = False) -> Iterator[_Capt
                 f"to be attributed; got {type(t).__name__}."
             )
         box.values.append(t)
-        return t.clone()
+        return t.detach().clone() if detach_rest else t.clone()
 
     if to_input:
 
@@ -371,13 +376,19 @@ def neuron_gradient(
     :func:`select_neuron`; when the selection holds several values per row
     their sum is differentiated.
 
+    The layers after the neuron's run without autograd
+    (``capture_layer(detach_rest=True)``): they do not change its gradient,
+    and the model's outputs are still computed (and watched by ``forward``).
+
     Returns
     -------
     Tensor of shape ``[n, p]``, in the input's dtype.
     """
     out = torch.empty_like(X)
     own = torch.arange(X.shape[0], device=X.device)
-    with capture_layer(layer, to_input=attribute_to_neuron_input) as box:
+    with capture_layer(
+        layer, to_input=attribute_to_neuron_input, detach_rest=True
+    ) as box:
         for start, stop in _chunks(X.shape[0], batch_size):
             Z = X[start:stop].detach().requires_grad_(True)
             with torch.enable_grad():

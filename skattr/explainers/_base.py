@@ -439,19 +439,22 @@ class BaseExplainer(BaseEstimator):
         resolved = self._resolved
         if resolved is None:
             resolved = self._resolve(adapter, None, settings)
-        user_groups, names = make_groups(settings.feature_groups, adapter.columns)
-        model_groups = user_groups[adapter.origin]
         if settings.feature_groups is None and adapter.numeric_only:
-            present, compact = model_groups, model_groups  # one group per column
+            # one group per column, model input c is column c (origin: 0..p-1)
+            names, model_groups = list(adapter.columns), adapter.origin
+            present = compact = model_groups
+            one_to_one = True
         else:
+            user_groups, names = make_groups(settings.feature_groups, adapter.columns)
+            model_groups = user_groups[adapter.origin]
             # The core sees only groups with model inputs (a column a Pipeline
             # drops has none), numbered 0..g'-1; to_result puts zeros back.
             present, compact = torch.unique(
                 model_groups, sorted=True, return_inverse=True
             )
+            p = model_groups.shape[0]
+            one_to_one = p == len(names) and torch.equal(model_groups, torch.arange(p))
         columns = self._result_columns(list(names), resolved.layer_shape)
-        p = model_groups.shape[0]
-        one_to_one = p == len(names) and torch.equal(model_groups, torch.arange(p))
         return Layout(
             adapter=adapter,
             groups=compact.to(self.device_),
@@ -601,10 +604,11 @@ class BaseExplainer(BaseEstimator):
                 values, extras = self._attribute_rows(
                     Xt, y, layout, call, settings, generator
                 )
-            call.check(values)
+            result, every = self._result_array(values, layout, settings)
+            call.check(result)
         finally:
             call.close()
-        return self._frame(values, index, extras, layout, settings)
+        return self._frame(result, every, index, extras, layout)
 
     def _attribute_rows(self, X, y, layout, call, settings, generator):
         """``_attribute`` over chunks of at most :meth:`_rows_per_chunk` rows.
@@ -809,26 +813,31 @@ class BaseExplainer(BaseEstimator):
         return cols
 
     # ------------------------------------------------------------ result
+    def _result_array(
+        self, values: torch.Tensor, layout: Layout, settings: Settings
+    ) -> tuple[np.ndarray, bool]:
+        """The result's values on the host, float64, one row per explained
+        row, and whether they hold every output (``target="all"``)."""
+        every = values.dim() == 3 and settings.target == "all"
+        return _flat(self._to_result(values, layout).double(), every), every
+
     def _frame(
-        self, values: torch.Tensor, index, extras: dict, layout: Layout, settings
+        self, values: np.ndarray, every: bool, index, extras: dict, layout: Layout
     ) -> pd.DataFrame:
         """The result frame and its ``attrs``, in the layout of the call.
 
-        Methods with a target return values with a last axis over the
-        targets kept per row (one, or every output with ``target="all"``);
-        with ``"all"`` the columns become (output, feature).
+        ``values`` are the result's, flat (:func:`_flat`); methods with a
+        target return values with a last axis over the targets kept per row
+        (one, or every output with ``target="all"``, ``every``), and with
+        ``"all"`` the columns become (output, feature).
         """
         if set(extras) != set(self._extras):
             raise AssertionError(  # pragma: no cover - a method's own bug
                 f"{type(self).__name__} returned extras {sorted(extras)}, but "
                 f"declares {sorted(self._extras)}."
             )
-        values = self._to_result(values, layout).double()
-        every = values.dim() == 3 and settings.target == "all"
         columns = self._frame_columns(layout, every)
-        frame = pd.DataFrame(
-            _flat(values, every), index=index, columns=columns, copy=False
-        )
+        frame = pd.DataFrame(values, index=index, columns=columns, copy=False)
         for key, kind in self._extras.items():
             frame.attrs[key] = self._attrs_entry(
                 kind, key, extras[key], frame, layout, every

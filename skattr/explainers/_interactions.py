@@ -239,13 +239,18 @@ class ShapleyInteractions(BaseExplainer):
         }
 
     # ------------------------------------------------------------ result
-    def _frame(self, values, index, extras, layout, settings) -> pd.DataFrame:
+    def _result_array(self, values, layout, settings):
+        """The matrices ``[n, g, g * t]`` on the host (each row of ``X`` first)."""
+        every = settings.target == "all"
+        cells = _cells(values, layout, every)
+        return cells.reshape(values.shape[0], -1, cells.shape[1]), every
+
+    def _frame(self, values, every, index, extras, layout) -> pd.DataFrame:
         """Rows (row of ``X``, feature), columns the features: SHAP's layout."""
         if set(extras) != set(self._extras):
             raise AssertionError(  # pragma: no cover - a method's own bug
                 f"ShapleyInteractions returned extras {sorted(extras)}."
             )
-        every = settings.target == "all"
         names = list(layout.result_columns)
         rows = pd.MultiIndex.from_product(
             [index, names], names=[index.name or "row", "feature"]
@@ -256,7 +261,7 @@ class ShapleyInteractions(BaseExplainer):
                 [self._output_labels(layout), names], names=["output", "feature"]
             )
         frame = pd.DataFrame(
-            _cells(values, layout, every), index=rows, columns=columns, copy=False
+            values.reshape(-1, values.shape[2]), index=rows, columns=columns, copy=False
         )
         per_row = pd.DataFrame(index=index)  # the attrs of a row of X
         for key, kind in self._extras.items():
