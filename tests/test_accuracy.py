@@ -339,6 +339,17 @@ def test_interval_halfwidth_is_the_student_t_quantile():
     assert torch.isnan(out[1]).all()  # no degrees of freedom
 
 
+@pytest.mark.parametrize(
+    "df", [[1, 2, 24, 4095], [4096, 10**6], [2.5, 7.25], [3, 3.5]], ids=str
+)
+def test_interval_halfwidth_reads_its_table_as_scipy_computes(df):
+    # whole degrees of freedom below the table's end are read from a table
+    # computed once; others (large, fractional) go to scipy: both equal it
+    std = torch.ones(len(df), 1, dtype=torch.float64)
+    out = interval_halfwidth(std, torch.tensor(df, dtype=torch.float64))
+    np.testing.assert_array_equal(out[:, 0].numpy(), student_t.ppf(0.975, df))
+
+
 def test_no_error_bar_where_the_coalitions_cannot_tell_features_apart():
     # 5 coalitions of 10 features: some features are always together, and
     # their split is a guess the data cannot check

@@ -149,7 +149,7 @@ def gradient_shap(
     X: torch.Tensor,
     background: torch.Tensor,
     *,
-    targets: torch.Tensor | Callable[[torch.Tensor], torch.Tensor],
+    targets: torch.Tensor | int | Callable[[torch.Tensor], torch.Tensor],
     n_samples: int,
     stdevs: float,
     multiply_by_inputs: bool,
@@ -179,8 +179,9 @@ def gradient_shap(
         Rows to explain.
     background : Tensor of shape ``[B, p]``
         The baseline distribution.
-    targets : Tensor of shape ``[n]``, long, or callable
-        Output column explained for each row, or a function that picks them
+    targets : Tensor of shape ``[n]``, long, int or callable
+        Output column explained for each row, one column for every row (an
+        int: read by slicing, no gathers), or a function that picks them
         from the model's outputs at ``X`` (``[n, k]``), which are computed
         anyway (in the same forward pass as the background rows').
     n_samples : int
@@ -234,6 +235,12 @@ def gradient_shap(
         noise = torch.randn(N, p, dtype=torch.float64, **draw)
         noise = noise.mul_(stdevs).to(device, dtype)
     b_idx, alpha = b_idx.to(device), alpha.to(device, dtype)
+    fixed = isinstance(targets, int)  # one column for every row
+
+    def at_targets(out: torch.Tensor, t_rows) -> torch.Tensor:
+        """``out[i, target of row i]``: a slice for a fixed column."""
+        return out[:, targets] if fixed else out.gather(1, t_rows).squeeze(1)
+
     if background.shape[0] > N:  # evaluate only the background rows drawn
         background, b_idx = background[b_idx], torch.arange(N, device=device)
     to_input = attribute_to_layer_input
@@ -258,7 +265,8 @@ def gradient_shap(
         out_x, fb = out[:n], out[n:].double()
         act_x, act_b = (None, None) if act is None else (act[:n], act[n:])
         targets = targets(out_x) if callable(targets) else targets
-    targets = targets.to(device)
+    if not fixed:
+        targets = targets.to(device)
     total = gap = base = None
     # chunks of whole rows: each row's samples are reduced within one chunk
     rows_per_chunk = max(1, batch_size // S)
@@ -268,8 +276,8 @@ def gradient_shap(
             box = stack.enter_context(capture_layer(layer, to_input=to_input))
         for r0, r1 in _chunks(n, rows_per_chunk):
             m, s0, s1 = r1 - r0, r0 * S, r1 * S
-            t = targets[r0:r1]
-            t_rows = t.repeat_interleave(S)[:, None]
+            t = None if fixed else targets[r0:r1]
+            t_rows = None if fixed else t.repeat_interleave(S)[:, None]
             rows = own[r0:r1].repeat_interleave(S)
             x = X[r0:r1, None, :]  # [m, 1, p], or [m, S, p] with noise
             if noise is not None:
@@ -285,7 +293,7 @@ def gradient_shap(
                     batch = torch.cat([point, X, background])
                     who = torch.cat([rows, own, own.new_full((B,), -1)])
                     every = forward(batch, who)
-                    out = every[: m * S].gather(1, t_rows).squeeze(1)
+                    out = at_targets(every[: m * S], t_rows)
                     ends = every[m * S :].detach()
                     out_x, fb = ends[:n], ends[n:].double()
                     if box is None:
@@ -296,14 +304,15 @@ def gradient_shap(
                         act = whole.detach().reshape(whole.shape[0], -1)[m * S :]
                         act_x, act_b = act[:n], act[n:]
                 else:
-                    out = forward(point, rows).gather(1, t_rows).squeeze(1)
+                    out = at_targets(forward(point, rows), t_rows)
                     wrt = point if box is None else box.take()
                 grad = _grad(out, wrt)
             if grad is None:  # the target does not depend on it
                 grad = torch.zeros_like(wrt)
             grad = grad[: m * S].reshape(m, S, -1)
             if total is None:
-                fx64 = out_x.gather(1, targets[:, None]).squeeze(1).double()
+                fx64 = at_targets(out_x, None if fixed else targets[:, None])
+                fx64 = fx64.double()
                 q = p if layer is None else act_b.shape[1]
                 total = torch.empty(n, q, dtype=torch.float64, device=device)
                 gap = torch.empty(n, dtype=torch.float64, device=device)
@@ -315,7 +324,7 @@ def gradient_shap(
                 with torch.no_grad():
                     out_xs = forward(x.reshape(m * S, p), rows)
                     ax = None if box is None else box.take().reshape(m, S, -1)
-                fxs = out_xs.gather(1, t_rows).view(m, S).double()
+                fxs = at_targets(out_xs, t_rows).view(m, S).double()
             if multiply_by_inputs:
                 if layer is not None:
                     diff = ax - (act_b[:1] if single else act_b[bi])
@@ -323,11 +332,13 @@ def gradient_shap(
             else:
                 contrib = grad
             total[r0:r1] = contrib.sum(1, dtype=torch.float64)
-            fbs = fb[bi, t[:, None]]
+            fbs = fb[bi, targets] if fixed else fb[bi, t[:, None]]
             gap[r0:r1] = (fxs - fbs).sum(1)
             base[r0:r1] = fbs.sum(1)
     attributions = total / S
     delta = attributions.sum(1) - gap / S
+    if fixed:
+        targets = torch.full((n,), targets, dtype=torch.long, device=device)
     return GradientShapResult(attributions, delta, base / S, targets)
 
 

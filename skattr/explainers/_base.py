@@ -774,14 +774,20 @@ class BaseExplainer(BaseEstimator):
             labels = self._label_columns(y, k)
             return torch.as_tensor(labels, device=device)[:, None]
         if rule == "fixed":
-            column = self._target_column(target, k)
-            column = 0 if column is None else column  # None: the single output
+            column = self._fixed_column(layout, target)
             return torch.full((n, 1), column, dtype=torch.long, device=device)
 
         def predicted(outputs):
             return outputs.argmax(1, keepdim=True)
 
         return predicted
+
+    def _fixed_column(self, layout: Layout, target) -> int | None:
+        """The output column of every row when ``target`` fixes one, else ``None``."""
+        if _target_rule(target, layout.n_outputs) != "fixed":
+            return None
+        column = self._target_column(target, layout.n_outputs)
+        return 0 if column is None else column  # None: the single output
 
     def _pick_cost(self, layout: Layout, n: int) -> int:
         """Model rows spent on picking the targets: ``n`` for a picker, else 0."""
@@ -986,14 +992,35 @@ def interval_halfwidth(std: torch.Tensor, df) -> torch.Tensor:
     stop at, the normal quantile 1.96 would cover far less than 95%. Zero
     where ``std`` is zero (an exact value), NaN where ``df`` is below one.
     """
-    from scipy.stats import t as student_t
-
     df = torch.as_tensor(df, dtype=torch.float64).cpu()
-    q = torch.as_tensor(student_t.ppf(0.975, df.clamp_min(1).numpy()))
-    q = torch.where(df >= 1, q, torch.nan).to(std.device)
+    q = torch.where(df >= 1, _t_quantile(df.clamp_min(1)), torch.nan).to(std.device)
     while q.dim() < std.dim():
         q = q[..., None]
     return torch.where(std == 0, torch.zeros_like(std), q * std)
+
+
+#: degrees of freedom below which :func:`_t_quantile` reads a table
+_T_TABLE = 4096
+
+
+@functools.cache
+def _t_table() -> torch.Tensor:
+    """The Student-t 0.975 quantiles on 0..``_T_TABLE - 1`` degrees of freedom
+    (0: NaN), computed once: a call of scipy's ``ppf`` costs about 0.4 ms."""
+    from scipy.stats import t as student_t
+
+    df = np.arange(_T_TABLE, dtype=np.float64)
+    return torch.as_tensor(student_t.ppf(0.975, np.where(df >= 1, df, np.nan)))
+
+
+def _t_quantile(df: torch.Tensor) -> torch.Tensor:
+    """The Student-t 0.975 quantile at each ``df`` (float64, >= 1, on the CPU):
+    read from :func:`_t_table` where every ``df`` is a whole number in it."""
+    if df.numel() and bool(((df == df.floor()) & (df < _T_TABLE)).all()):
+        return _t_table()[df.long()]
+    from scipy.stats import t as student_t
+
+    return torch.as_tensor(student_t.ppf(0.975, df.numpy()))
 
 
 def _names(X) -> list[str] | None:

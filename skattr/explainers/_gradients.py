@@ -61,13 +61,20 @@ def _shap(explainer, X, y, layout, call, run, *, layer=None, to_input=False):
     One pass per target column a row keeps: with ``target="all"``, one per
     output, each from the same generator state (the same draws).
     """
-    pick = explainer._targets(y, layout, run.settings.target, X.shape[0])
-    columns = [pick] if callable(pick) else list(pick.T)
-    state = run.generator.get_state()
+    target = run.settings.target
+    fixed = explainer._fixed_column(layout, target)
+    if fixed is not None:  # one column for every row: sliced, not gathered
+        pick, columns = None, [fixed]
+    else:
+        pick = explainer._targets(y, layout, target, X.shape[0])
+        columns = [pick] if callable(pick) else list(pick.T)
+    state = run.generator.get_state() if len(columns) > 1 else None
     results = []
     for column in columns:
-        generator = torch.Generator(device=run.generator.device)
-        generator.set_state(state)
+        generator = run.generator
+        if state is not None:  # every pass from the same draws
+            generator = torch.Generator(device=generator.device)
+            generator.set_state(state)
         results.append(
             gradient_shap(
                 call,
@@ -83,7 +90,10 @@ def _shap(explainer, X, y, layout, call, run, *, layer=None, to_input=False):
                 attribute_to_layer_input=to_input,
             )
         )
-    values, delta, base, targets = (torch.stack(r, -1) for r in zip(*results))
+    if len(results) == 1:  # one pass: its values with a targets' axis of one
+        values, delta, base, targets = (r[..., None] for r in results[0])
+    else:
+        values, delta, base, targets = (torch.stack(r, -1) for r in zip(*results))
     return values, {"delta": delta, "base_values": base, "target": targets}
 
 
