@@ -382,3 +382,46 @@ def test_layer_called_twice_is_refused(X_frame):
     with pytest.raises(ValueError, match="ran 2 times"):
         LayerGradientShap(layer="lin").fit(model, X_frame)
     assert not model.lin._forward_hooks
+
+
+@pytest.mark.parametrize("layer", [None, "hidden.1"])
+@pytest.mark.parametrize("stdevs", [0.0, 0.3])
+@pytest.mark.parametrize("n_background, batch_size", [(1, 4096), (4, 4096), (4, 7)])
+def test_a_fixed_target_column_is_sliced_as_the_per_row_targets_gather(
+    mlp, X_frame, layer, stdevs, n_background, batch_size
+):
+    # the core takes an int for one column of every row (sliced) and a [n]
+    # tensor of columns (gathered); with the same draws both give the same
+    # attributions, deltas and base values, on the folded pass (one batch)
+    # and on the chunked one (small batch_size, noise)
+    from skattr.core.gradients import gradient_shap
+
+    X = _tensor(X_frame)
+    background = torch.randn(
+        n_background, X.shape[1], generator=torch.Generator().manual_seed(1)
+    )
+    module = dict(mlp.named_modules())[layer] if layer else None
+    for p in mlp.parameters():
+        p.requires_grad_(False)
+
+    def run(targets):
+        return gradient_shap(
+            lambda Z, rows: mlp(Z),
+            X,
+            background,
+            targets=targets,
+            n_samples=3,
+            stdevs=stdevs,
+            multiply_by_inputs=True,
+            batch_size=batch_size,
+            generator=torch.Generator().manual_seed(0),
+            layer=module,
+        )
+
+    sliced = run(2)
+    gathered = run(torch.full((X.shape[0],), 2, dtype=torch.long))
+    for a, b in zip(sliced, gathered):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert sliced.targets.tolist() == [2] * X.shape[0]
+    other = run(torch.full((X.shape[0],), 0, dtype=torch.long))
+    assert not torch.equal(sliced.attributions, other.attributions)
