@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -61,17 +62,14 @@ def _sigmoid_or_softmax(y: torch.Tensor) -> torch.Tensor:
 
 
 def _is_skorch_net(model) -> bool:
-    try:
-        from skorch import NeuralNet
-    except ImportError:  # pragma: no cover - skorch is a dependency
-        return False
-    return isinstance(model, NeuralNet)
+    # not imported yet: the model cannot be one (and skorch stays unimported)
+    skorch = sys.modules.get("skorch")
+    return skorch is not None and isinstance(model, skorch.NeuralNet)
 
 
 def _is_pipeline(model) -> bool:
-    from sklearn.pipeline import Pipeline
-
-    return isinstance(model, Pipeline)
+    pipeline = sys.modules.get("sklearn.pipeline")
+    return pipeline is not None and isinstance(model, pipeline.Pipeline)
 
 
 def _is_skorch_regressor(net) -> bool:

@@ -106,3 +106,23 @@ def test_a_module_of_float64_buffers_runs_in_float64():
     X = torch.tensor([[1.0, 1.0, 1.0]], dtype=torch.float64)
     attr = ShapleyValues(baseline="zeros").fit(Fixed(), X).explain(X)
     assert attr["x1"].iloc[0] == pytest.approx(1e-9, rel=1e-12)  # lost in float32
+
+
+def test_a_plain_module_does_not_import_skorch():
+    # a plain torch user does not pay skorch's import (half a second) on the
+    # first call: whether the model is a skorch net or a Pipeline is decided
+    # from the modules already imported
+    import subprocess
+    import sys
+
+    script = """
+import sys, torch, skattr
+model = torch.nn.Sequential(torch.nn.Linear(3, 2))
+for cls in (skattr.GradientShap, skattr.FeatureAblation):
+    cls().fit(model, torch.zeros(4, 3)).explain(torch.ones(2, 3))
+print(sorted(m for m in ("skorch", "sklearn.pipeline") if m in sys.modules))
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip().splitlines()[-1] == "[]"

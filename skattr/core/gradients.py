@@ -267,7 +267,8 @@ def gradient_shap(
         targets = targets(out_x) if callable(targets) else targets
     if not fixed:
         targets = targets.to(device)
-    total = gap = base = None
+    fx64 = None
+    totals, gaps, bases = [], [], []  # per chunk of rows
     # chunks of whole rows: each row's samples are reduced within one chunk
     rows_per_chunk = max(1, batch_size // S)
     with contextlib.ExitStack() as stack:
@@ -310,13 +311,9 @@ def gradient_shap(
             if grad is None:  # the target does not depend on it
                 grad = torch.zeros_like(wrt)
             grad = grad[: m * S].reshape(m, S, -1)
-            if total is None:
+            if fx64 is None:
                 fx64 = at_targets(out_x, None if fixed else targets[:, None])
                 fx64 = fx64.double()
-                q = p if layer is None else act_b.shape[1]
-                total = torch.empty(n, q, dtype=torch.float64, device=device)
-                gap = torch.empty(n, dtype=torch.float64, device=device)
-                base = torch.empty(n, dtype=torch.float64, device=device)
             if noise is None:
                 fxs = fx64[r0:r1, None]
                 ax = None if act_x is None else act_x[r0:r1, None, :]
@@ -331,10 +328,13 @@ def gradient_shap(
                 contrib = grad * diff
             else:
                 contrib = grad
-            total[r0:r1] = contrib.sum(1, dtype=torch.float64)
+            totals.append(contrib.sum(1, dtype=torch.float64))
             fbs = fb[bi, targets] if fixed else fb[bi, t[:, None]]
-            gap[r0:r1] = (fxs - fbs).sum(1)
-            base[r0:r1] = fbs.sum(1)
+            gaps.append((fxs - fbs).sum(1))
+            bases.append(fbs.sum(1))
+    total, gap, base = (
+        p[0] if len(p) == 1 else torch.cat(p) for p in (totals, gaps, bases)
+    )
     attributions = total / S
     delta = attributions.sum(1) - gap / S
     if fixed:

@@ -15,7 +15,7 @@ from skattr.core.gradients import (
     neuron_gradient,
     select_neuron,
 )
-from skattr.explainers._base import BaseExplainer, Settings, with_fitted_attributes
+from skattr.explainers._base import BaseExplainer, with_fitted_attributes
 
 
 # ---------------------------------------------------------------- helpers
@@ -104,7 +104,7 @@ def _shap_cost(explainer, layout, n: int) -> int:
     S = int(explainer.n_samples)
     B = layout.baseline.shape[0]
     noisy = n * S if float(explainer.stdevs) > 0 else 0
-    passes = layout.n_outputs if Settings.of(explainer).target == "all" else 1
+    passes = layout.n_outputs if explainer.target == "all" else 1
     return passes * (n + min(B, n * S) + n * S + noisy)
 
 
