@@ -179,13 +179,15 @@ def check_input(estimator, X, *, reset: bool, numeric: bool = True, name: str = 
         raise ValueError(f"{name} has no columns (shape {tuple(X.shape)}).")
     if numeric:
         check_numeric(X, name)
-    if _same_names(estimator, X, reset):
-        if reset:  # what validate_data records for string column names
-            names = np.asarray(X.columns.tolist(), dtype=object)
-            estimator.feature_names_in_ = names
-            estimator.n_features_in_ = p
-            # the names as an Index too: explain compares them in one call
-            estimator._names_index = (names, X.columns)
+    strings = _string_names(X) if reset else None
+    if strings is not None:  # what validate_data records for string names
+        names = np.asarray(strings, dtype=object)
+        estimator.feature_names_in_ = names
+        estimator.n_features_in_ = p
+        # the names as an Index too: explain compares them in one call
+        estimator._names_index = (names, X.columns)
+    elif not reset and _same_names(estimator, X):
+        pass
     elif reset or hasattr(estimator, "feature_names_in_"):
         # scikit-learn's own checks, warnings and messages
         validate_data(estimator, X, reset=reset, skip_check_array=True)
@@ -197,14 +199,21 @@ def check_input(estimator, X, *, reset: bool, numeric: bool = True, name: str = 
     return X
 
 
-def _same_names(estimator, X, reset: bool) -> bool:
-    """The common case, decided without scikit-learn's general machinery:
-    a DataFrame with string column names, at ``fit``, or the very names
-    ``fit`` recorded, in their order, at ``explain``."""
+def _string_names(X) -> list[str] | None:
+    """At ``fit``, the common case decided without scikit-learn's general
+    machinery: the column names of a DataFrame whose names are all strings."""
+    if not isinstance(X, pd.DataFrame):
+        return None
+    columns = X.columns.tolist()
+    return columns if all(isinstance(c, str) for c in columns) else None
+
+
+def _same_names(estimator, X) -> bool:
+    """At ``explain``, the common case decided without scikit-learn's
+    general machinery: a DataFrame with the very names ``fit`` recorded, in
+    their order."""
     if not isinstance(X, pd.DataFrame):
         return False
-    if reset:
-        return all(isinstance(c, str) for c in X.columns.tolist())
     fitted = getattr(estimator, "feature_names_in_", None)
     if fitted is None:
         return False

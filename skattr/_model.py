@@ -842,19 +842,27 @@ def _device(device) -> torch.device:
         ) from None
 
 
+def _module_tensors(module: nn.Module, kind: str) -> Iterator[torch.Tensor]:
+    """The module's parameters (``kind="_parameters"``) or buffers, in order,
+    read from each submodule's own dict (cheaper than ``parameters()``)."""
+    for m in module.modules():
+        for t in getattr(m, kind).values():
+            if t is not None:
+                yield t
+
+
 def _module_device(module: nn.Module) -> torch.device:
-    for t in module.parameters():
-        return t.device
-    for t in module.buffers():
-        return t.device
+    for kind in ("_parameters", "_buffers"):
+        for t in _module_tensors(module, kind):
+            return t.device
     return torch.device("cpu")
 
 
 def _module_dtype(module: nn.Module) -> torch.dtype:
     """The float dtype of the module's parameters, else of its buffers (a
     module of fixed coefficients), else torch's default."""
-    for tensors in (module.parameters(), module.buffers()):
-        for t in tensors:
+    for kind in ("_parameters", "_buffers"):
+        for t in _module_tensors(module, kind):
             if t.is_floating_point():
                 return t.dtype
     return torch.get_default_dtype()

@@ -52,6 +52,21 @@ def test_wrong_column_order(fitted, X_frame):
         fitted.explain(X_frame[X_frame.columns[::-1]])
 
 
+def test_names_are_compared_with_the_last_fit(mlp, X_frame):
+    # explain compares a frame's columns with the Index of fit's names in
+    # one call; a new fit on other names (or on an array) replaces them, and
+    # the first frame's very Index is then refused, not let through
+    ex = FeatureAblation().fit(mlp, X_frame)
+    ex.explain(X_frame)  # fit's own Index
+    ex.explain(X_frame.set_axis(list(X_frame.columns), axis=1))  # equal names
+    renamed = X_frame.rename(columns=lambda c: c.upper())
+    ex.fit(mlp, renamed)
+    with pytest.raises(ValueError, match="unseen at fit time"):
+        ex.explain(X_frame)
+    ex.fit(mlp, X_frame.to_numpy())  # no names: the number of columns
+    assert list(ex.explain(X_frame).columns) == list(X_frame.columns)
+
+
 def test_unseen_column_names(fitted, X_frame):
     with pytest.raises(ValueError, match="Feature names unseen at fit time:\n- zz"):
         fitted.explain(X_frame.rename(columns={"f2": "zz"}))
