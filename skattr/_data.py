@@ -218,7 +218,7 @@ def _same_names(estimator, X) -> bool:
     if fitted is None:
         return False
     names, index = getattr(estimator, "_names_index", (None, None))
-    if names is fitted and (X.columns is index or X.columns.equals(index)):
+    if names is fitted and X.columns.equals(index):  # `is` first, then values
         return True  # the Index of fit's names (string names: equal values)
     return X.columns.tolist() == list(fitted)
 

@@ -540,10 +540,7 @@ class ModelCall:
         else:  # row -1 (a baseline row) lands in the last slot
             slot = rows.remainder(self.n_rows + 1).to(self._seen.device)
             self._seen.index_add_(0, slot, zeros.to(self._seen.device))
-        self._count(int(zeros.shape[0]))
-
-    def _count(self, m: int) -> None:
-        """Count ``m`` model rows evaluated, on the progress bar too."""
+        m = int(zeros.shape[0])
         self.rows_evaluated += m
         if self._bar is not None:
             self._bar.update(m)
@@ -601,7 +598,7 @@ class ModelCall:
             self._bar = None
 
 
-#: most values of a result :meth:`ModelCall.check` multiplies at once
+#: most values of a result :meth:`ModelCall.check` reads at once
 _PROBE_VALUES = 2**20
 
 

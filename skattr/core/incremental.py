@@ -275,7 +275,7 @@ def _permutations(
     return out
 
 
-def rows_outputs(f, X: torch.Tensor, batch_size: int) -> torch.Tensor | None:
+def head_row_outputs(f, X: torch.Tensor, batch_size: int) -> torch.Tensor | None:
     """Every output at the rows themselves ``[n, k]`` from their pre-activations,
     where permuted copies will be (so that a group the model ignores changes
     nothing to the bit), or ``None``."""

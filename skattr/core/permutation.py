@@ -6,7 +6,7 @@ import torch
 
 from skattr.core.forward import evaluate, evaluate_rows, split_index
 from skattr.core.groups import n_groups
-from skattr.core.incremental import permuted_values, rows_outputs
+from skattr.core.incremental import head_row_outputs, permuted_values
 
 
 def random_permutations(
@@ -101,11 +101,11 @@ def permuted_outputs(
             f"perms must have shape [{g}, n_repeats, {n}]; got {tuple(perms.shape)}."
         )
     R = perms.shape[1]
-    columns = _group_columns(groups.to(X.device))  # [g, s]
     perms = perms.to(X.device)
     values = permuted_values(f, X, perms, groups.to(X.device), batch_size, targets)
     if values is not None:  # a model with an affine head: pre-activation updates
         return values
+    columns = _group_columns(groups.to(X.device))  # [g, s]
 
     def build(start: int, stop: int):
         j, r, i = split_index(start, stop, (g, R, n), X.device)
@@ -131,7 +131,7 @@ def row_outputs(f, X: torch.Tensor, *, batch_size: int) -> torch.Tensor:
     permuted copies are (from the first layer's pre-activations where the
     model has an affine head), so that shuffling a group the model ignores
     changes no output, to the bit."""
-    outputs = rows_outputs(f, X, batch_size)
+    outputs = head_row_outputs(f, X, batch_size)
     return evaluate_rows(f, X, batch_size=batch_size) if outputs is None else outputs
 
 

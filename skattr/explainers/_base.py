@@ -315,7 +315,7 @@ class BaseExplainer(BaseEstimator):
             self.__dict__.pop(attr, None)
         if X is not None:
             X = check_input(self, X, reset=True, numeric=numeric)
-            names = _names(X, getattr(self, "feature_names_in_", None))
+            names = _names(X)
             width = X.shape[1]
         else:
             names, width = self._columns_without_X(adapter, numeric, baseline)
@@ -1023,14 +1023,11 @@ def _t_quantile(df: torch.Tensor) -> torch.Tensor:
     return torch.as_tensor(student_t.ppf(0.975, df.numpy()))
 
 
-def _names(X, recorded=None) -> list[str] | None:
-    """The column names of a DataFrame (as strings), else ``None``;
-    ``recorded``: the ``feature_names_in_`` just recorded for it, if any."""
-    if not isinstance(X, pd.DataFrame):
-        return None
-    if recorded is not None:  # the frame's own names, all strings
-        return recorded.tolist()
-    return column_names(X, X.shape[1])
+def _names(X) -> list[str] | None:
+    """The column names of a DataFrame (as strings), else ``None``."""
+    if isinstance(X, pd.DataFrame):
+        return column_names(X, X.shape[1])
+    return None
 
 
 def rank_attributions(attr: pd.DataFrame, weights=None) -> pd.DataFrame:
