@@ -443,6 +443,12 @@ def _reduce(explainer, X, y, sample_weight, job: _Job, combine, **kwargs):
         aggregate_kwargs=kwargs,
     ).compute()
     row = total.to_numpy()[0]
+    if row[1] == 0 and job.what == "scores" and len(X.index) > 0:
+        raise ValueError(
+            "no partition of X has 2 rows or more, so no column can be "
+            "shuffled within one: repartition X into fewer, larger partitions "
+            "(X.repartition(npartitions=...))."
+        )
     if row[1] == 0:
         raise ValueError(
             "X is empty: every partition of the Dask DataFrame has 0 rows."

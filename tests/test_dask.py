@@ -477,6 +477,20 @@ def test_one_row_partitions_are_left_out_of_the_score():
         FeaturePermutation().fit(_net(), X).explain(ddf[COLUMNS]).compute()
 
 
+def test_only_one_row_partitions_are_not_called_an_empty_frame():
+    # every partition has a row but none has two: nothing can be shuffled,
+    # and the error says so (it used to say the frame had 0 rows)
+    X = _frame(3)
+    y = pd.Series([0, 1, 2], index=X.index)
+    frame = X.assign(y=y)
+    ddf = dd.concat(
+        [dd.from_pandas(frame.iloc[i : i + 1], npartitions=1) for i in range(3)]
+    )
+    ex = FeaturePermutation(scoring="accuracy", random_state=0).fit(_net(), X)
+    with pytest.raises(ValueError, match="no partition of X has 2 rows or more"):
+        ex.importance(ddf[COLUMNS], ddf["y"])
+
+
 def test_settings_travel_with_the_graph(monkeypatch):
     import skattr
     import skattr.dask as skdask
