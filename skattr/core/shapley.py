@@ -138,25 +138,28 @@ def shapley_sampling(
         size = cap if tol is None else min(cap - done, max(FIRST_ROUND, done))
         # drawn for every row, so that a row's permutations do not depend on
         # which other rows are still active
-        rank = _draw_ranks(n, size, g, antithetic, sampling, generator)
-        rank = rank.to(device)[active]
+        rank = _draw_ranks(n, size, g, antithetic, sampling, generator).to(device)
+        first = fx is None  # the first round: every row is active
+        if not first:
+            rank = rank[active]
         cv = coalition_values(
             f,
-            X[active],
+            X if first else X[active],
             baseline,
             PermutationStates(rank, groups=groups),
             targets=targets if chosen is None else chosen[active],
             batch_size=batch_size,
-            ends=fx is None,
+            ends=first,
             rows=active,
         )
-        if fx is None:  # the first round: every row is active
+        if first:  # nothing to merge with: the round's own mean and squares
             fx, fb, chosen = cv.fx, cv.fb, cv.targets
-            t = chosen.shape[1]
-            mean = torch.zeros(n, g, t, dtype=torch.float64, device=device)
-            m2 = torch.zeros_like(mean)
-        draws = _marginals(cv.values, fx[active], fb[active], rank, per_draw)
-        _merge(count, mean, m2, active, draws)
+            draws = _marginals(cv.values, fx, fb, rank, per_draw)
+            mean, m2 = _moments(draws)
+            count += draws.shape[1]
+        else:
+            draws = _marginals(cv.values, fx[active], fb[active], rank, per_draw)
+            _merge(count, mean, m2, active, draws)
         done += size
         if tol is not None:
             se = _standard_error(count[active], m2[active])
@@ -185,20 +188,22 @@ def _draw_ranks(
     """
     device = generator.device
     blocks = -(-draws // BLOCK) if sampling == "stratified" else draws
+    dtype = torch.int16 if g < 2**15 else torch.int32
     u = torch.rand(n, blocks, g, generator=generator, device=device)
     perm = u.argsort(-1)
-    order = torch.arange(g, device=perm.device).expand_as(perm)
-    rank = torch.empty_like(perm).scatter_(-1, perm, order)
+    order = torch.arange(g, device=perm.device, dtype=dtype).expand_as(perm)
+    rank = torch.empty_like(perm, dtype=dtype).scatter_(-1, perm, order)
     if sampling == "stratified":
         start = torch.randint(g, (n, blocks, 1), generator=generator, device=device)
         j = torch.arange(BLOCK, device=device)
         shifts = (start + (j * g // BLOCK)[None, None, :]) % g  # [n, blocks, BLOCK]
-        rank = (rank[:, :, None, :] + shifts[..., None]) % g
+        # rank + shift < 2g: subtract g where it reaches g (no division)
+        rank = rank[:, :, None, :] + shifts.to(dtype)[..., None]
+        rank = rank.sub_((rank >= g).to(dtype) * g)
         rank = rank.reshape(n, blocks * BLOCK, g)[:, :draws]
     if antithetic:  # the reversed permutation: rank g-1-r
         rank = torch.stack([rank, g - 1 - rank], 2).reshape(n, 2 * draws, g)
-    dtype = torch.int16 if g < 2**15 else torch.int32
-    return rank.to(dtype)
+    return rank
 
 
 def _marginals(values, fx, fb, rank, per_draw):
@@ -225,12 +230,17 @@ def _marginals(values, fx, fb, rank, per_draw):
     return by_group.reshape(na, Q // per_draw, per_draw, g, t).mean(2)
 
 
+def _moments(draws: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """A round's mean and sum of squared deviations over its draws (axis 1)."""
+    mean = draws.mean(1)
+    return mean, ((draws - mean[:, None]) ** 2).sum(1)
+
+
 def _merge(count, mean, m2, active, draws) -> None:
     """Fold a round's draws into the running count, mean and sum of squares."""
     k = draws.shape[1]
     n_old = count[active].to(torch.float64)[:, None, None]
-    mean_k = draws.mean(1)
-    m2_k = ((draws - mean_k[:, None]) ** 2).sum(1)
+    mean_k, m2_k = _moments(draws)
     delta = mean_k - mean[active]
     total = n_old + k
     mean[active] = mean[active] + delta * (k / total)
