@@ -306,6 +306,19 @@ def test_stratified_permutations_spread_each_group_over_positions():
     assert torch.equal(reverse, g - 1 - forward)
 
 
+@pytest.mark.parametrize("sampling", ["stratified", "independent"])
+@pytest.mark.parametrize("g", [3, 16_384, 16_385, 20_000, 40_000])
+def test_permutations_are_permutations_at_every_width(g, sampling):
+    """Ranks are shifted in a small integer type: a shifted rank reaches
+    2g - 2 before it wraps, past int16 from 16,385 groups on. A call at that
+    width evaluates about 33,000 model rows of 16,385 inputs per row and
+    pair of permutations, too many for the suite: the draws are checked
+    where they are made."""
+    rank = _draw_ranks(2, 4, g, True, sampling, torch.Generator().manual_seed(0))
+    assert rank.dtype == (torch.int16 if g < 2**15 else torch.int32)
+    assert torch.equal(rank.sort(-1).values.long(), torch.arange(g).expand(2, 8, g))
+
+
 def test_stratified_sampling_is_more_accurate_than_independent(game):
     model, X, exact = game
 

@@ -188,22 +188,24 @@ def _draw_ranks(
     """
     device = generator.device
     blocks = -(-draws // BLOCK) if sampling == "stratified" else draws
-    dtype = torch.int16 if g < 2**15 else torch.int32
+    dtype = torch.int16 if g < 2**15 else torch.int32  # ranks < g
+    # the shifted ranks, before they wrap, are below 2g
+    work = torch.int16 if 2 * g <= 2**15 else torch.int32
     u = torch.rand(n, blocks, g, generator=generator, device=device)
     perm = u.argsort(-1)
-    order = torch.arange(g, device=perm.device, dtype=dtype).expand_as(perm)
-    rank = torch.empty_like(perm, dtype=dtype).scatter_(-1, perm, order)
+    order = torch.arange(g, device=perm.device, dtype=work).expand_as(perm)
+    rank = torch.empty_like(perm, dtype=work).scatter_(-1, perm, order)
     if sampling == "stratified":
         start = torch.randint(g, (n, blocks, 1), generator=generator, device=device)
         j = torch.arange(BLOCK, device=device)
         shifts = (start + (j * g // BLOCK)[None, None, :]) % g  # [n, blocks, BLOCK]
-        # rank + shift < 2g: subtract g where it reaches g (no division)
-        rank = rank[:, :, None, :] + shifts.to(dtype)[..., None]
-        rank = rank.sub_((rank >= g).to(dtype) * g)
+        # subtract g where rank + shift reaches g (no division)
+        rank = rank[:, :, None, :] + shifts.to(work)[..., None]
+        rank = rank.sub_((rank >= g).to(work) * g)
         rank = rank.reshape(n, blocks * BLOCK, g)[:, :draws]
     if antithetic:  # the reversed permutation: rank g-1-r
         rank = torch.stack([rank, g - 1 - rank], 2).reshape(n, 2 * draws, g)
-    return rank
+    return rank.to(dtype)
 
 
 def _marginals(values, fx, fb, rank, per_draw):
