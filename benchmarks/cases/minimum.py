@@ -20,10 +20,16 @@ Each minimum, like skattr:
 - returns a DataFrame indexed like ``X`` with the result's columns and
   skattr's ``attrs`` (GradientShap: ``delta``, ``base_values`` and
   ``target``; ShapleyValueSampling: ``base_values``, ``prediction``,
-  ``std``, ``n_draws`` and ``target``; NeuronGradient: none).
+  ``std``, ``ci95``, ``n_draws``, ``n_samples`` and ``target``;
+  NeuronGradient: none).
 
-They are measuring instruments for W1 only (a zero baseline row, a fixed
-target, no feature groups), not alternative implementations.
+They draw skattr's own random numbers (its seed of ``random_state=0``;
+Shapley sampling's stratified ranks and error bars from skattr's own
+functions), so that ``tests/test_benchmark_minimum.py`` can hold each to
+skattr's results. NeuronGradient's minimum records autograd through the
+layers after the neuron, which skattr does not (no difference measured at
+W1's size). They are measuring instruments for W1 only (a zero baseline
+row, a fixed target, no feature groups), not alternative implementations.
 """
 
 from __future__ import annotations
@@ -33,12 +39,17 @@ import pandas as pd
 import torch
 from run import Case
 
+from cases.gradients import N_SAMPLES, NEURON, NEURON_LAYER
+from cases.shapley import N_PERMUTATIONS
+from skattr.core.shapley import _draw_ranks
+from skattr.explainers._base import interval_halfwidth
+
 WORKLOADS = ("W1",)
-N_SAMPLES = 5  # GradientShap, as cases/gradients.py
-NEURON_LAYER, NEURON = "hidden.0", 3  # NeuronGradient, as cases/gradients.py
-N_PERMUTATIONS = 26  # ShapleyValueSampling: skattr's 13 antithetic pairs
-#: the torch seed skattr draws from ``random_state=0`` (GradientShap's draws
-#: are then skattr's own)
+#: ShapleyValueSampling's antithetic pairs: skattr rounds ``n_samples`` up
+#: to an even number of permutations
+PAIRS = -(-N_PERMUTATIONS // 2)
+#: the torch seed skattr draws from ``random_state=0`` (``_seed_of``): the
+#: minimums draw skattr's own numbers
 SEED = int(np.random.RandomState(0).randint(0, np.iinfo(np.int32).max))
 
 
@@ -151,11 +162,10 @@ def cases(w):
             model(base)  # the probe
         x = _checked(X)  # explain
         assert X.columns.equals(names)
+        # skattr's draws: stratified blocks of rotations, each with its reverse
         g = torch.Generator().manual_seed(SEED)
-        half = N_PERMUTATIONS // 2
-        rank = torch.rand(n, half, p, generator=g).argsort(-1).argsort(-1)
-        rank = torch.cat([rank, p - 1 - rank], 1).float()  # antithetic pairs
-        P, inner = N_PERMUTATIONS, p - 1
+        rank = _draw_ranks(n, PAIRS, p, True, "stratified", g).float()
+        P, inner = 2 * PAIRS, p - 1
         steps = torch.arange(1, p, dtype=torch.float32)[None, None, :, None]
         per_row = P * inner + 2
         rows = max(1, w.batch_size // per_row)
@@ -183,21 +193,25 @@ def cases(w):
             2,
         )
         by_group = states.diff(dim=2).gather(2, rank.long())  # [n, P, p]
-        draws = by_group.view(n, half, 2, p).mean(2)  # a pair counts once
-        std = draws.std(1) / half**0.5
+        draws = by_group.view(n, PAIRS, 2, p).mean(2)  # a pair counts once
+        mean = draws.mean(1)
+        m2 = ((draws - mean[:, None]) ** 2).sum(1)
+        std = (m2 / ((PAIRS - 1) * PAIRS)).sqrt()
         frame = _frame(
-            draws.mean(1),
+            mean,
             X,
             {
                 "base_values": fb.numpy(),
                 "prediction": fx.numpy(),
-                "n_draws": np.full(n, half),
+                "n_draws": np.full(n, PAIRS),
+                "n_samples": np.full(n, P),
                 "target": np.full(n, target),
             },
         )
-        frame.attrs["std"] = pd.DataFrame(
-            std.numpy(), index=X.index, columns=X.columns, copy=False
-        )
+        for key, cells in (("std", std), ("ci95", interval_halfwidth(std, PAIRS - 1))):
+            frame.attrs[key] = pd.DataFrame(
+                cells.numpy(), index=X.index, columns=X.columns, copy=False
+            )
         return frame
 
     impl = "hand-written minimum"
@@ -216,7 +230,7 @@ def cases(w):
             "ShapleyValueSampling",
             impl,
             shapley_value_sampling,
-            rows=n * (2 + N_PERMUTATIONS * (p - 1)),
-            note=f"{N_PERMUTATIONS} permutations; {note}",
+            rows=n * (2 + 2 * PAIRS * (p - 1)),
+            note=f"{2 * PAIRS} permutations; {note}",
         ),
     ]
