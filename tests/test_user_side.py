@@ -117,6 +117,19 @@ def test_fitted_attributes_exist_only_when_fit_could_know_them(frame):
     assert named.group_names_ == list(frame.columns)
 
 
+def test_fitted_groups_are_the_users_to_change(frame):
+    """``groups_`` is a copy: writing into it (a user relabelling groups by
+    hand) changes nothing the explainer uses; a layout without groups once
+    handed out its own column map, which then crossed the attributions."""
+    linear = make_linear([1.0, -2.0, 3.0, 0.5, -1.5])
+    ex = FeatureAblation(baseline=0.0).fit(linear, frame)
+    ex.groups_[:] = [1, 0, 2, 3, 4]
+    got = ex.explain(frame)
+    w = linear.weight.detach().numpy()[0]
+    np.testing.assert_allclose(got.to_numpy(), frame.to_numpy() * w, atol=1e-5)
+    assert list(got.columns) == list(frame.columns)
+
+
 def test_dict_groups_and_baselines_align_by_name_without_data(frame):
     model = make_linear([1.0, 2.0, 3.0, 4.0, 5.0])
     groups = {"money": ["debt", "income"]}

@@ -341,7 +341,7 @@ class BaseExplainer(BaseEstimator):
         if names is None and needs_names(settings.feature_groups):
             return self
         self._fit_layout = layout = self._layout(bound, settings)
-        self.groups_ = layout.group_ids
+        self.groups_ = layout.group_ids.copy()  # the user's: not the layout's map
         self.group_names_ = list(layout.group_names)
         return self
 
