@@ -275,21 +275,19 @@ def odd_regression(
     for j, members in enumerate(groups):
         s_pair[members] = scale[j]
     variance = torch.zeros(n, g, dtype=f64, device=dev)
-    for index in torch.unique(chosen).tolist():
-        r, Sinv, diag, _ = setup.fits[index]
-        rows = torch.nonzero(chosen == index).flatten()
+    for index, rows in _by_choice(chosen):
+        r, Sinv, _, vote = setup.fits[index]
         if index not in influence:  # [g, m], the same for every chunk of rows
             influence[index] = _influence(r, Sinv, setup, phi_S, phi_1)
         H = influence[index]
-        pivotal = diag <= 1e-9 * diag.abs().max()
-        loo = alpha[:, rows] / torch.where(pivotal, 1.0, diag)[:, None]  # [m, rows]
+        loo = _leave_one_out(setup.fits[index], alpha[:, rows])  # [m, rows]
         part = (loo**2 * s_pair[:, None]).T @ (H**2).T  # [rows, g]
         for members, k, c in zip(groups, sizes, scale):
             if c:
                 within = loo[members].T @ H[:, members].T  # [rows, g]
                 part -= within.square_().mul_(c / k)
         variance[rows] = part
-        if bool(pivotal[s_pair > 0].any()):
+        if not bool(vote[s_pair > 0].all()):
             # a drawn pair the fit cannot do without: deleting it leaves the
             # estimate undetermined, so the spread says nothing
             variance[rows] = torch.nan
@@ -425,9 +423,10 @@ def _ridge_rows(setup: _Setup, y, y1, *, residuals: bool = False) -> _Path:
     """Each row's fit at the penalty it chooses.
 
     Two passes, so that no ``[m, n]`` array is kept per penalty: the first
-    fits every penalty and keeps its small parametric part and each row's
-    leave-one-out score; the second refits each row at its chosen penalty
-    (one more product in all, as every row is refitted once).
+    fits every penalty and keeps each row's leave-one-out score; the second
+    refits each row at its chosen penalty, whose dual (``theta``, ``alpha``)
+    and leave-one-out residuals are the row's (one more product in all, as
+    every row is refitted once).
     """
     n = y.shape[0]
     dev = y.device
@@ -440,49 +439,58 @@ def _ridge_rows(setup: _Setup, y, y1, *, residuals: bool = False) -> _Path:
     yt = setup.vd(y.to(f64).T)  # [m, n]
 
     def fit(i: int, cols):
-        r, Sinv, diag, vote = setup.fits[i]
+        r, Sinv, _, _ = setup.fits[i]
         y_i = yt if cols is None else yt[:, cols]
         rhs = rhs_p if cols is None else rhs_p[:, cols]
         theta = Sinv @ (rhs - Ct.T @ (r[:, None] * y_i))  # [q + 1, n]
         alpha = sq[:, None] * (V @ (r[:, None] * (y_i - Ct @ theta)))  # [m, n]
         return theta, alpha
 
-    def loo(i: int, alpha):
-        _, _, diag, vote = setup.fits[i]
-        return torch.where(
-            vote[:, None], alpha / torch.where(vote, diag, 1.0)[:, None], 0.0
-        )
-
     count = len(penalties)
+    loo_all = None
     if count == 1:
         chosen = torch.zeros(n, dtype=torch.long, device=dev)
         theta, alpha = fit(0, None)
+        if residuals:
+            loo_all = _leave_one_out(setup.fits[0], alpha)
     else:
-        scores, thetas = [], []
-        for i in range(count):
-            theta_i, alpha_i = fit(i, None)
-            vote = setup.fits[i][3]
-            scores.append(
-                (torch.where(vote, wn, 0.0)[:, None] * loo(i, alpha_i) ** 2).sum(0)
-            )
-            thetas.append(theta_i)
-            del alpha_i
+        scores = []
+        for i, (_, _, _, vote) in enumerate(setup.fits):
+            loo = _leave_one_out(setup.fits[i], fit(i, None)[1])
+            scores.append((torch.where(vote, wn, 0.0)[:, None] * loo**2).sum(0))
+            del loo
         score = torch.stack(scores)  # [L, n]
         ok = score <= score.min(0).values * (1 + 1e-3)
         chosen = (count - 1 - ok.flip(0).to(torch.int8).argmax(0)).long()
-        theta = torch.stack(thetas)[chosen, :, torch.arange(n, device=dev)].T
+        theta = rhs_p.new_empty(rhs_p.shape)
         alpha = yt.new_empty(yt.shape)
-        for i in torch.unique(chosen).tolist():
-            cols = torch.nonzero(chosen == i).flatten()
-            alpha[:, cols] = fit(i, cols)[1]
-    residual = loo_all = None
+        if residuals:
+            loo_all = torch.empty_like(alpha)
+        for i, cols in _by_choice(chosen):  # each row refitted at its choice
+            theta[:, cols], alpha[:, cols] = fit(i, cols)
+            if residuals:
+                loo_all[:, cols] = _leave_one_out(setup.fits[i], alpha[:, cols])
+    residual = None
     if residuals:
         residual = alpha * (penalties[chosen][None, :] / wn[:, None])
-        loo_all = torch.empty_like(alpha)
-        for i in torch.unique(chosen).tolist():
-            cols = torch.nonzero(chosen == i).flatten()
-            loo_all[:, cols] = loo(i, alpha[:, cols])
     return _Path(chosen, theta, alpha, residual, loo_all)
+
+
+def _by_choice(chosen: torch.Tensor) -> list[tuple[int, torch.Tensor]]:
+    """``(fit, rows)``: the rows that chose each fit of the path."""
+    return [
+        (i, torch.nonzero(chosen == i).flatten()) for i in torch.unique(chosen).tolist()
+    ]
+
+
+def _leave_one_out(fit: tuple, alpha: torch.Tensor) -> torch.Tensor:
+    """Each pair's leave-one-out residual ``alpha_i / (A^-1)_ii`` ``[m, rows]``
+    under ``fit`` (its ``(r, Sinv, diag, vote)``); 0 for a pivotal pair (the
+    fit cannot do without it), which does not vote."""
+    _, _, diag, vote = fit
+    return torch.where(
+        vote[:, None], alpha / torch.where(vote, diag, 1.0)[:, None], 0.0
+    )
 
 
 class _Diagonal:
