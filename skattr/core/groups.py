@@ -178,6 +178,19 @@ def n_groups(groups: torch.Tensor) -> int:
     return int(groups.max()) + 1 if groups.numel() else 0
 
 
+def group_members(groups: torch.Tensor, g: int | None = None) -> list[torch.Tensor]:
+    """The columns of each of the ``g`` groups, in column order.
+
+    Examples
+    --------
+    >>> [m.tolist() for m in group_members(torch.tensor([0, 1, 0, 2, 0]))]
+    [[0, 2, 4], [1], [3]]
+    """
+    g = n_groups(groups) if g is None else g
+    order = torch.argsort(groups, stable=True)
+    return list(order.split(torch.bincount(groups, minlength=g).tolist()))
+
+
 def group_matrix(groups: torch.Tensor, dtype: torch.dtype = torch.bool) -> torch.Tensor:
     """One-hot ``[g, p]`` matrix: entry ``(j, c)`` is 1 when column ``c`` is in group ``j``."""
     g = n_groups(groups)

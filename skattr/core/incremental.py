@@ -39,6 +39,7 @@ from __future__ import annotations
 import torch
 
 from skattr.core.forward import split_index
+from skattr.core.groups import group_members
 
 
 def contributions(
@@ -307,8 +308,7 @@ def permuted_values(f, X, perms, groups, batch_size, targets):
     Wt = W.double().T  # [p, h]
     # each group's columns, once; a group's copies are the contiguous block
     # j * R * n .. (j + 1) * R * n of the flat order (group, repeat, row)
-    order = torch.argsort(groups, stable=True)
-    members = order.split(torch.bincount(groups, minlength=g).tolist())
+    members = group_members(groups, g)
     block = R * n
     out = None
     total = g * block

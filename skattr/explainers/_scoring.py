@@ -25,6 +25,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.utils.metaestimators import available_if
 
 from skattr._data import importance_table, row_index, to_numpy
+from skattr.core.groups import group_members
 from skattr.core.permutation import (
     permuted_outputs,
     random_permutations,
@@ -146,8 +147,8 @@ def _score_each_copy(scoring, scorer, view, responses, Xt, perms, y, weights, la
     g, R, _ = perms.shape
     X_np = to_numpy(Xt)
     perm_np = to_numpy(perms)
-    groups = to_numpy(layout.groups)  # the core's groups, numbered like perms
-    cols = [np.flatnonzero(groups == j) for j in range(g)]
+    # the columns of the core's groups, numbered like perms
+    cols = [to_numpy(m) for m in group_members(layout.groups, g)]
     by_name = isinstance(scoring, str)
 
     def data(s: int) -> np.ndarray:
