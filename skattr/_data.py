@@ -179,6 +179,8 @@ def check_input(estimator, X, *, reset: bool, numeric: bool = True, name: str = 
         raise ValueError(f"{name} has no columns (shape {tuple(X.shape)}).")
     if numeric:
         check_numeric(X, name)
+    # the common cases without scikit-learn's general machinery: string
+    # names at fit, the very names fit recorded at explain
     strings = _string_names(X) if reset else None
     if strings is not None:  # what validate_data records for string names
         names = np.asarray(strings, dtype=object)
@@ -186,9 +188,10 @@ def check_input(estimator, X, *, reset: bool, numeric: bool = True, name: str = 
         estimator.n_features_in_ = p
         # the names as an Index too: explain compares them in one call
         estimator._names_index = (names, X.columns)
-    elif not reset and _same_names(estimator, X):
-        pass
-    elif reset or hasattr(estimator, "feature_names_in_"):
+        return X
+    if not reset and _same_names(estimator, X):
+        return X
+    if reset or hasattr(estimator, "feature_names_in_"):
         # scikit-learn's own checks, warnings and messages
         validate_data(estimator, X, reset=reset, skip_check_array=True)
     elif hasattr(estimator, "n_features_in_") and p != estimator.n_features_in_:

@@ -554,7 +554,7 @@ class ModelCall:
         result is read on the host by chunks of rows, so that the check never
         copies a large result.
         """
-        # 0 * x is NaN exactly where x is NaN or infinite
+        # _seen holds sums of 0 * output: finite while every output was
         finite = bool(torch.isfinite(self._seen.sum()))
         values_bad = None
         if values is not None and values.size:

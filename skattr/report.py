@@ -220,7 +220,9 @@ def _write_tables(report: AuditReport) -> None:
     for name, attr in report.attributions.items():
         # the values alone: per-row extras are not columns of the table, and
         # copying the frame would deep-copy them first
-        flat = pd.DataFrame(attr.to_numpy(), index=attr.index, columns=attr.columns)
+        flat = pd.DataFrame(
+            attr.to_numpy(), index=attr.index, columns=attr.columns, copy=False
+        )
         if isinstance(flat.columns, pd.MultiIndex):
             flat.columns = [f"{o}|{f}" for o, f in flat.columns]
         flat.to_csv(report.path / f"attributions_{name}.csv")

@@ -333,7 +333,8 @@ def gradient_shap(
             gaps.append((fxs - fbs).sum(1))
             bases.append(fbs.sum(1))
     total, gap, base = (
-        p[0] if len(p) == 1 else torch.cat(p) for p in (totals, gaps, bases)
+        parts[0] if len(parts) == 1 else torch.cat(parts)
+        for parts in (totals, gaps, bases)
     )
     attributions = total / S
     delta = attributions.sum(1) - gap / S
