@@ -425,3 +425,34 @@ def test_a_fixed_target_column_is_sliced_as_the_per_row_targets_gather(
     assert sliced.targets.tolist() == [2] * X.shape[0]
     other = run(torch.full((X.shape[0],), 0, dtype=torch.long))
     assert not torch.equal(sliced.attributions, other.attributions)
+
+
+@pytest.mark.parametrize(
+    "cls, layer", [(GradientShap, {}), (LayerGradientShap, {"layer": "hidden.1"})]
+)
+@pytest.mark.parametrize("stdevs, batch_size", [(0.0, 4096), (0.3, 7)])
+def test_a_fixed_target_is_the_true_label_of_every_row(
+    mlp, X_frame, cls, layer, stdevs, batch_size
+):
+    """As a user calls it: ``target=2`` (one column for every row, sliced)
+    and ``target="true"`` with every label 2 (gathered per row) give the
+    same attributions and extras, to the bit, with a background of rows."""
+
+    def explain(target, y=None):
+        ex = cls(
+            target=target,
+            baseline=X_frame.iloc[:4],
+            n_samples=3,
+            stdevs=stdevs,
+            batch_size=batch_size,
+            random_state=0,
+            **layer,
+        )
+        return ex.fit(mlp, X_frame).explain(X_frame, y)
+
+    fixed = explain(2)
+    true = explain("true", np.full(len(X_frame), 2))
+    np.testing.assert_array_equal(fixed.to_numpy(), true.to_numpy())
+    for key in ("delta", "base_values", "target"):
+        np.testing.assert_array_equal(fixed.attrs[key], true.attrs[key])
+    assert not np.array_equal(explain(0).to_numpy(), fixed.to_numpy())
