@@ -30,7 +30,6 @@ from skattr import (  # noqa: E402
     ShapleyValueSampling,
 )
 from skattr.dask import explain_with_extras  # noqa: E402
-from skattr.explainers._base import rank_attributions  # noqa: E402
 from tests.conftest import CATEGORY_INPUTS, CategoryNet, category_frame  # noqa: E402
 
 COLUMNS = ["age", "income", "height", "weight"]
@@ -283,10 +282,20 @@ def test_weighted_permutation_importance_equals_weighted_table():
     ex = FeaturePermutation(n_repeats=2, random_state=0).fit(_net(), X)
     got = ex.importance(Xd, sample_weight=wd)
     attr = ex.explain(Xd).compute()
-    expected = rank_attributions(attr, w.to_numpy())
+    # the weighted statistics, written out in pandas (not the code under test)
+    share = (w / w.sum()).loc[attr.index]
+    magnitude = attr.abs()
+    importance = magnitude.mul(share, axis=0).sum()
+    std = np.sqrt(magnitude.sub(importance, axis=1).pow(2).mul(share, axis=0).sum())
+    mean = attr.mul(share, axis=0).sum()
+    expected = pd.DataFrame({"importance": importance, "std": std, "mean": mean})
+    assert sorted(got.index) == sorted(expected.index)
     np.testing.assert_allclose(
-        got.loc[expected.index].to_numpy(), expected.to_numpy(), atol=1e-12
+        got.loc[expected.index, ["importance", "std", "mean"]].to_numpy(),
+        expected.to_numpy(),
+        atol=1e-12,
     )
+    assert (np.diff(got["importance"].to_numpy()) <= 0).all()  # ranked
 
 
 def test_scored_permutation_importance_on_a_linear_model():
