@@ -15,7 +15,7 @@ import torch
 from sklearn.base import clone
 
 import skattr
-from skattr import ShapleyInteractions
+from skattr import FeatureAblation, ShapleyInteractions
 from skattr.exceptions import NotFittedError
 from tests.conftest import FAST_PARAMS, MLP, explainer_names, per_row
 
@@ -216,12 +216,44 @@ def test_the_importance_table_is_the_documented_statistics(weighted):
     row_mean = (outputs["x"].abs() + outputs["y"].abs()) / 2
     if weighted:
         imp = row_mean.mul(w, axis=0).sum() / w.sum()
+        std = np.sqrt(row_mean.sub(imp).pow(2).mul(w, axis=0).sum() / w.sum())
     else:
-        imp = row_mean.mean()
+        imp, std = row_mean.mean(), row_mean.std(ddof=1)
     np.testing.assert_allclose(every.loc[imp.index, "importance"], imp, rtol=1e-12)
+    np.testing.assert_allclose(every.loc[imp.index, "std"], std, rtol=1e-12)
     np.testing.assert_allclose(
         every.loc[imp.index, "y"], table.loc[imp.index, "importance"], rtol=1e-12
     )
     np.testing.assert_allclose(
         every.loc[imp.index, "x"], 2 * table.loc[imp.index, "importance"], rtol=1e-12
     )
+
+
+@pytest.mark.parametrize("target", [0, "all"])
+def test_importance_is_the_statistics_of_explain(X_frame, target):
+    """As a user reads it: ``importance(X)`` is the mean and spread over the
+    rows of ``|explain(X)|`` (with every output, of each row's mean over the
+    outputs, and a column per output), computed here in pandas."""
+    ex = FeatureAblation(baseline=0.0, target=target).fit(MLP(), X_frame)
+    attr = ex.explain(X_frame)
+    table = ex.importance(X_frame)
+    if target == "all":
+        outputs = list(dict.fromkeys(attr.columns.get_level_values(0)))
+        magnitude = sum(attr[o].abs() for o in outputs) / len(outputs)
+        for o in outputs:
+            np.testing.assert_allclose(
+                table.loc[magnitude.columns, o], attr[o].abs().mean(), rtol=1e-12
+            )
+    else:
+        magnitude = attr.abs()
+        np.testing.assert_allclose(
+            table.loc[attr.columns, "mean"], attr.mean(), rtol=1e-12
+        )
+    features = magnitude.columns
+    np.testing.assert_allclose(
+        table.loc[features, "importance"], magnitude.mean(), rtol=1e-12
+    )
+    np.testing.assert_allclose(
+        table.loc[features, "std"], magnitude.std(ddof=1), rtol=1e-12
+    )
+    assert table["importance"].is_monotonic_decreasing
