@@ -192,8 +192,18 @@ def test_the_finiteness_probe_reads_a_large_result_in_chunks(monkeypatch, X):
 
     bad = X.copy()
     bad.iloc[-1, 2] = 0.0
-    monkeypatch.setattr(_model, "_PROBE_VALUES", 5)
+    monkeypatch.setattr(_model, "_PROBE_VALUES", 5)  # one row of 5 at a time
     ex = skattr.GradientShap(baseline="zeros", random_state=0).fit(Root(), X)
+    sizes = []
+    isfinite = np.isfinite
+
+    def recording(a, *args, **kwargs):
+        sizes.append(np.size(a))
+        return isfinite(a, *args, **kwargs)
+
+    monkeypatch.setattr(np, "isfinite", recording)
     ex.explain(X)
+    assert sizes.count(5) >= len(X)  # the result, row by row
+    monkeypatch.setattr(np, "isfinite", isfinite)
     with pytest.raises(ValueError, match=r"For 1 of the 23 rows .*'r22'"):
         ex.explain(bad)
