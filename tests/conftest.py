@@ -42,12 +42,13 @@ class Counting(nn.Module):
 
 
 class NaNAtRow(nn.Module):
-    """Five inputs, two outputs, finite except for rows whose first value
-    exceeds 100."""
+    """``n_in`` inputs, ``n_out`` outputs, finite except for rows whose first
+    value exceeds 100."""
 
-    def __init__(self):
+    def __init__(self, n_in=N_FEATURES, n_out=2, seed=0):
         super().__init__()
-        self.linear = nn.Linear(N_FEATURES, 2)
+        torch.manual_seed(seed)
+        self.linear = nn.Linear(n_in, n_out)
 
     def forward(self, x):
         out = self.linear(x)

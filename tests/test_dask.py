@@ -30,7 +30,12 @@ from skattr import (  # noqa: E402
     ShapleyValueSampling,
 )
 from skattr.dask import explain_with_extras  # noqa: E402
-from tests.conftest import CATEGORY_INPUTS, CategoryNet, category_frame  # noqa: E402
+from tests.conftest import (  # noqa: E402
+    CATEGORY_INPUTS,
+    CategoryNet,
+    NaNAtRow,
+    category_frame,
+)
 
 COLUMNS = ["age", "income", "height", "weight"]
 
@@ -370,14 +375,9 @@ def test_a_bad_partition_is_named_on_the_cluster(client):
 
 
 def test_a_model_returning_nan_in_one_partition_is_named():
-    class Partly(torch.nn.Module):
-        def forward(self, x):
-            out = x.sum(1, keepdim=True)
-            return torch.where(x[:, :1] > 100, torch.nan, out)
-
     X = _frame()
     X.iloc[50, 0] = 1000.0
-    ex = FeatureAblation().fit(Partly(), _frame())
+    ex = FeatureAblation().fit(NaNAtRow(n_in=len(COLUMNS)), _frame())
     with pytest.raises(ValueError, match=r"partition 2 .*non-finite"):
         ex.explain(dd.from_pandas(X, npartitions=3)).compute(scheduler="sync")
 
