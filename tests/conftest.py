@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import ast
+import subprocess
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -171,3 +175,13 @@ def per_row(attr: pd.DataFrame) -> pd.DataFrame:
     rows = attr.index.get_level_values(0).unique()
     flat = attr.sum(axis=1).unstack(level=-1)
     return flat.loc[rows, list(attr.columns)]
+
+
+def modules_imported_by(script: str, names: tuple[str, ...]) -> list[str]:
+    """Which of ``names`` are imported once ``script`` has run in a fresh
+    interpreter (for checks that a call does not pay an import)."""
+    probe = f"{script}\nimport sys\nprint(sorted(m for m in {names!r} if m in sys.modules))\n"
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    )
+    return ast.literal_eval(out.stdout.strip().splitlines()[-1])
