@@ -144,6 +144,7 @@ def importance(explainer, X, y=None, sample_weight=None) -> pd.DataFrame:
     """
     job = _plan(explainer, X, y, "moments", sample_weight=sample_weight)
     row = _reduce(explainer, X, y, sample_weight, job, _combine_moments, g=job.n_result)
+    _nonempty(row)
     return _moments_table(row, job, weighted=sample_weight is not None)
 
 
@@ -167,6 +168,15 @@ def scored_importance(explainer, X, y=None, sample_weight=None) -> pd.DataFrame:
     """
     job = _plan(explainer, X, y, "scores", sample_weight=sample_weight)
     row = _reduce(explainer, X, y, sample_weight, job, _combine_means)
+    # no row scored: X may still have rows, in partitions of one (its length
+    # is read, a second pass, only on this error path)
+    if row[1] == 0 and len(X.index) > 0:
+        raise ValueError(
+            "no partition of X has 2 rows or more, so no column can be "
+            "shuffled within one: repartition X into fewer, larger partitions "
+            "(X.repartition(npartitions=...))."
+        )
+    _nonempty(row)
     g = len(job.names)
     full = row[3:].reshape(g, -1)
     return drops_table(full, job.names, float(row[2]), int(round(row[1])))
@@ -442,18 +452,15 @@ def _reduce(explainer, X, y, sample_weight, job: _Job, combine, **kwargs):
         combine_kwargs=kwargs,
         aggregate_kwargs=kwargs,
     ).compute()
-    row = total.to_numpy()[0]
-    if row[1] == 0 and job.what == "scores" and len(X.index) > 0:
-        raise ValueError(
-            "no partition of X has 2 rows or more, so no column can be "
-            "shuffled within one: repartition X into fewer, larger partitions "
-            "(X.repartition(npartitions=...))."
-        )
+    return total.to_numpy()[0]
+
+
+def _nonempty(row: np.ndarray) -> None:
+    """Refuse a reduced row that counted no rows of ``X``."""
     if row[1] == 0:
         raise ValueError(
             "X is empty: every partition of the Dask DataFrame has 0 rows."
         )
-    return row
 
 
 def _moments_table(row: np.ndarray, job: _Job, weighted: bool) -> pd.DataFrame:
