@@ -498,6 +498,9 @@ def test_only_one_row_partitions_are_not_called_an_empty_frame():
     ex = FeaturePermutation(scoring="accuracy", random_state=0).fit(_net(), X)
     with pytest.raises(ValueError, match="no partition of X has 2 rows or more"):
         ex.importance(ddf[COLUMNS], ddf["y"])
+    empty = ddf[ddf.age > 1e9]  # no row at all: called empty
+    with pytest.raises(ValueError, match="every partition .* has 0 rows"):
+        ex.importance(empty[COLUMNS], empty["y"])
 
 
 def test_settings_travel_with_the_graph(monkeypatch):
