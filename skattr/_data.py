@@ -758,16 +758,25 @@ def importance_moments(
     return np.concatenate([[W, n], mean, m2, other])
 
 
+def moments_width(g: int, k: int) -> int:
+    """Length of a row of :func:`importance_moments` for ``g`` result columns
+    and ``k`` outputs (1 unless ``target="all"``): the weight, the rows, the
+    mean and squared deviations per column, and a mean per output and column."""
+    return 2 + 2 * g + k * g
+
+
+def _moment_parts(rows: np.ndarray, g: int) -> tuple[np.ndarray, ...]:
+    """The means, squared deviations and other means of moments rows (along
+    the last axis, as :func:`importance_moments` lays them out)."""
+    return rows[..., 2 : 2 + g], rows[..., 2 + g : 2 + 2 * g], rows[..., 2 + 2 * g :]
+
+
 def combine_importance_moments(rows: np.ndarray, g: int) -> np.ndarray:
     """Moments rows ``[parts, ...]`` of :func:`importance_moments` -> the
     moments of all their rows (the parallel-axis formula)."""
     W_i = rows[:, 0]
     W = W_i.sum()
-    means, m2, other = (
-        rows[:, 2 : 2 + g],
-        rows[:, 2 + g : 2 + 2 * g],
-        rows[:, 2 + 2 * g :],
-    )
+    means, m2, other = _moment_parts(rows, g)
     if W > 0:
         mean = W_i @ means / W
         spread = m2.sum(0) + W_i @ (means - mean) ** 2
@@ -790,7 +799,7 @@ def moments_table(
     """
     g = len(names)
     W, n = row[0], int(round(row[1]))
-    mean, m2, other = row[2 : 2 + g], row[2 + g : 2 + 2 * g], row[2 + 2 * g :]
+    mean, m2, other = _moment_parts(row, g)
     if weighted:
         std = np.sqrt(m2 / W)
     else:

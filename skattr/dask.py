@@ -54,6 +54,7 @@ from skattr._data import (
     derived_seed,
     importance_moments,
     moments_table,
+    moments_width,
 )
 from skattr.explainers._scoring import drops_table
 from skattr.explainers._scoring import scored_importance as _scored_in_memory
@@ -243,7 +244,7 @@ def _plan(explainer, X, y, what: str, sample_weight=None) -> _Job:
         extras_meta = _extras_meta(explainer, layout, extras, names, outputs, index)
     elif what == "moments":
         g, k = len(names), len(outputs)
-        moments_meta = _empty(_positions(2 + 2 * g + k * g), pd.RangeIndex(0))
+        moments_meta = _empty(_positions(moments_width(g, k)), pd.RangeIndex(0))
     elif what == "scores":
         explainer._check_scoring_y(y)
         R = int(explainer.n_repeats)
