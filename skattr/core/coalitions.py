@@ -77,11 +77,16 @@ class Coalitions:
         """Every coalition of rows ``a..z-1`` over the groups, ``[z - a | 1, s, g]``."""
         raise NotImplementedError
 
-    def rows_weights(self, a: int, z: int, dtype: torch.dtype) -> torch.Tensor:
+    def rows_weights(
+        self, a: int, z: int, dtype: torch.dtype, out: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Every coalition of rows ``a..z-1`` over the columns, ``[z - a | 1, s, p]``.
 
         As exact 0/1 weights of ``dtype``, for ``torch.lerp(b, x, w)``, which
         returns its end points exactly (and is faster than ``where`` there).
+        ``out`` (``[z - a, s, p]`` of ``dtype``, optional) is where per-row
+        weights are written, so that a caller reuses one buffer for every
+        chunk; shared weights are returned as they are.
         """
         raise NotImplementedError
 
@@ -117,12 +122,13 @@ class MaskTable(Coalitions):
     def rows_groups(self, a, z):
         return self.table[None] if self.shared else self.table[a:z]
 
-    def rows_weights(self, a, z, dtype):
+    def rows_weights(self, a, z, dtype, out=None):
         if self.shared:
             if self._shared_weights is None or self._shared_weights.dtype != dtype:
                 self._shared_weights = self.rows_mask(None)[None].to(dtype)
             return self._shared_weights
-        return self.rows_mask(slice(a, z)).to(dtype)
+        mask = self.rows_mask(slice(a, z))
+        return mask.to(dtype) if out is None else out.copy_(mask)
 
     def rows_mask(self, rows):
         block = self.table if rows is None else self.table[rows]
@@ -166,19 +172,23 @@ class PermutationStates(Coalitions):
         block = self.rank[a:z, :, None, :] < steps  # [m, Q, g-1, g]
         return block.reshape(z - a, self.size, -1)
 
-    def rows_weights(self, a, z, dtype):
+    def rows_weights(self, a, z, dtype, out=None):
+        m, Q, inner = z - a, self.rank.shape[1], self.inner
         if dtype not in (torch.float32, torch.float64):
             # half precision cannot hold every rank exactly: compare integers
             steps = self._steps.to(self.rank.dtype)[None, None, :, None]
-            block = self.col_rank[a:z, :, None, :] < steps
-            return block.reshape(z - a, self.size, -1).to(dtype)
+            block = (self.col_rank[a:z, :, None, :] < steps).reshape(m, self.size, -1)
+            return block.to(dtype) if out is None else out.copy_(block)
         # state t takes the columns of rank < t from x: clamp(t - rank, 0, 1)
         # is exactly 1 there and 0 elsewhere (ranks are exact below 2**24)
         if dtype not in self._float_rank:
             self._float_rank[dtype] = self.col_rank.to(dtype)
         rank = self._float_rank[dtype][a:z, :, None, :]
         steps = self._steps.to(dtype)[None, None, :, None]
-        return (steps - rank).clamp_(0, 1).reshape(z - a, self.size, -1)
+        if out is None:
+            return (steps - rank).clamp_(0, 1).reshape(m, self.size, -1)
+        torch.sub(steps, rank, out=out.view(m, Q, inner, -1))
+        return out.clamp_(0, 1)
 
 
 def proper_coalitions(g: int, device=None) -> torch.Tensor:
@@ -310,6 +320,9 @@ def _evaluate(f, X, baseline, coalitions, own, targets, batch_size, observe, end
     # what build knows of its chunk (targets, observations) for value, which
     # forward.evaluate calls on that chunk right after building it
     seen: dict[str, torch.Tensor] = {}
+    # the same target columns for every row (a fixed target): picked from
+    # each chunk by one index, with no per-input index to build
+    cols = targets[0] if bool((targets == targets[:1]).all()) else None
 
     def group_masks(r: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
         if not ends:
@@ -329,24 +342,34 @@ def _evaluate(f, X, baseline, coalitions, own, targets, batch_size, observe, end
         return group_masks(r, j)[:, coalitions.groups]
 
     if per_row <= batch_size:  # chunks of whole rows
-        step = batch_size // per_row * per_row
+        most = min(n, batch_size // per_row)
+        step = most * per_row
+        # One buffer each for the inputs, the weights and the rows, written
+        # in place chunk after chunk: the chunks then reuse the same memory,
+        # as the model's activations do (buffers allocated afresh per chunk
+        # had the allocator hand pages back and fault them in again).
+        Z_all = X.new_empty(most, size, B, p)
+        r_all = own.new_empty(most, size, B)
+        w_all = None if coalitions.shared or not s else X.new_empty(most, s, p)
+        if ends:  # the empty coalition: the background rows, for no explained row
+            Z_all[:, 0] = baseline
+            r_all[:, 0] = -1
+        own_part = slice(1, None) if ends else slice(None)
 
         def build(start: int, stop: int):
             a, z = start // per_row, stop // per_row
             m = z - a
             x = X[a:z, None, None, :]
-            Z = X.new_empty(m, size, B, p)
+            Z = Z_all[:m]
             inner = Z[:, 1:-1] if ends else Z
             if s:
-                w = coalitions.rows_weights(a, z, X.dtype)[:, :, None, :]
+                out = None if w_all is None else w_all[:m]
+                w = coalitions.rows_weights(a, z, X.dtype, out=out)[:, :, None, :]
                 torch.lerp(baseline[None, None], x, w.expand(m, s, 1, p), out=inner)
             if ends:
-                Z[:, 0] = baseline
                 Z[:, -1] = X[a:z, None, :]
-            r = own[a:z, None, None].expand(m, size, B)
-            if ends:  # the empty coalition stands for no explained row
-                r = r.clone()
-                r[:, 0] = -1
+            r = r_all[:m]
+            r[:, own_part] = own[a:z, None, None]
             r = r.reshape(-1)
             if observe is not None:  # at the coalitions asked for, not the ends
                 zin = coalitions.rows_groups(a, z)[:, :, None, :]
@@ -360,7 +383,8 @@ def _evaluate(f, X, baseline, coalitions, own, targets, batch_size, observe, end
                 target = obs[:, 1:-1] if ends else obs
                 target[:] = torch.as_tensor(got).reshape(m, s, B).to(obs)
                 seen["obs"] = obs.reshape(-1, 1)
-            seen["t"] = targets[a:z, None, :].expand(m, per_row, t).reshape(-1, t)
+            if cols is None:
+                seen["t"] = targets[a:z, None, :].expand(m, per_row, t).reshape(-1, t)
             return Z.reshape(-1, p), r
 
     else:
@@ -374,14 +398,17 @@ def _evaluate(f, X, baseline, coalitions, own, targets, batch_size, observe, end
             Z = torch.where(mask, x, baseline[0] if B == 1 else baseline[b])
             if observe is not None:
                 seen["x"], seen["z"], seen["j"] = x, group_masks(r, j), j
-            seen["t"] = targets[r]
+            if cols is None:
+                seen["t"] = targets[r]
             who = own[r]
             if ends:  # the empty coalition stands for no explained row
                 who = torch.where(j == 0, -1, who)
             return Z, who
 
     def value(Z: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
-        out = f(Z, r).gather(1, seen["t"]).double()
+        every = f(Z, r)  # a copy of the picked columns: Z is overwritten next
+        out = every[:, cols] if cols is not None else every.gather(1, seen["t"])
+        out = out.double()
         if observe is None:
             return out
         if "obs" in seen:  # observed while building

@@ -76,6 +76,7 @@ def evaluate(
                     device=values.device,
                 )
             out[start // mean_over : stop // mean_over] = values
+            del Z, rows, values
     if out is None:  # n_total == 0
         return torch.empty(0)
     return out
