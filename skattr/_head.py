@@ -7,6 +7,8 @@ plus one group's contribution, ``W[:, S] (x_S - b_S)``, and the rest of the
 network runs on them as usual (:mod:`skattr.core.incremental`). This module
 decides when that is exactly what the model computes, and never assumes:
 
+- an ``nn.Linear`` itself (a linear or logistic model on raw outputs):
+  the rest is the identity;
 - an ``nn.Sequential`` (not a subclass) whose first module is an
   ``nn.Linear``: the rest is the ``nn.Sequential`` of the others;
 - any other module that ``torch.fx`` can trace, whose input has exactly one
@@ -84,7 +86,9 @@ def find_affine_head(module: nn.Module) -> AffineHead | None:
         first_linear.in_features, first_linear.out_features, cheapest
     ):
         return None
-    if type(module) is nn.Sequential:
+    if type(module) is nn.Linear:  # the whole model is one affine layer
+        first, rest = module, nn.Identity()
+    elif type(module) is nn.Sequential:
         if len(module) == 0:
             return None
         first = module[0]
