@@ -34,7 +34,13 @@ from dataclasses import dataclass
 
 import torch
 
-from skattr.core.forward import ModelFunction, evaluate, split_index
+from skattr.core.forward import (
+    ModelFunction,
+    evaluate,
+    pick,
+    shared_columns,
+    split_index,
+)
 from skattr.core.incremental import incremental_values
 
 #: ``targets(fx) -> Tensor[n, t]``: the output columns explained for each row,
@@ -320,9 +326,7 @@ def _evaluate(f, X, baseline, coalitions, own, targets, batch_size, observe, end
     # what build knows of its chunk (targets, observations) for value, which
     # forward.evaluate calls on that chunk right after building it
     seen: dict[str, torch.Tensor] = {}
-    # the same target columns for every row (a fixed target): picked from
-    # each chunk by one index, with no per-input index to build
-    cols = targets[0] if bool((targets == targets[:1]).all()) else None
+    cols = shared_columns(targets)  # None: each input's own, in seen["t"]
 
     def group_masks(r: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
         if not ends:
@@ -406,9 +410,8 @@ def _evaluate(f, X, baseline, coalitions, own, targets, batch_size, observe, end
             return Z, who
 
     def value(Z: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
-        every = f(Z, r)  # a copy of the picked columns: Z is overwritten next
-        out = every[:, cols] if cols is not None else every.gather(1, seen["t"])
-        out = out.double()
+        # a copy of the picked outputs: the next chunk overwrites Z
+        out = pick(f(Z, r), cols, seen.get("t"))
         if observe is None:
             return out
         if "obs" in seen:  # observed while building

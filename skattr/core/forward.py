@@ -76,10 +76,44 @@ def evaluate(
                     device=values.device,
                 )
             out[start // mean_over : stop // mean_over] = values
+            # the chunk's tensors go before the next is built, so that the
+            # allocator can hand their memory to it
             del Z, rows, values
     if out is None:  # n_total == 0
         return torch.empty(0)
     return out
+
+
+def shared_columns(targets: torch.Tensor) -> torch.Tensor | None:
+    """The output columns ``[t]`` every row keeps, when all rows of
+    ``targets`` ``[n, t]`` keep the same ones (a fixed target, every output),
+    else ``None``.
+
+    Shared columns are picked from a chunk's outputs by one index
+    (:func:`pick`), with no per-input index to build.
+
+    Examples
+    --------
+    >>> shared_columns(torch.tensor([[1], [1]])).tolist()
+    [1]
+    >>> shared_columns(torch.tensor([[1], [0]])) is None
+    True
+    """
+    if not targets.shape[0] or not bool((targets == targets[:1]).all()):
+        return None
+    return targets[0]
+
+
+def pick(
+    out: torch.Tensor, shared: torch.Tensor | None, index: torch.Tensor | None
+) -> torch.Tensor:
+    """Each input's target outputs ``[m, t]``, float64, as a copy of ``out``.
+
+    ``shared``: the columns every input keeps (:func:`shared_columns`), else
+    ``index`` ``[m, t]``: each input's own.
+    """
+    chosen = out[:, shared] if shared is not None else out.gather(1, index)
+    return chosen.double()
 
 
 def evaluate_rows(

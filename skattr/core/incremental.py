@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import torch
 
-from skattr.core.forward import split_index
+from skattr.core.forward import pick, shared_columns, split_index
 from skattr.core.groups import group_members
 
 
@@ -123,10 +123,10 @@ def pays(p: int, h: int, passes: float) -> bool:
     return p * (1 + 0.02 * h) > 1.5 * passes * h
 
 
-def _run(f, H, rows, dtype, targets_rows):
-    """The rest of the model on pre-activations ``H`` ``[m, h]``: target values ``[m, t]``."""
-    out = f.rest(H.to(dtype), rows)
-    return out.gather(1, targets_rows).double()
+def _run(f, H, rows, dtype, shared, t_rows):
+    """The rest of the model on pre-activations ``H`` ``[m, h]``: target
+    values ``[m, t]`` (the columns ``shared`` by every row, else ``t_rows``)."""
+    return pick(f.rest(H.to(dtype), rows), shared, t_rows)
 
 
 def _tables(
@@ -140,6 +140,7 @@ def _tables(
     t = targets.shape[1]
     step = max(1, batch_size // (size * B))
     kind = _table_kind(coalitions, g)
+    shared = shared_columns(targets)
     out = torch.empty(n, size, t, dtype=torch.float64, device=X.device)
     for a in range(0, n, step):
         z = min(n, a + step)
@@ -163,8 +164,11 @@ def _tables(
         rows = own[a:z, None, None].expand(m, size, B).clone()
         if ends:
             rows[:, 0] = -1
-        t_rows = targets[a:z, None, None, :].expand(m, size, B, t).reshape(-1, t)
-        values = _run(f, H.reshape(m * size * B, -1), rows.reshape(-1), X.dtype, t_rows)
+        t_rows = None
+        if shared is None:
+            t_rows = targets[a:z, None, None, :].expand(m, size, B, t).reshape(-1, t)
+        H = H.reshape(m * size * B, -1)
+        values = _run(f, H, rows.reshape(-1), X.dtype, shared, t_rows)
         out[a:z] = values.reshape(m, size, B, t).mean(2)
     return out
 
@@ -216,6 +220,7 @@ def _permutations(
     if per_perm > batch_size or g < 2:
         return None
     out = torch.empty(n, size, t, dtype=torch.float64, device=device)
+    shared = shared_columns(targets)
     units = n * Q  # (row, permutation), C order
     per_chunk = max(1, batch_size // per_perm)
     start = 0
@@ -252,7 +257,9 @@ def _permutations(
             )
         )  # state i holds positions < i
         rows = own[r].repeat_interleave(per_perm)
-        t_rows = targets[r].repeat_interleave(per_perm, 0)
+        t_rows = (
+            None if shared is not None else targets[r].repeat_interleave(per_perm, 0)
+        )
         if n_ends:  # the ends of the rows that start in this chunk, same call
             fr = r[firsts]
             ends_H = buffer[k * per_perm :].view(-1, 2, B, width)
@@ -260,10 +267,11 @@ def _permutations(
             ends_H[:, 1] = h_x[fr - r0]
             e_rows = own[fr, None, None].expand(-1, 2, B).clone()
             e_rows[:, 0] = -1
-            e_t = targets[fr][:, None, None, :].expand(-1, 2, B, t).reshape(-1, t)
             rows = torch.cat([rows, e_rows.reshape(-1)])
-            t_rows = torch.cat([t_rows, e_t])
-        values = _run(f, buffer, rows, X.dtype, t_rows)
+            if shared is None:
+                e_t = targets[fr][:, None, None, :].expand(-1, 2, B, t).reshape(-1, t)
+                t_rows = torch.cat([t_rows, e_t])
+        values = _run(f, buffer, rows, X.dtype, shared, t_rows)
         body = values[: k * per_perm].reshape(k, inner, B, t).mean(2)
         offset = 1 if ends else 0
         cols = offset + q[:, None] * inner + torch.arange(inner, device=device)[None]
