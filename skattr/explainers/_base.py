@@ -1003,14 +1003,19 @@ def interval_halfwidth(std: torch.Tensor, df) -> torch.Tensor:
 _T_TABLE = 4096
 
 
+def _t_ppf(df: np.ndarray) -> torch.Tensor:
+    """scipy's Student-t 0.975 quantile at each ``df`` (about 0.4 ms a call)."""
+    from scipy.stats import t as student_t
+
+    return torch.as_tensor(student_t.ppf(0.975, df))
+
+
 @functools.cache
 def _t_table() -> torch.Tensor:
     """The Student-t 0.975 quantiles on 0..``_T_TABLE - 1`` degrees of freedom
-    (0: NaN), computed once: a call of scipy's ``ppf`` costs about 0.4 ms."""
-    from scipy.stats import t as student_t
-
+    (0: NaN), computed once."""
     df = np.arange(_T_TABLE, dtype=np.float64)
-    return torch.as_tensor(student_t.ppf(0.975, np.where(df >= 1, df, np.nan)))
+    return _t_ppf(np.where(df >= 1, df, np.nan))
 
 
 def _t_quantile(df: torch.Tensor) -> torch.Tensor:
@@ -1018,9 +1023,7 @@ def _t_quantile(df: torch.Tensor) -> torch.Tensor:
     read from :func:`_t_table` where every ``df`` is a whole number in it."""
     if df.numel() and bool(((df == df.floor()) & (df < _T_TABLE)).all()):
         return _t_table()[df.long()]
-    from scipy.stats import t as student_t
-
-    return torch.as_tensor(student_t.ppf(0.975, df.numpy()))
+    return _t_ppf(df.numpy())
 
 
 def _names(X) -> list[str] | None:
