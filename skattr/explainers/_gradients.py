@@ -90,10 +90,7 @@ def _shap(explainer, X, y, layout, call, run, *, layer=None, to_input=False):
                 attribute_to_layer_input=to_input,
             )
         )
-    if len(results) == 1:  # one pass: its values with a targets' axis of one
-        values, delta, base, targets = (r[..., None] for r in results[0])
-    else:
-        values, delta, base, targets = (torch.stack(r, -1) for r in zip(*results))
+    values, delta, base, targets = (torch.stack(r, -1) for r in zip(*results))
     return values, {"delta": delta, "base_values": base, "target": targets}
 
 
