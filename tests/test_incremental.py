@@ -92,11 +92,13 @@ def test_a_wide_linear_model_takes_the_sums_and_gets_its_exact_values(monkeypatc
     X = pd.DataFrame(rng.normal(size=(3, 400)).astype(np.float32)).add_prefix("c")
     model = linear_model(p=400, k=3)
     calls = _rest_calls(monkeypatch)
+    # a Captum user's call: the model alone at fit, the named frame at explain
     attr = (
         skattr.ShapleyValueSampling(n_samples=4, baseline="zeros", target=2)
-        .fit(model, X)
+        .fit(model)
         .explain(X)
     )
+    assert list(attr.columns) == list(X.columns)
     assert calls, "the incremental path was not taken"
     w = model.weight.detach().double().numpy()[2]
     np.testing.assert_allclose(attr.to_numpy(), X.to_numpy() * w, rtol=0, atol=1e-6)
