@@ -304,6 +304,56 @@ def test_model_rows_counted_are_the_documented_cost(wide, monkeypatch):
     assert sum(calls) == ex._model_rows(wide) == 7 * (2 + 4 * 119)
 
 
+@pytest.mark.parametrize("target", [1, "predicted"])
+@pytest.mark.parametrize(
+    "kw",
+    [{"baseline": "zeros"}, {"tol": 1e-3, "n_samples": 40}],
+    ids=["zeros", "background, rounds"],
+)
+def test_permutations_longer_than_a_batch_carry_their_sums(
+    target, kw, wide, monkeypatch
+):
+    """119 states a permutation (357 rows with 3 background rows) in batches
+    of 100: the running sum is carried from call to call, so the values are
+    those of whole permutations to the bit, ignored columns still get exactly
+    0, and no call exceeds the batch."""
+    net = wide_mlp()
+    with torch.no_grad():
+        net[0].weight[:, 60:] = 0  # ignored columns, often last in a permutation
+    params = {"n_samples": 6, "baseline": wide.iloc[:3] * 0.5, **kw}
+    make = lambda bs: skattr.ShapleyValueSampling(  # noqa: E731
+        target=target, batch_size=bs, random_state=0, **params
+    )
+    whole = make(4096).fit(net, wide).explain(wide)
+    calls = _rest_calls(monkeypatch)
+    long = make(100).fit(net, wide).explain(wide)
+    assert calls and max(calls) <= 100, "a permutation was not cut into calls"
+    pd.testing.assert_frame_equal(long, whole)
+    for key in ("base_values", "prediction", "n_samples"):
+        pd.testing.assert_series_equal(long.attrs[key], whole.attrs[key])
+    assert (long.iloc[:, 60:] == 0).all().all()
+    with skattr.config_context(incremental_first_layer=False):
+        plain = make(100).fit(net, wide).explain(wide)
+    _close(long, plain)
+
+
+def test_a_linear_model_wider_than_a_batch_gets_its_exact_values(monkeypatch):
+    """3,000 columns in batches of 512: a linear model's Shapley values,
+    ``w_j x_j`` from a zero baseline, from six calls a permutation."""
+    rng = np.random.default_rng(4)
+    X = pd.DataFrame(rng.normal(size=(2, 3000)).astype(np.float32)).add_prefix("c")
+    model = linear_model(p=3000, k=1)
+    calls = _rest_calls(monkeypatch)
+    attr = (
+        skattr.ShapleyValueSampling(n_samples=2, baseline="zeros", batch_size=512)
+        .fit(model)
+        .explain(X)
+    )
+    assert calls and max(calls) <= 512
+    w = model.weight.detach().double().numpy()[0]
+    np.testing.assert_allclose(attr.to_numpy(), X.to_numpy() * w, rtol=0, atol=1e-6)
+
+
 # ---------------------------------------------------------------- switching off
 
 

@@ -16,7 +16,9 @@ are cheaper still:
 - every coalition (exact Shapley values and interactions): a doubling table,
   ``h(S + j) = h(S) + D_j``, ``2^g`` additions of ``h`` values;
 - the states of a permutation (Shapley sampling): cumulative sums of the
-  contributions in the permutation's order from ``h(b)``; a zero
+  contributions in the permutation's order from ``h(b)``, whole
+  permutations per call, or segments of one whose running sum is carried
+  from call to call when it is longer than a batch; a zero
   contribution repeats the previous sum exactly, and after the last non-zero
   step every state is ``h(x)`` itself, so that a group the model ignores
   adds exactly nothing, also at the end;
@@ -29,8 +31,9 @@ Sums are formed in float64 and rounded to the model's dtype once. The ends
 (``f(b)``, ``f(x)``) are evaluated in the same chunk as the coalitions of
 their row, as on the plain path, so a group the model ignores still gets
 exactly 0. :func:`incremental_values` returns ``None`` where it does not
-apply (no affine head, per-chunk observations, or a row's coalitions that do
-not fit a chunk for a table), and :func:`~skattr.core.coalitions.coalition_values`
+apply (no affine head, per-chunk observations, a row's coalitions that do
+not fit a chunk for a table, or one state's background rows and the ends
+that do not fit one for a permutation), and :func:`~skattr.core.coalitions.coalition_values`
 then takes the plain path.
 """
 
@@ -217,10 +220,16 @@ def _permutations(
     t = targets.shape[1]
     device = X.device
     per_perm = inner * B
-    if per_perm > batch_size or g < 2:
+    if g < 2:
         return None
     out = torch.empty(n, size, t, dtype=torch.float64, device=device)
     shared = shared_columns(targets)
+    if per_perm > batch_size:  # a permutation takes several calls
+        most = batch_size // B - (2 if ends else 0)  # states per call
+        if most < 1:
+            return None
+        context = (f, X, baseline, groups, g, W, h_b, own, targets, ends, shared)
+        return _long_permutations(coalitions, out, most, *context)
     units = n * Q  # (row, permutation), C order
     per_chunk = max(1, batch_size // per_perm)
     start = 0
@@ -281,6 +290,73 @@ def _permutations(
             out[r[firsts], 0] = tail[:, 0]
             out[r[firsts], -1] = tail[:, 1]
         start = stop
+    return out
+
+
+def _long_permutations(
+    coalitions, out, most, f, X, baseline, groups, g, W, h_b, own, targets, ends, shared
+):
+    """Permutations whose states exceed a batch: segments of at most ``most``
+    states per call, the running sum carried from one segment to the next.
+
+    The carried sum starts the next segment's cumulative sum, so the
+    additions run in the order of one cumulative sum over the whole
+    permutation: the sums, and the exact zeros of a group the model ignores,
+    are those of :func:`_permutations`' whole-permutation chunks. A row at a
+    time: each of its permutations takes one call or more anyway. A row's
+    ends ride in the call of its first segment, as they ride with the row's
+    first permutation there.
+    """
+    n = X.shape[0]
+    B = baseline.shape[0]
+    Q = coalitions.rank.shape[1]
+    inner = g - 1
+    t = targets.shape[1]
+    device = X.device
+    offset = 1 if ends else 0
+    count = -(-inner // most)  # segments of about equal length
+    length = -(-inner // count)
+    position = torch.arange(g, device=device)
+    for i in range(n):
+        D = contributions(X[i : i + 1], baseline, W, groups, g)  # [1, B, g, h]
+        h_x = h_b + D.sum(2)  # [1, B, h]
+        width = D.shape[-1]
+        flat = D[0].transpose(0, 1).reshape(g, B * width)
+        zero = ~D[0].ne(0).any(-1).T  # [g, B]
+        t_row = None if shared is not None else targets[i : i + 1]
+        for q in range(Q):
+            rank = coalitions.rank[i, q].long()
+            order = torch.empty_like(rank).scatter_(0, rank, position)
+            nonzero = ~zero.index_select(0, order)
+            last = torch.where(nonzero, position[:, None], -1).amax(0)  # [B]
+            carry = None
+            for lo in range(0, inner, length):
+                hi = min(inner, lo + length)
+                k = hi - lo
+                steps = flat.index_select(0, order[lo:hi]).view(k, B, width)
+                if carry is None:
+                    sums = steps.cumsum(0)
+                else:
+                    sums = torch.cat([carry[None], steps]).cumsum(0)[1:]
+                carry = sums[-1]
+                done = position[lo + 1 : hi + 1, None] > last  # [k, B]
+                first = ends and q == 0 and lo == 0
+                m = k * B + (2 * B if first else 0)
+                buffer = torch.empty(m, width, dtype=X.dtype, device=device)
+                body = buffer[: k * B].view(k, B, width)
+                body.copy_(torch.where(done[..., None], h_x, h_b + sums))
+                rows = own[i].repeat(m)
+                if first:
+                    buffer[k * B : (k + 1) * B] = h_b
+                    buffer[(k + 1) * B :] = h_x[0]
+                    rows[k * B : (k + 1) * B] = -1
+                t_rows = None if t_row is None else t_row.expand(m, t)
+                values = _run(f, buffer, rows, X.dtype, shared, t_rows)
+                a = offset + q * inner
+                out[i, a + lo : a + hi] = values[: k * B].view(k, B, t).mean(1)
+                if first:
+                    tail = values[k * B :].view(2, B, t).mean(1)
+                    out[i, 0], out[i, -1] = tail[0], tail[1]
     return out
 
 
