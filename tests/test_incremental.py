@@ -337,6 +337,31 @@ def test_permutations_longer_than_a_batch_carry_their_sums(
     _close(long, plain)
 
 
+@pytest.mark.parametrize("name", ["ablation", "exact-groups", "interactions", "kernel"])
+def test_tables_longer_than_a_batch_take_several_calls_a_row(name, wide, monkeypatch):
+    """A row's coalitions times 3 background rows exceed a batch of 64 (122
+    ablations, 64 coalitions of 6 groups, 32 Kernel SHAP coalitions): the
+    sums still run, in calls of at most 64 rows, with the values of whole
+    rows and of the plain path, and exact zeros where the model ignores a
+    group."""
+    net = wide_mlp()
+    with torch.no_grad():
+        net[0].weight[:, 100:] = 0  # the last group of 20 columns is ignored
+    params = {"target": 1, "baseline": wide.iloc[:3] * 0.5}
+    make = lambda bs: MAKERS[name](batch_size=bs, **params)  # noqa: E731
+    whole = make(4096).fit(net, wide).explain(wide)
+    calls = _rest_calls(monkeypatch)
+    long = make(64).fit(net, wide).explain(wide)
+    assert calls and max(calls) <= 64, "a row's coalitions were not cut into calls"
+    _close(long, whole)
+    with skattr.config_context(incremental_first_layer=False):
+        plain = make(64).fit(net, wide).explain(wide)
+    _close(long, plain)
+    if name in ("ablation", "exact-groups"):
+        ignored = long.iloc[:, 100:] if name == "ablation" else long.iloc[:, -1]
+        assert (ignored == 0).all(axis=None)
+
+
 def test_a_linear_model_wider_than_a_batch_gets_its_exact_values(monkeypatch):
     """3,000 columns in batches of 512: a linear model's Shapley values,
     ``w_j x_j`` from a zero baseline, from six calls a permutation."""

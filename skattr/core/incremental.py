@@ -27,13 +27,15 @@ are cheaper still:
 - any other table of coalitions: a product of the 0/1 table with the
   contributions.
 
+A row's coalitions (or a permutation's states) that exceed a chunk are cut
+into segments of about equal length, one call each, a row at a time.
+
 Sums are formed in float64 and rounded to the model's dtype once. The ends
 (``f(b)``, ``f(x)``) are evaluated in the same chunk as the coalitions of
 their row, as on the plain path, so a group the model ignores still gets
 exactly 0. :func:`incremental_values` returns ``None`` where it does not
-apply (no affine head, per-chunk observations, a row's coalitions that do
-not fit a chunk for a table, or one state's background rows and the ends
-that do not fit one for a permutation), and :func:`~skattr.core.coalitions.coalition_values`
+apply (no affine head, per-chunk observations, or more background rows
+than a chunk holds with the ends), and :func:`~skattr.core.coalitions.coalition_values`
 then takes the plain path.
 """
 
@@ -93,10 +95,13 @@ def incremental_values(f, X, baseline, coalitions, own, targets, batch_size, end
     if hasattr(coalitions, "table"):  # a table of coalitions
         size = coalitions.size + (2 if ends else 0)
         kind = _table_kind(coalitions, g)
+        long = size * B > batch_size  # a row's coalitions take several calls
+        if long and kind == "all":  # no doubling table: sums of its rows' masks
+            kind = "table"
         passes = PASSES[kind] + (0.02 * g if kind == "table" else 0.0)
-        if size * B > batch_size or not pays(p, h, passes):
+        if not pays(p, h, passes):
             return None
-        return _tables(coalitions, *context)
+        return (_long_tables if long else _tables)(coalitions, *context)
     return None
 
 
@@ -173,6 +178,69 @@ def _tables(
         H = H.reshape(m * size * B, -1)
         values = _run(f, H, rows.reshape(-1), X.dtype, shared, t_rows)
         out[a:z] = values.reshape(m, size, B, t).mean(2)
+    return out
+
+
+def _long_tables(
+    coalitions, f, X, baseline, groups, g, W, h_b, own, targets, batch_size, ends
+):
+    """A ``MaskTable`` whose coalitions times the background rows exceed a
+    batch: a row at a time, its coalitions in segments of about equal
+    length, one call each (each row needs several calls anyway).
+
+    The sums of every group but one are those of :func:`_tables`; every
+    coalition's and a table's are the 0/1 masks times the contributions
+    (for every coalition no doubling table, which would hold ``2^g`` sums
+    at once), equal to rounding.
+    """
+    n = X.shape[0]
+    B = baseline.shape[0]
+    most = batch_size // B  # coalitions per call
+    if most < 1:
+        return None
+    s = coalitions.size
+    size = s + 2 if ends else s
+    t = targets.shape[1]
+    device = X.device
+    kind = _table_kind(coalitions, g)
+    shared = shared_columns(targets)
+    count = -(-size // most)  # segments of about equal length
+    length = -(-size // count)
+    lead = 1 if ends else 0  # the empty coalition first
+    bits = 2 ** torch.arange(g, device=device)
+    out = torch.empty(n, size, t, dtype=torch.float64, device=device)
+    for i in range(n):
+        D = contributions(X[i : i + 1], baseline, W, groups, g)  # [1, B, g, h]
+        h_x = h_b + D.sum(2)  # [1, B, h]
+        masks = None
+        if kind == "table":
+            masks = coalitions.rows_groups(i, i + 1).double()  # [1, s, g]
+            if ends:
+                zeros = masks.new_zeros(1, 1, g)
+                masks = torch.cat([zeros, masks, torch.ones_like(zeros)], 1)
+        t_row = None if shared is not None else targets[i : i + 1]
+        for lo in range(0, size, length):
+            hi = min(size, lo + length)
+            k = hi - lo
+            if kind == "all_but_one":  # h(x) - D_j, h(b) and h(x) at the ends
+                j = torch.arange(lo - lead, hi - lead, device=device)
+                H = h_x[:, None].repeat(1, k, 1, 1)  # [1, k, B, h]
+                inner = (j >= 0) & (j < g)
+                H[:, inner] = h_x[:, None] - D[:, :, j[inner]].transpose(1, 2)
+                H[:, j < 0] = h_b
+            else:
+                if kind == "all":  # coalition codes lo.. (1.. without the ends)
+                    codes = torch.arange(lo + 1 - lead, hi + 1 - lead, device=device)
+                    part = ((codes[:, None] & bits) != 0).double()[None]
+                else:
+                    part = masks[:, lo:hi]
+                H = h_b + torch.einsum("msg,mbgh->msbh", part, D)
+            rows = own[i].repeat(k * B)
+            if ends and lo == 0:
+                rows[:B] = -1  # the empty coalition: no explained row
+            t_rows = None if t_row is None else t_row.expand(k * B, t)
+            values = _run(f, H.reshape(k * B, -1), rows, X.dtype, shared, t_rows)
+            out[i, lo:hi] = values.view(k, B, t).mean(1)
     return out
 
 
