@@ -191,8 +191,16 @@ def check_input(estimator, X, *, reset: bool, numeric: bool = True, name: str = 
         return X
     if not reset and _same_names(estimator, X):
         return X
-    if reset or hasattr(estimator, "feature_names_in_"):
-        # scikit-learn's own checks, warnings and messages
+    if (
+        reset
+        or hasattr(estimator, "feature_names_in_")
+        or (
+            isinstance(X, pd.DataFrame)
+            and getattr(estimator, "_unnamed_fit_rows", False)
+        )
+    ):
+        # scikit-learn's own checks, warnings and messages (fit saw rows
+        # without names: "X has feature names, but ... was fitted without")
         validate_data(estimator, X, reset=reset, skip_check_array=True)
     elif hasattr(estimator, "n_features_in_") and p != estimator.n_features_in_:
         raise ValueError(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -64,7 +66,25 @@ def test_names_are_compared_with_the_last_fit(mlp, X_frame):
     with pytest.raises(ValueError, match="unseen at fit time"):
         ex.explain(X_frame)
     ex.fit(mlp, X_frame.to_numpy())  # no names: the number of columns
-    assert list(ex.explain(X_frame).columns) == list(X_frame.columns)
+    with pytest.warns(UserWarning, match="fitted without feature names"):
+        assert list(ex.explain(X_frame).columns) == list(X_frame.columns)
+
+
+def test_a_frame_after_an_unnamed_fit_is_warned_of_as_scikit_learn_does(mlp, X_frame):
+    # rows without names at fit, a named frame at explain: scikit-learn's
+    # warning (the columns are taken by position, and named as the frame)
+    ex = FeatureAblation().fit(mlp, X_frame.to_numpy())
+    with pytest.warns(UserWarning, match="X has feature names, but FeatureAblation"):
+        ex.explain(X_frame)
+    with warnings.catch_warnings():  # no rows at fit: the frame gives the names
+        warnings.simplefilter("error")
+        for baseline in ("zeros", np.zeros(X_frame.shape[1], np.float32)):
+            ex = FeatureAblation(baseline=baseline).fit(mlp)
+            assert list(ex.explain(X_frame).columns) == list(X_frame.columns)
+        ex = FeatureAblation().fit(mlp, X_frame.to_numpy())
+        ex.fit(mlp)  # a later fit without rows forgets the unnamed ones
+        ex.explain(X_frame)
+        FeatureAblation().fit(mlp, X_frame).explain(X_frame)
 
 
 def test_unseen_column_names(fitted, X_frame):

@@ -319,6 +319,8 @@ class BaseExplainer(BaseEstimator):
             width = X.shape[1]
         else:
             names, width = self._columns_without_X(adapter, numeric, baseline)
+        # rows without names: explain warns, as scikit-learn does, of a frame's
+        self._unnamed_fit_rows = X is not None and names is None
         self.model_ = model
         self.device_ = adapter.device
         self.classes_ = None if adapter.classes is None else np.asarray(adapter.classes)
