@@ -504,7 +504,9 @@ class ModelCall:
         #: per explained row (the last slot: baseline rows) the sum of
         #: ``0 * output`` over its evaluations: 0 while every output was
         #: finite, NaN from the first that was not (a multiply and an
-        #: index_add per chunk, cheaper than isfinite, and nothing to sync)
+        #: index_add per chunk, cheaper than isfinite, and nothing to sync;
+        #: on the CPU only for a chunk whose outputs do not sum to a finite
+        #: number, see ``_watch``)
         self._seen = torch.zeros(self.n_rows + 1, device=adapter.device)
         #: model rows evaluated so far
         self.rows_evaluated = 0
@@ -518,32 +520,41 @@ class ModelCall:
         self, Z: torch.Tensor, rows: torch.Tensor | None = None
     ) -> torch.Tensor:
         out = self._forward(Z)
-        self._watch((out.detach() * 0).sum(1), rows)
+        self._watch(out, rows)
         return out
 
     def rest(self, H: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
         """Outputs ``[m, k]`` from the first layer's pre-activations ``H``
         ``[m, h]``, watched and counted as ``call(Z, rows)``."""
         out = self._adapter.forward_from_head(H)
-        self._watch((out.detach() * 0).sum(1), rows)
+        self._watch(out, rows)
         return out
 
     def window(self, start: int) -> _RowWindow:
         """This call seen by a chunk of the explained rows that begins at ``start``."""
         return _RowWindow(self, start)
 
-    def _watch(self, zeros: torch.Tensor, rows: torch.Tensor | None) -> None:
-        """Fold ``0 * output`` per input into its row's slot; count the rows."""
-        zeros = zeros.to(self._seen.dtype)
+    def _watch(self, out: torch.Tensor, rows: torch.Tensor | None) -> None:
+        """Fold ``0 * output`` per input into its row's slot; count the rows.
+
+        On the CPU, where reading a value waits for nothing, a chunk whose
+        outputs sum to a finite number is only counted: it has no non-finite
+        output, and its slots would get exact zeros. (A sum that overflows
+        folds the chunk: the slots then say which outputs were not finite.)
+        """
+        out = out.detach()
+        m = int(out.shape[0])
+        self.rows_evaluated += m
+        if self._bar is not None:
+            self._bar.update(m)
+        if out.device.type == "cpu" and bool(torch.isfinite(out.sum())):
+            return
+        zeros = (out * 0).sum(1).to(self._seen.dtype)
         if rows is None:
             self._seen[-1:] += zeros.sum()
         else:  # row -1 (a baseline row) lands in the last slot
             slot = rows.remainder(self.n_rows + 1).to(self._seen.device)
             self._seen.index_add_(0, slot, zeros.to(self._seen.device))
-        m = int(zeros.shape[0])
-        self.rows_evaluated += m
-        if self._bar is not None:
-            self._bar.update(m)
 
     def check(self, values: np.ndarray | None = None) -> None:
         """Raise a ``ValueError`` if an output (or a value of ``values``) is not finite.

@@ -410,6 +410,23 @@ def test_non_finite_outputs_are_said_not_averaged(cls, frame):
         inf.explain(frame)
 
 
+def test_outputs_whose_sum_overflows_are_finite_still(frame):
+    """Each output near float32's largest value: their sum is infinite, yet
+    no output is. The check looks at the outputs, not at their sum, so the
+    attributions come back (and are finite where the model is)."""
+
+    class Huge(nn.Module):
+        def forward(self, x):
+            big = torch.full_like(x[:, :1], 3e38)
+            return torch.cat([big, x.sum(1, keepdim=True)], 1)
+
+    out = Huge()(torch.as_tensor(frame.to_numpy(np.float32)))
+    assert not torch.isfinite(out.sum()) and torch.isfinite(out).all()
+    for cls in (ShapleyValueSampling, FeatureAblation, GradientShap):
+        attr = build(cls, target=1).fit(Huge(), frame).explain(frame)
+        assert np.isfinite(attr.to_numpy()).all()
+
+
 def test_nan_only_at_perturbations_and_at_the_baseline(frame):
     class NaNWhenOnlyAgeIsAblated(nn.Module):
         """Finite at the rows and at the all-baseline row; NaN when age alone
