@@ -43,6 +43,25 @@ def check_coalition_count(name: str, value: object) -> None:
         )
 
 
+def check_pairs_cover_groups(
+    method: str, n_samples: int | None, g: int, exact: bool, instead: str
+) -> None:
+    """Raise when a sampled Kernel SHAP design has fewer coalition pairs than
+    the ``g`` groups it estimates: its regression on the pairs is then
+    underdetermined, and its values arbitrary (they grew to ``1e13`` on a
+    model of outputs below 1), with no standard error to say so. ``instead``
+    names what else the user can do."""
+    if exact or n_samples is None or n_samples >= 2 * g:
+        return
+    raise ValueError(
+        f"{method}(n_samples={n_samples}) evaluates {n_samples // 2} coalition "
+        f"pairs for {g} features (groups): with fewer pairs than groups its "
+        "regression is underdetermined and the values arbitrary. Use "
+        f"n_samples >= {2 * g} (the default, None, takes {instead}), or merge "
+        "features with feature_groups."
+    )
+
+
 def check_bool(name: str, value: object) -> None:
     """Raise if ``value`` is not ``True`` or ``False``."""
     if not isinstance(value, (bool, np.bool_)):

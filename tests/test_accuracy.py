@@ -363,33 +363,67 @@ def test_interval_halfwidth_reads_its_table_as_scipy_computes(df):
     np.testing.assert_array_equal(out[:, 0].numpy(), student_t.ppf(0.975, df))
 
 
-def test_no_error_bar_where_the_coalitions_cannot_tell_features_apart():
-    # 5 coalitions of 10 features: some features are always together, and
-    # their split is a guess the data cannot check
+def test_fewer_pairs_than_features_are_refused_not_guessed():
+    # 4 pairs for 10 features: the regression is underdetermined, and its
+    # values were arbitrary (up to 1e13 on outputs below 1) with NaN error
+    # bars; the call now says so before any model evaluation
     model = Products(g=10)
     X = torch.randn(
         4, 10, generator=torch.Generator().manual_seed(0), dtype=torch.float64
     )
-    attr = KernelShap(
-        n_samples=8, regression="linear", baseline="zeros", random_state=0
-    )
+    for make in (
+        lambda: KernelShap(n_samples=8, baseline="zeros", random_state=0),
+        lambda: KernelShap(n_samples=19, tol=0.1, baseline="zeros"),
+    ):
+        with pytest.raises(
+            ValueError, match=r"KernelShap\(n_samples=\d+\) evaluates \d coalition "
+            r"pairs for 10 features.*n_samples >= 20"
+        ):  # fmt: skip
+            make().fit(model, X).explain(X)
+    # as many pairs as features: an estimate, with its (wide) error bars
+    attr = KernelShap(n_samples=20, baseline="zeros", random_state=0)
     attr = attr.fit(model, X).explain(X)
-    assert (
-        attr.attrs["std"].isna().all().all() and attr.attrs["ci95"].isna().all().all()
-    )
+    assert np.isfinite(attr.to_numpy()).all()
     with pytest.raises(ValueError, match="at least 2"):
         KernelShap(n_samples=1).fit(model, X)
 
 
-def test_a_single_drawn_pair_of_interactions_has_no_error_bar():
+def test_no_error_bar_where_the_coalitions_cannot_tell_features_apart():
+    # the core still gives NaN error bars to a round of fewer pairs than
+    # features (a first round of tol's, which then goes on): 4 coalition
+    # pairs of 10 features keep some features always together
+    from skattr.core.kernel_shap import kernel_shap
+
+    model = Products(g=10)
+    X = torch.randn(
+        4, 10, generator=torch.Generator().manual_seed(0), dtype=torch.float64
+    )
+    result = kernel_shap(
+        lambda Z, rows: model(Z),
+        X,
+        torch.zeros(1, 10, dtype=torch.float64),
+        groups=torch.arange(10),
+        targets=torch.zeros(4, 1, dtype=torch.long),
+        n_samples=8,
+        batch_size=4096,
+        generator=torch.Generator().manual_seed(0),
+        regression="linear",
+    )
+    assert result.std.isnan().all()
+
+
+def test_a_single_drawn_pair_of_interactions_is_refused():
     from skattr import ShapleyInteractions
 
     X = torch.randn(
         3, 7, generator=torch.Generator().manual_seed(0), dtype=torch.float64
     )
     attr = ShapleyInteractions(n_samples=4, baseline="zeros", random_state=0)
-    attr = attr.fit(Products(), X).explain(X)
-    assert attr.attrs["std"].isna().all().all()
+    with pytest.raises(
+        ValueError, match=r"ShapleyInteractions\(n_samples=4\) evaluates 2 "
+        r"coalition pairs for 7 features.*n_samples >= 14"
+    ):  # fmt: skip
+        attr.fit(Products(), X).explain(X)
     with pytest.raises(ValueError, match="at least 2"):
         ShapleyInteractions(n_samples=1).fit(Products(), X)
 

@@ -202,7 +202,8 @@ MAKERS = {
     "ablation": lambda **k: skattr.FeatureAblation(**k),
     "exact-groups": lambda **k: skattr.ShapleyValues(feature_groups=GROUPS, **k),
     "interactions": lambda **k: skattr.ShapleyInteractions(feature_groups=GROUPS, **k),
-    "kernel": lambda **k: skattr.KernelShap(n_samples=30, random_state=0, **k),
+    # as many pairs as the 120 groups: fewer are refused (underdetermined)
+    "kernel": lambda **k: skattr.KernelShap(n_samples=240, random_state=0, **k),
     "permutation": lambda baseline=None, **k: skattr.FeaturePermutation(
         n_repeats=2, random_state=0, **k
     ),
@@ -340,7 +341,7 @@ def test_permutations_longer_than_a_batch_carry_their_sums(
 @pytest.mark.parametrize("name", ["ablation", "exact-groups", "interactions", "kernel"])
 def test_tables_longer_than_a_batch_take_several_calls_a_row(name, wide, monkeypatch):
     """A row's coalitions times 3 background rows exceed a batch of 64 (122
-    ablations, 64 coalitions of 6 groups, 32 Kernel SHAP coalitions): the
+    ablations, 64 coalitions of 6 groups, 242 Kernel SHAP coalitions): the
     sums still run, in calls of at most 64 rows, with the values of whole
     rows and of the plain path, and exact zeros where the model ignores a
     group."""

@@ -394,7 +394,7 @@ def test_lime_background_rows_and_batch_size(mlp, X_frame):
 
 @pytest.mark.parametrize(
     "cls, n_samples, evaluated",
-    [(Lime, 7, 7), (KernelShap, 8, 8), (KernelShap, 7, 6), (KernelShap, 100, 30)],
+    [(Lime, 7, 7), (KernelShap, 10, 10), (KernelShap, 11, 10), (KernelShap, 100, 30)],
 )
 def test_model_rows_evaluated(X_frame, cls, n_samples, evaluated):
     model = MLP()
@@ -405,7 +405,7 @@ def test_model_rows_evaluated(X_frame, cls, n_samples, evaluated):
     seen.clear()
     ex.explain(X_frame)
     # n * (s + 2) * B perturbed rows (the full and the empty coalition with
-    # the others; KernelShap evaluates whole pairs, so 7 is 6, and with
+    # the others; KernelShap evaluates whole pairs, so 11 is 10, and with
     # n_samples >= 2**5 - 2 the 30 non-trivial coalitions), and the rows
     # themselves to pick a predicted class
     n = len(X_frame)
@@ -442,7 +442,7 @@ def test_kernel_shap_bad_n_samples(mlp, X_frame):
 
 
 def test_results_are_frames_with_extras(mlp, X_frame):
-    attr = KernelShap(n_samples=8, random_state=0).fit(mlp, X_frame).explain(X_frame)
+    attr = KernelShap(n_samples=10, random_state=0).fit(mlp, X_frame).explain(X_frame)
     assert isinstance(attr.attrs["base_values"], pd.Series)
     assert isinstance(attr.attrs["target"], pd.Series)
 

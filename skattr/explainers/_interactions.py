@@ -6,7 +6,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from skattr._data import check_coalition_count, check_int, check_option, to_numpy
+from skattr._data import (
+    check_coalition_count,
+    check_int,
+    check_option,
+    check_pairs_cover_groups,
+    to_numpy,
+)
 from skattr.core.interactions import interactions_exact, interactions_sampled
 from skattr.core.kernel_shap import kernel_shap_size
 from skattr.explainers._base import (
@@ -54,7 +60,9 @@ class ShapleyInteractions(BaseExplainer):
     n_samples : int, default=None
         ``None``: exact, from all ``2^g`` coalitions per row. An int:
         coalitions evaluated per row (rounded down to an even number), the
-        sampled mode.
+        sampled mode; at least ``2 * g`` (as many coalition pairs as groups)
+        unless it enumerates every coalition: fewer are refused, as the
+        regression for the Shapley values would be underdetermined.
     max_groups : int, default=20
         The exact mode refuses more features (or groups) than this: its cost
         doubles with each one. Use ``n_samples`` (the sampled mode), or merge
@@ -205,6 +213,13 @@ class ShapleyInteractions(BaseExplainer):
                 "ShapleyInteractions needs at least two features (groups) to "
                 f"have pairs; got {g}."
             )
+        check_pairs_cover_groups(
+            "ShapleyInteractions",
+            self.n_samples,
+            g,
+            self._exact(g),
+            f"every coalition, exactly, up to max_groups={self.max_groups}",
+        )
 
     def _cost(self, layout, n):
         B, g = layout.baseline.shape[0], layout.n_groups

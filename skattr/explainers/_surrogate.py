@@ -11,6 +11,7 @@ from skattr._data import (
     check_int,
     check_number,
     check_option,
+    check_pairs_cover_groups,
     to_numpy,
 )
 from skattr.core.designs import ALLOCATIONS
@@ -99,7 +100,10 @@ class KernelShap(BaseExplainer):
         Coalitions evaluated per row (the empty and full coalitions, evaluated
         with them for ``f(baseline)`` and ``f(x)``, are not counted), rounded
         down to an even number; with ``tol`` set, the most a row may use.
-        ``None``: ``2 * g + 2048`` for ``g`` feature groups.
+        ``None``: ``2 * g + 2048`` for ``g`` feature groups. Fewer than
+        ``2 * g`` (fewer coalition pairs than groups) are refused at
+        ``explain`` unless they enumerate every coalition: the regression
+        would be underdetermined and its values arbitrary.
     tol : float, default=None
         Sample to a precision: grow the coalitions in rounds (first as many
         pairs as there are coalition sizes plus 8, then doubling) and stop a
@@ -224,6 +228,16 @@ class KernelShap(BaseExplainer):
     }
     _random = True
     _incremental = True
+
+    def _check_explain(self, layout, X):
+        g = layout.n_groups
+        check_pairs_cover_groups(
+            "KernelShap",
+            self.n_samples,
+            g,
+            kernel_shap_size(g, self.n_samples)[1],
+            "2 * g + 2048; ShapleyValueSampling is unbiased at any budget",
+        )
 
     def _cost(self, layout, n):
         B = layout.baseline.shape[0]
