@@ -24,9 +24,13 @@ from sklearn.base import clone
 from skattr.explainers._base import rank_attributions
 
 
-def default_explainers(random_state=0) -> dict:
+def default_explainers(random_state=0, n_columns=None) -> dict:
     """The default set: perturbation and gradient methods that finish in
-    seconds on a few hundred rows of a small net."""
+    seconds on a few hundred rows of a small net.
+
+    KernelShap evaluates 256 coalitions per row, or ``2 * n_columns`` where
+    that is more: it needs as many coalition pairs as columns.
+    """
     from skattr import (
         FeatureAblation,
         FeaturePermutation,
@@ -39,7 +43,9 @@ def default_explainers(random_state=0) -> dict:
         "ShapleyValueSampling": ShapleyValueSampling(
             n_samples=25, random_state=random_state
         ),
-        "KernelShap": KernelShap(n_samples=256, random_state=random_state),
+        "KernelShap": KernelShap(
+            n_samples=max(256, 2 * (n_columns or 0)), random_state=random_state
+        ),
         "FeatureAblation": FeatureAblation(),
         "FeaturePermutation": FeaturePermutation(
             n_repeats=3, random_state=random_state
@@ -112,7 +118,10 @@ def audit(
     """
     from tqdm.auto import tqdm
 
-    explainers = default_explainers() if explainers is None else dict(explainers)
+    if explainers is None:
+        explainers = default_explainers(n_columns=np.shape(X)[1])
+    else:
+        explainers = dict(explainers)
     background = X if background is None else background
     out = Path(path)
     out.mkdir(parents=True, exist_ok=True)
