@@ -47,18 +47,20 @@ def check_pairs_cover_groups(
     method: str, n_samples: int | None, g: int, exact: bool, instead: str
 ) -> None:
     """Raise when a sampled Kernel SHAP design has fewer coalition pairs than
-    the ``g`` groups it estimates: its regression on the pairs is then
-    underdetermined, and its values arbitrary (they grew to ``1e13`` on a
-    model of outputs below 1), with no standard error to say so. ``instead``
-    names what else the user can do."""
+    the ``g`` groups it estimates: its regression on the pairs then has no
+    degree of freedom left for an error bar and is mostly underdetermined,
+    its values arbitrary (they grew to ``1e13`` on a model of outputs below
+    1). ``instead`` names what else the user can do. A design of more pairs
+    that still does not determine the values is refused when it is drawn
+    (:func:`~skattr.core.kernel_shap.check_determined`)."""
     if exact or n_samples is None or n_samples >= 2 * g:
         return
     raise ValueError(
         f"{method}(n_samples={n_samples}) evaluates {n_samples // 2} coalition "
-        f"pairs for {g} features (groups): with fewer pairs than groups its "
-        "regression is underdetermined and the values arbitrary. Use "
-        f"n_samples >= {2 * g} (the default, None, takes {instead}), or merge "
-        "features with feature_groups."
+        f"pairs for {g} features (groups): fewer pairs than groups leave its "
+        "regression no error bar and, mostly, values it cannot determine "
+        f"(arbitrary ones). Use n_samples >= {2 * g} (the default, None, takes "
+        f"{instead}), or merge features with feature_groups."
     )
 
 

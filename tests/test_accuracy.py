@@ -380,36 +380,47 @@ def test_fewer_pairs_than_features_are_refused_not_guessed():
             r"pairs for 10 features.*n_samples >= 20"
         ):  # fmt: skip
             make().fit(model, X).explain(X)
-    # as many pairs as features: an estimate, with its (wide) error bars
-    attr = KernelShap(n_samples=20, baseline="zeros", random_state=0)
-    attr = attr.fit(model, X).explain(X)
-    assert np.isfinite(attr.to_numpy()).all()
     with pytest.raises(ValueError, match="at least 2"):
         KernelShap(n_samples=1).fit(model, X)
 
 
-def test_no_error_bar_where_the_coalitions_cannot_tell_features_apart():
-    # the core still gives NaN error bars to a round of fewer pairs than
-    # features (a first round of tol's, which then goes on): 4 coalition
-    # pairs of 10 features keep some features always together
-    from skattr.core.kernel_shap import kernel_shap
-
-    model = Products(g=10)
+def test_a_design_that_leaves_values_undetermined_is_refused():
+    # as many pairs as features: about a third of the designs never tell
+    # some features apart (rank below g), and their values were arbitrary
+    # with NaN error bars; each call now either refuses its design or, on a
+    # linear model, gives the exact values w_j x_j
+    torch.manual_seed(0)
+    linear = nn.Linear(10, 1).double()
     X = torch.randn(
-        4, 10, generator=torch.Generator().manual_seed(0), dtype=torch.float64
+        5, 10, generator=torch.Generator().manual_seed(1), dtype=torch.float64
     )
-    result = kernel_shap(
-        lambda Z, rows: model(Z),
-        X,
-        torch.zeros(1, 10, dtype=torch.float64),
-        groups=torch.arange(10),
-        targets=torch.zeros(4, 1, dtype=torch.long),
-        n_samples=8,
-        batch_size=4096,
-        generator=torch.Generator().manual_seed(0),
-        regression="linear",
-    )
-    assert result.std.isnan().all()
+    exact = (X * linear.weight.detach()[0]).numpy()
+    refused = 0
+    for seed in range(10):
+        ex = KernelShap(n_samples=20, baseline="zeros", random_state=seed)
+        try:
+            attr = ex.fit(linear, X).explain(X)
+        except ValueError as exc:
+            assert "determine only" in str(exc) and "n_samples=20" in str(exc)
+            refused += 1
+            continue
+        np.testing.assert_allclose(attr.to_numpy(), exact, atol=1e-8)
+    assert 0 < refused < 10
+
+
+def test_no_error_bar_where_the_coalitions_cannot_tell_features_apart():
+    # a round of fewer pairs than features (a first round of tol's, which
+    # then goes on) keeps NaN error bars: 4 pairs of 10 features
+    from skattr.core.kernel_shap import check_determined, fit_pairs
+
+    design = PairedDesign(10, "leverage", torch.Generator().manual_seed(0))
+    design.grow(4)
+    odd = torch.randn(3, 4, 1, generator=torch.Generator().manual_seed(2))
+    delta = torch.randn(3, 1, generator=torch.Generator().manual_seed(3))
+    _, std, _, _ = fit_pairs(design, odd.double(), delta.double(), "linear")
+    assert std.isnan().all()
+    with pytest.raises(ValueError, match="determine only"):
+        check_determined(design)  # as the last round, refused
 
 
 def test_a_single_drawn_pair_of_interactions_is_refused():

@@ -545,3 +545,19 @@ def test_the_documented_flattening_writes_target_all_to_parquet(tmp_path):
     back = dd.read_parquet(tmp_path / "flat").compute()
     assert list(back.columns)[:2] == ["0|age", "0|income"]
     np.testing.assert_allclose(back.to_numpy(), ex.explain(X).to_numpy())
+
+
+def test_parameters_refused_for_the_columns_are_refused_when_planned():
+    # checks of the parameters against the columns run when the call is
+    # planned, before any partition is read, with the in-memory message (not
+    # at compute, blamed on a partition)
+    X = _frame(20)
+    ddf = dd.from_pandas(X, npartitions=2)
+    net = _net()
+    for ex, match in (
+        (KernelShap(n_samples=6, target=0), r"KernelShap\(n_samples=6\)"),
+        (ShapleyValues(max_groups=3, target=0), "max_groups=3"),
+    ):
+        ex.fit(net, X)
+        with pytest.raises(ValueError, match=match):
+            ex.explain(ddf)

@@ -338,6 +338,38 @@ def test_permutations_longer_than_a_batch_carry_their_sums(
     _close(long, plain)
 
 
+@pytest.mark.parametrize("batch_size", [7, 357, 360, 362, 363])
+def test_every_call_fits_the_batch_and_every_round_takes_one_path(
+    batch_size, wide, monkeypatch
+):
+    """A permutation's 119 states against 3 background rows are 357 rows,
+    its row's ends 6 more: no call exceeds the batch, whole permutations or
+    segments, and the rounds of ``tol`` (the first with the ends, the later
+    ones without) take the same path, so that ignored columns keep their
+    exact zeros (in batches of 7, the first round once took the plain path
+    and the later ones the sums)."""
+    net = wide_mlp()
+    with torch.no_grad():
+        net[0].weight[:, 100:] = 0
+    calls = _rest_calls(monkeypatch)
+    attr = (
+        skattr.ShapleyValueSampling(
+            n_samples=40,
+            tol=1e-3,
+            random_state=0,
+            target=1,
+            batch_size=batch_size,
+            baseline=wide.iloc[:3] * 0.5,
+        )  # fmt: skip
+        .fit(net, wide)
+        .explain(wide)
+    )
+    assert all(c <= batch_size for c in calls)
+    # 7 rows hold no state of 3 background rows and the ends: the plain path
+    assert bool(calls) == (batch_size > 7)
+    assert (attr.iloc[:, 100:] == 0).all(axis=None)
+
+
 @pytest.mark.parametrize("name", ["ablation", "exact-groups", "interactions", "kernel"])
 def test_tables_longer_than_a_batch_take_several_calls_a_row(name, wide, monkeypatch):
     """A row's coalitions times 3 background rows exceed a batch of 64 (122

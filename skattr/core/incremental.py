@@ -35,7 +35,8 @@ Sums are formed in float64 and rounded to the model's dtype once. The ends
 their row, as on the plain path, so a group the model ignores still gets
 exactly 0. :func:`incremental_values` returns ``None`` where it does not
 apply (no affine head, per-chunk observations, or more background rows
-than a chunk holds with the ends), and :func:`~skattr.core.coalitions.coalition_values`
+than a chunk holds: with a permutation's two ends, for Shapley sampling),
+and :func:`~skattr.core.coalitions.coalition_values`
 then takes the plain path.
 """
 
@@ -292,14 +293,21 @@ def _permutations(
         return None
     out = torch.empty(n, size, t, dtype=torch.float64, device=device)
     shared = shared_columns(targets)
-    if per_perm > batch_size:  # a permutation takes several calls
-        most = batch_size // B - (2 if ends else 0)  # states per call
+    # decided alike for every round of tol (the first has the ends, the later
+    # ones not), so that all of a call's states take the same path
+    if per_perm + 2 * B > batch_size:  # a permutation takes several calls
+        most = batch_size // B - 2  # states per call, with room for the ends
         if most < 1:
             return None
         context = (f, X, baseline, groups, g, W, h_b, own, targets, ends, shared)
         return _long_permutations(coalitions, out, most, *context)
     units = n * Q  # (row, permutation), C order
     per_chunk = max(1, batch_size // per_perm)
+    # a chunk of k units holds the ends of at most ceil(k / Q) rows
+    while per_chunk > 1 and per_chunk * per_perm + 2 * B * -(-per_chunk // Q) > (
+        batch_size
+    ):
+        per_chunk -= 1
     start = 0
     while start < units:
         stop = min(units, start + per_chunk)

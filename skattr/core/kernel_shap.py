@@ -171,6 +171,8 @@ def kernel_shap(
     used = torch.zeros(n, dtype=torch.long, device=device)
     for pairs in rounds:
         new = design.grow(pairs)
+        if pairs == rounds[-1]:  # the last design must determine the values
+            check_determined(design)
         cv = coalition_values(
             f,
             X[active],
@@ -206,6 +208,33 @@ def kernel_shap(
         if not active.numel():
             break
     return KernelShapResult(values, std, df, draws, used, False, fx, fb, chosen)
+
+
+def check_determined(design: PairedDesign) -> None:
+    """Raise ``ValueError`` where the pairs drawn do not determine every value.
+
+    The odd values of ``m`` pairs and the efficiency constraint determine
+    the ``g`` values only when the pairs' signs ``2 S - 1`` and a row of ones
+    have rank ``g``. A few pairs per group may not (about a third of the
+    designs of ``g`` pairs for 6 to 12 groups): some groups are then never
+    told apart, the regression's values for them are arbitrary and their
+    error bars NaN. Checked below ``2 g`` pairs, where it was seen, before
+    any model evaluation (an SVD of ``m + 1`` by ``g`` values).
+    """
+    m, g = design.S.shape
+    if design.exact or m >= 2 * g:
+        return
+    signs = design.S.to(torch.float64) * 2 - 1
+    ones = torch.ones(1, g, dtype=torch.float64, device=signs.device)
+    rank = int(torch.linalg.matrix_rank(torch.cat([signs, ones])))
+    if rank < g:
+        raise ValueError(
+            f"The {m} coalition pairs drawn (n_samples={2 * m}) determine only "
+            f"{rank} of the values of {g} features (groups): some features are "
+            "never told apart, and their values would be arbitrary. Raise "
+            f"n_samples (the default, None, takes 2 * g + 2048 = {2 * g + 2048}), "
+            "or draw another design (random_state)."
+        )
 
 
 def _rounds(design: PairedDesign, cap: int) -> list[int]:

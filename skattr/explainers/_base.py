@@ -596,6 +596,7 @@ class BaseExplainer(BaseEstimator):
         """``explain``, with the call's generator given by ``importance``."""
         X, settings, layout, Xt = self._prepare(X)
         y = check_y(y, Xt.shape[0])
+        self._check_layout(layout)
         self._check_explain(layout, Xt)
         if self._random and generator is None:
             generator = self._generator()
@@ -698,6 +699,11 @@ class BaseExplainer(BaseEstimator):
     def _cost(self, layout: Layout, n: int) -> int | None:
         """Model rows one call on ``n`` rows evaluates (at most, with ``tol``)."""
         return None
+
+    def _check_layout(self, layout: Layout) -> None:
+        """Hook for method-specific checks of the parameters against the
+        columns (the number of groups), before any model evaluation; also run
+        when a Dask call is planned, before any partition is read."""
 
     def _check_explain(self, layout: Layout, X: torch.Tensor) -> None:
         """Hook for method-specific checks of the rows to explain."""

@@ -197,7 +197,7 @@ class ShapleyInteractions(BaseExplainer):
     def _exact(self, g: int) -> bool:
         return self.n_samples is None or kernel_shap_size(g, self.n_samples)[1]
 
-    def _check_explain(self, layout, X):
+    def _check_layout(self, layout):
         g = layout.n_groups
         if self.n_samples is None and g > self.max_groups:
             count = f"2^{g} = {2**g:,}" if g <= 40 else f"2^{g}"

@@ -324,7 +324,7 @@ class ShapleyValues(BaseExplainer):
     def _check_params(self):
         check_int("max_groups", self.max_groups)
 
-    def _check_explain(self, layout, X):
+    def _check_layout(self, layout):
         g = layout.n_groups
         if g > self.max_groups:
             count = f"2^{g} = {2**g:,}" if g <= 40 else f"2^{g}"

@@ -229,7 +229,7 @@ class KernelShap(BaseExplainer):
     _random = True
     _incremental = True
 
-    def _check_explain(self, layout, X):
+    def _check_layout(self, layout):
         g = layout.n_groups
         check_pairs_cover_groups(
             "KernelShap",
