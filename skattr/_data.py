@@ -198,6 +198,13 @@ def check_input(estimator, X, *, reset: bool, numeric: bool = True, name: str = 
         raise ValueError(f"{name} is empty: it has 0 rows (shape {tuple(X.shape)}).")
     if p == 0:
         raise ValueError(f"{name} has no columns (shape {tuple(X.shape)}).")
+    if isinstance(X, pd.DataFrame) and not X.columns.is_unique:
+        twice = X.columns[X.columns.duplicated()].unique().tolist()
+        raise ValueError(
+            f"{name} has more than one column named {', '.join(map(repr, twice))}: "
+            "each column needs a name of its own, for the result's columns and "
+            "for feature_groups and baselines by name. Rename them first."
+        )
     if numeric:
         check_numeric(X, name)
     # the common cases without scikit-learn's general machinery: string

@@ -120,6 +120,10 @@ CASES = [
     Case("X empty", "explain", ALL,
          lambda n, m, X: make(n).fit(m, X).explain(X.iloc[:0]),
          ValueError, "X is empty: it has 0 rows"),
+    Case("X with a column name twice", "explain", ALL,
+         lambda n, m, X: make(n).fit(m).explain(
+             X.set_axis(["f0", "f1", "f0", "f3", "f4"], axis=1)),
+         ValueError, "more than one column named 'f0'"),
     Case("X is None", "explain", ("KernelShap",),
          lambda n, m, X: make(n).fit(m, X).explain(None),
          ValueError, "X is None"),
