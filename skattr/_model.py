@@ -138,6 +138,7 @@ class ModelAdapter:
         proba: Callable[[torch.Tensor], torch.Tensor] = None,
         model_inputs: dict | None = None,
         head: AffineHead | None = None,
+        regressor: bool = False,
     ):
         self.module = module
         self.device = device
@@ -154,6 +155,8 @@ class ModelAdapter:
         self.model_inputs = model_inputs
         #: the module split after its first ``nn.Linear`` (``_head``), or ``None``
         self.head = head
+        #: a skorch regressor: its outputs are predictions, not class scores
+        self.regressor = regressor
 
     # ------------------------------------------------------------ creation
     @classmethod
@@ -206,6 +209,7 @@ class ModelAdapter:
             nonlinearity = proba if output == "proba" else _identity
             classes = _skorch_classes(net)
             kind = "skorch"
+            regressor = _is_skorch_regressor(net)
         elif isinstance(net, nn.Module):
             module = net
             own_device = _module_device(module)
@@ -213,6 +217,7 @@ class ModelAdapter:
             nonlinearity = _identity if output == "raw" else proba
             classes = None
             kind = "module"
+            regressor = False
         elif callable(net) and preprocess is None:
             module = _Function(net)  # the modes and hooks of a module, no layers
             own_device = torch.device("cpu") if device is None else _device(device)
@@ -220,6 +225,7 @@ class ModelAdapter:
             nonlinearity = _identity if output == "raw" else proba
             classes = None
             kind = "callable"
+            regressor = False
         else:
             raise TypeError(
                 "model must be a torch.nn.Module, an initialized skorch net, a "
@@ -239,6 +245,7 @@ class ModelAdapter:
             classes=classes,
             preprocess=preprocess,
             kind=kind,
+            regressor=regressor,
             user_module=user_module,
             proba=proba,
             model_inputs=None if model_inputs is None else dict(model_inputs),

@@ -189,6 +189,10 @@ CASES = [
     Case("target a float", "fit", ("KernelShap",),
          lambda n, m, X: make(n, target=1.5).fit(m, X),
          ValueError, "target=1.5 is neither an output column"),
+    Case("target a class of a regressor", "fit",
+         ("FeatureAblation", "GradientShap"),
+         lambda n, m, X: make(n, target="predicted").fit(_regressor(2), X),
+         ValueError, "'predicted' explains each row's predicted class.*regressor"),
     Case("target a list", "fit", ("ShapleyValueSampling",),
          lambda n, m, X: make(n, target=[0, 1]).fit(m, X),
          TypeError, "one output for every row, not a list"),
@@ -392,6 +396,14 @@ def _dask_bad_partition(explainer, X):
     return explainer.explain(dd.from_pandas(bad, npartitions=2)).compute(
         scheduler="sync"
     )
+
+
+def _regressor(k):
+    """An initialized skorch regressor of ``k`` outputs on the 5 columns."""
+    from skorch import NeuralNetRegressor
+
+    torch.manual_seed(0)
+    return NeuralNetRegressor(nn.Linear(5, k)).initialize()
 
 
 def _unfitted_pipeline():

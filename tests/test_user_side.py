@@ -585,3 +585,22 @@ def test_python_m_skattr_without_a_command_prints_help(capsys):
     assert main([]) == 0
     out = capsys.readouterr().out
     assert "usage: python -m skattr" in out and "demo" in out
+
+
+def test_a_multi_output_regressor_has_no_predicted_class(frame):
+    # target=None means each row's predicted class on a multi-output model;
+    # a skorch regressor's outputs are not classes, so the argmax of two
+    # predictions was explained without a word: now the call says so
+    from skorch import NeuralNetRegressor
+
+    torch.manual_seed(0)
+    net = NeuralNetRegressor(nn.Linear(frame.shape[1], 2)).initialize()
+    for target in (None, "predicted"):
+        with pytest.raises(ValueError, match="is a regressor.*target=0..1"):
+            FeatureAblation(target=target).fit(net, frame)
+    one = FeatureAblation(target=1).fit(net, frame).explain(frame)
+    both = FeatureAblation(target="all").fit(net, frame).explain(frame)
+    pd.testing.assert_frame_equal(both[1], one, check_names=False)
+    # a single-output regressor keeps target=None: its one output
+    single = NeuralNetRegressor(nn.Linear(frame.shape[1], 1)).initialize()
+    assert FeatureAblation().fit(single, frame).explain(frame).shape == frame.shape

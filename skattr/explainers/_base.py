@@ -505,6 +505,15 @@ class BaseExplainer(BaseEstimator):
     def _target_column(self, target, k: int) -> int | None:
         """Resolve an int or class-label ``target`` to one of ``k`` output columns."""
         if target is None or (isinstance(target, str) and target in _TARGET_WORDS):
+            by_class = target in ("predicted", "true") or (target is None and k > 1)
+            if by_class and self._adapter.regressor:
+                raise ValueError(
+                    f"target={target!r} explains each row's "
+                    f"{'true' if target == 'true' else 'predicted'} class, but the "
+                    f"model ({type(self.model_).__name__}) is a regressor: its {k} "
+                    "output(s) are predictions, not class scores. Pick an output "
+                    f"(target=0..{k - 1}) or explain them all (target='all')."
+                )
             if target == "true" and k == 1:
                 raise ValueError(
                     "target='true' picks each row's true class among the model's "

@@ -38,7 +38,8 @@ _SHARED_DOC = """
         them (SHAP's interventional definition).
     target : None, int, class label, "predicted", "true" or "all", default=None
         Output explained. ``None``: the only output of a single-output
-        model, else each row's predicted class. An int selects an output
+        model, else each row's predicted class (refused for a skorch
+        regressor: its outputs are not classes). An int selects an output
         column; a class label (for models with ``classes_``) its column;
         ``"true"`` each row's label in ``y``; ``"all"`` every output at once
         (columns (output, feature), see ``explain``).
