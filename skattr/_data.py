@@ -9,6 +9,7 @@ the column names are kept beside it.
 
 from __future__ import annotations
 
+import collections
 import numbers
 from collections.abc import Mapping, Sequence
 
@@ -583,6 +584,7 @@ def resolve_baseline(
         full = torch.full((1, n_columns), float(baseline), device=device, dtype=dtype)
         return typed(full)
     if isinstance(baseline, (Mapping, pd.Series)):
+        _check_named_once([str(k) for k, _ in baseline.items()])
         values = {str(k): v for k, v in baseline.items()}
         for c in codes:  # a category the dict does not name: the most frequent
             if c not in values:
@@ -623,7 +625,17 @@ def resolve_baseline(
     return t
 
 
+def _check_named_once(given: list[str]) -> None:
+    twice = sorted(c for c, k in collections.Counter(given).items() if k > 1)
+    if twice:
+        raise ValueError(
+            f"baseline names {', '.join(map(repr, twice))} more than once: give "
+            "one value (or column) per feature."
+        )
+
+
 def _check_baseline_columns(given: list[str], columns: Sequence[str]) -> None:
+    _check_named_once(given)
     missing = [c for c in columns if c not in given]
     unknown = [c for c in given if c not in columns]
     if missing or unknown:

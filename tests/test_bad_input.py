@@ -290,6 +290,10 @@ CASES = [
     Case("background with other columns", "fit", ("FeatureAblation", "GradientShap"),
          lambda n, m, X: make(n, baseline=X.rename(columns={"f0": "zz"})).fit(m, X),
          ValueError, r"missing \['f0'\]; unknown \['zz'\]"),
+    Case("baseline naming a feature twice", "fit", ("FeatureAblation", "KernelShap"),
+         lambda n, m, X: make(n, baseline=pd.Series(
+             [0.0] * 6, index=["f0", "f1", "f2", "f3", "f4", "f0"])).fit(m, X),
+         ValueError, "baseline names 'f0' more than once"),
     Case("baseline with NaN", "fit", ("ShapleyValues",),
          lambda n, m, X: make(n, baseline=np.full(5, np.nan)).fit(m, X),
          ValueError, "baseline contains NaN"),

@@ -484,3 +484,16 @@ def test_kernel_shap_cubic_fit_against_exact_shapley_values():
     assert (cubic[:3] < 1e-5).all()  # additive rows: exact (float32 model)
     assert (cubic[3:] < 1e-3).all()
     assert (cubic[3:] < linear[3:]).all()
+
+
+def test_kernel_shap_on_a_table_wider_than_a_float_binomial():
+    # C(1100, 550) is beyond a float: the design's allocation once raised
+    # OverflowError from 1,030 columns on; a linear model's exact values
+    rng = np.random.default_rng(5)
+    X = pd.DataFrame(rng.normal(size=(1, 1100)).astype(np.float32)).add_prefix("c")
+    torch.manual_seed(0)
+    model = torch.nn.Linear(1100, 1)
+    attr = KernelShap(n_samples=2200, baseline="zeros", random_state=0)
+    attr = attr.fit(model).explain(X)
+    w = model.weight.detach().double().numpy()[0]
+    np.testing.assert_allclose(attr.to_numpy(), X.to_numpy() * w, rtol=0, atol=1e-6)

@@ -601,6 +601,12 @@ def test_a_multi_output_regressor_has_no_predicted_class(frame):
     one = FeatureAblation(target=1).fit(net, frame).explain(frame)
     both = FeatureAblation(target="all").fit(net, frame).explain(frame)
     pd.testing.assert_frame_equal(both[1], one, check_names=False)
-    # a single-output regressor keeps target=None: its one output
+    # set_params after fit is checked at explain too
+    ex = FeatureAblation(target=0).fit(net, frame).set_params(target=None)
+    with pytest.raises(ValueError, match="is a regressor"):
+        ex.explain(frame)
+    # a single-output regressor keeps target=None and "predicted": its one output
     single = NeuralNetRegressor(nn.Linear(frame.shape[1], 1)).initialize()
-    assert FeatureAblation().fit(single, frame).explain(frame).shape == frame.shape
+    for target in (None, "predicted"):
+        attr = FeatureAblation(target=target).fit(single, frame).explain(frame)
+        assert attr.shape == frame.shape

@@ -97,6 +97,9 @@ def allocate(
     floor = [0] * len(units) if floor is None else list(floor)
     total = min(int(total), sum(units))
     total = max(total, sum(floor))
+    # no stratum takes more than all the pairs: a size's count of coalitions
+    # (a binomial, beyond a float from about 1,030 groups on) caps at that
+    units = [min(int(u), total) for u in units]
     raw = _water_fill(units, shares, total, floor)
     counts = [
         min(max(int(math.floor(r + 1e-9)), f), u) for r, f, u in zip(raw, floor, units)

@@ -302,12 +302,7 @@ def _permutations(
         context = (f, X, baseline, groups, g, W, h_b, own, targets, ends, shared)
         return _long_permutations(coalitions, out, most, *context)
     units = n * Q  # (row, permutation), C order
-    per_chunk = max(1, batch_size // per_perm)
-    # a chunk of k units holds the ends of at most ceil(k / Q) rows
-    while per_chunk > 1 and per_chunk * per_perm + 2 * B * -(-per_chunk // Q) > (
-        batch_size
-    ):
-        per_chunk -= 1
+    per_chunk = max(1, _units_per_chunk(per_perm, Q, 2 * B if ends else 0, batch_size))
     start = 0
     while start < units:
         stop = min(units, start + per_chunk)
@@ -367,6 +362,24 @@ def _permutations(
             out[r[firsts], -1] = tail[:, 1]
         start = stop
     return out
+
+
+def _units_per_chunk(per_perm: int, Q: int, per_row: int, batch_size: int) -> int:
+    """Most (row, permutation) units a chunk holds: ``k`` units of
+    ``per_perm`` rows, plus ``per_row`` rows (the ends) for each of the at
+    most ``ceil(k / Q)`` rows that start in it, within ``batch_size``.
+
+    Examples
+    --------
+    >>> _units_per_chunk(119, 6, 6, 4096)  # 5 whole rows (3,600), 4 units more
+    34
+    >>> _units_per_chunk(357, 6, 6, 362)
+    0
+    """
+    whole = batch_size // (Q * per_perm + per_row)  # rows of Q units each
+    left = batch_size - whole * (Q * per_perm + per_row)
+    more = min(Q - 1, (left - per_row) // per_perm) if left >= per_row else 0
+    return whole * Q + max(0, more)
 
 
 def _long_permutations(

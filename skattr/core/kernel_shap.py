@@ -218,8 +218,10 @@ def check_determined(design: PairedDesign) -> None:
     have rank ``g``. A few pairs per group may not (about a third of the
     designs of ``g`` pairs for 6 to 12 groups): some groups are then never
     told apart, the regression's values for them are arbitrary and their
-    error bars NaN. Checked below ``2 g`` pairs, where it was seen, before
-    any model evaluation (an SVD of ``m + 1`` by ``g`` values).
+    error bars NaN. Checked below ``2 g`` pairs, where it was seen, on the
+    last design of a call, before its model evaluations (with ``tol``, after
+    the earlier rounds', whose NaN error bars kept every row going): an SVD
+    of ``m + 1`` by ``g`` values.
     """
     m, g = design.S.shape
     if design.exact or m >= 2 * g:
@@ -229,11 +231,12 @@ def check_determined(design: PairedDesign) -> None:
     rank = int(torch.linalg.matrix_rank(torch.cat([signs, ones])))
     if rank < g:
         raise ValueError(
-            f"The {m} coalition pairs drawn (n_samples={2 * m}) determine only "
-            f"{rank} of the values of {g} features (groups): some features are "
-            "never told apart, and their values would be arbitrary. Raise "
-            f"n_samples (the default, None, takes 2 * g + 2048 = {2 * g + 2048}), "
-            "or draw another design (random_state)."
+            f"The {m} coalition pairs drawn ({2 * m} coalitions) do not determine "
+            f"the values of {g} features (groups): their signs have rank {rank}, "
+            f"below {g}, so that some features are never told apart and their "
+            f"values would be arbitrary. Raise n_samples (from {4 * g} on, such "
+            "designs were not seen; a Dask DataFrame's partitions each draw "
+            "one), or draw another design (random_state)."
         )
 
 

@@ -505,7 +505,7 @@ class BaseExplainer(BaseEstimator):
     def _target_column(self, target, k: int) -> int | None:
         """Resolve an int or class-label ``target`` to one of ``k`` output columns."""
         if target is None or (isinstance(target, str) and target in _TARGET_WORDS):
-            by_class = target in ("predicted", "true") or (target is None and k > 1)
+            by_class = target == "true" or (target in (None, "predicted") and k > 1)
             if by_class and self._adapter.regressor:
                 raise ValueError(
                     f"target={target!r} explains each row's "
@@ -606,6 +606,7 @@ class BaseExplainer(BaseEstimator):
         X, settings, layout, Xt = self._prepare(X)
         y = check_y(y, Xt.shape[0])
         self._check_layout(layout)
+        self._target_column(settings.target, layout.n_outputs)  # set_params since
         self._check_explain(layout, Xt)
         if self._random and generator is None:
             generator = self._generator()

@@ -74,7 +74,8 @@ class ShapleyInteractions(BaseExplainer):
         them, at ``n_background`` times the cost).
     target : None, int, class label, "predicted", "true" or "all", default=None
         Output explained. ``None``: the only output of a single-output
-        model, else each row's predicted class; ``"all"``: every output at
+        model, else each row's predicted class (refused for a skorch
+        regressor: its outputs are not classes); ``"all"``: every output at
         once (columns (output, feature)).
     output : {{"raw", "proba"}}, default="raw"
         Explain the module's raw output or probabilities.

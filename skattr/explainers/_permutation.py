@@ -63,7 +63,8 @@ class FeaturePermutation(BaseExplainer):
         absolute attribution of ``explain``.
     target : None, int, class label, "predicted", "true" or "all", default=None
         Output explained by ``explain``. ``None``: the only output of a
-        single-output model, else each row's predicted class. An int selects
+        single-output model, else each row's predicted class (refused for a
+        skorch regressor: its outputs are not classes). An int selects
         an output column; a class label (for models with ``classes_``) its
         column; ``"true"`` each row's label in ``y``; ``"all"`` every output
         at once (columns (output, feature)).
