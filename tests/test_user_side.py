@@ -605,6 +605,12 @@ def test_a_multi_output_regressor_has_no_predicted_class(frame):
     ex = FeatureAblation(target=0).fit(net, frame).set_params(target=None)
     with pytest.raises(ValueError, match="is a regressor"):
         ex.explain(frame)
+    # a method without a target explains the regressor as before
+    two_layers = NeuralNetRegressor(
+        nn.Sequential(nn.Linear(frame.shape[1], 3), nn.Linear(3, 2))
+    ).initialize()
+    grad = NeuronGradient(layer="0", neuron=1).fit(two_layers, frame).explain(frame)
+    assert grad.shape == frame.shape
     # a single-output regressor keeps target=None and "predicted": its one output
     single = NeuralNetRegressor(nn.Linear(frame.shape[1], 1)).initialize()
     for target in (None, "predicted"):

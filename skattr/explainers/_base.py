@@ -506,7 +506,9 @@ class BaseExplainer(BaseEstimator):
         """Resolve an int or class-label ``target`` to one of ``k`` output columns."""
         if target is None or (isinstance(target, str) and target in _TARGET_WORDS):
             by_class = target == "true" or (target in (None, "predicted") and k > 1)
-            if by_class and self._adapter.regressor:
+            # a method without a target (NeuronGradient: its neuron) picks none
+            has_target = "target" in _shared_parameters(type(self))
+            if by_class and has_target and self._adapter.regressor:
                 raise ValueError(
                     f"target={target!r} explains each row's "
                     f"{'true' if target == 'true' else 'predicted'} class, but the "
