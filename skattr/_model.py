@@ -205,7 +205,7 @@ class ModelAdapter:
                     "output='raw' to explain its predictions."
                 )
             own_device = torch.device(net.device)
-            proba = net._get_predict_nonlinearity()
+            proba = _one_score_per_row(net, net._get_predict_nonlinearity())
             nonlinearity = proba if output == "proba" else _identity
             classes = _skorch_classes(net)
             kind = "skorch"
@@ -881,6 +881,24 @@ def _module_dtype(module: nn.Module) -> torch.dtype:
             if t.is_floating_point():
                 return t.dtype
     return torch.get_default_dtype()
+
+
+def _one_score_per_row(net, proba):
+    """skorch's predict nonlinearity, given the outputs as its net returns them.
+
+    A binary classifier's module returns one score per row, ``[m]``, from
+    which skorch's nonlinearity stacks ``(1 - p, p)`` as ``[m, 2]``; the
+    adapter holds outputs as ``[m, 1]``, which would stack to ``[m, 2, 1]``.
+    """
+    from skorch import NeuralNetBinaryClassifier
+
+    if not isinstance(net, NeuralNetBinaryClassifier):
+        return proba
+
+    def binary(out: torch.Tensor) -> torch.Tensor:
+        return proba(out[:, 0] if out.dim() == 2 and out.shape[1] == 1 else out)
+
+    return binary
 
 
 def _skorch_classes(net):

@@ -616,3 +616,32 @@ def test_a_multi_output_regressor_has_no_predicted_class(frame):
     for target in (None, "predicted"):
         attr = FeatureAblation(target=target).fit(single, frame).explain(frame)
         assert attr.shape == frame.shape
+
+
+def test_a_binary_skorch_classifier_explains_its_probabilities(frame):
+    # its module returns one score per row, from which skorch stacks
+    # (1 - p, p); held as [m, 1], it stacked to [m, 2, 1], and target=None
+    # (each row's predicted class) raised from a shape mismatch
+    from skorch import NeuralNetBinaryClassifier
+
+    class Score(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(frame.shape[1], 1)
+
+        def forward(self, x):
+            return self.lin(x).squeeze(-1)
+
+    torch.manual_seed(0)
+    net = NeuralNetBinaryClassifier(Score).initialize()
+    proba = net.predict_proba(frame.to_numpy(np.float32))
+    attr = ShapleyValueSampling(output="proba", random_state=0).fit(net, frame)
+    attr = attr.explain(frame)
+    picked = proba[np.arange(len(frame)), proba.argmax(1)]
+    np.testing.assert_allclose(attr.attrs["prediction"], picked, rtol=1e-6)
+    every = ShapleyValueSampling(output="proba", target="all", random_state=0)
+    every = every.fit(net, frame).explain(frame)
+    for k in (0, 1):
+        np.testing.assert_allclose(
+            every.attrs["prediction"].iloc[:, k], proba[:, k], rtol=1e-6
+        )
