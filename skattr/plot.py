@@ -58,7 +58,9 @@ def bar(importance: pd.DataFrame, *, ax=None, max_display: int = 10):
     importance : DataFrame
         The result of an explainer's ``importance`` (indexed by feature, with
         ``importance`` and ``std``; with a column per output under
-        ``target="all"``, one bar per output and feature).
+        ``target="all"``, one bar per output and feature), or the
+        attributions of ``explain`` themselves, as SHAP's bar plot takes
+        them: their importance table is computed first.
     ax : matplotlib Axes, default=None
     max_display : int, default=10
         The features shown (the most important).
@@ -77,6 +79,10 @@ def bar(importance: pd.DataFrame, *, ax=None, max_display: int = 10):
     >>> [float(p.get_width()) for p in plot.bar(imp).patches]
     [1.0, 2.0]
     """
+    if "importance" not in importance.columns:  # attributions, one row per row
+        from skattr.explainers._base import rank_attributions
+
+        importance = rank_attributions(importance)
     ax = _axes(ax)
     top = importance.head(max_display).iloc[::-1]  # the largest on top
     outputs = [c for c in importance.columns if c not in _OUTPUT_FREE]

@@ -28,8 +28,9 @@ def default_explainers(random_state=0, n_columns=None) -> dict:
     """The default set: perturbation and gradient methods that finish in
     seconds on a few hundred rows of a small net.
 
-    KernelShap evaluates 256 coalitions per row, or ``2 * n_columns`` where
-    that is more: it needs as many coalition pairs as columns.
+    KernelShap evaluates 256 coalitions per row, or ``4 * n_columns`` where
+    that is more: two coalition pairs per column, from where every drawn
+    design determined the values (fewer than one pair per column is refused).
     """
     from skattr import (
         FeatureAblation,
@@ -44,7 +45,7 @@ def default_explainers(random_state=0, n_columns=None) -> dict:
             n_samples=25, random_state=random_state
         ),
         "KernelShap": KernelShap(
-            n_samples=max(256, 2 * (n_columns or 0)), random_state=random_state
+            n_samples=max(256, 4 * (n_columns or 0)), random_state=random_state
         ),
         "FeatureAblation": FeatureAblation(),
         "FeaturePermutation": FeaturePermutation(

@@ -46,6 +46,18 @@ def test_bar_per_output(frame):
     assert {t.get_text() for t in ax.get_legend().get_texts()} == {"0", "1", "2"}
 
 
+def test_bar_of_attributions_draws_their_importance(frame):
+    # SHAP's bar plot takes the attributions; given them, bar drew the first
+    # rows' raw values under "mean |attribution|", each feature as an output
+    for target, bars in ((1, 5), ("all", 3 * 5)):
+        attr = skattr.ShapleyValues(target=target).fit(MLP(), frame).explain(frame)
+        imp = skattr.ShapleyValues(target=target).fit(MLP(), frame).importance(frame)
+        drawn = [p.get_width() for p in plot.bar(attr).patches]
+        expected = [p.get_width() for p in plot.bar(imp).patches]
+        assert len(drawn) == bars
+        np.testing.assert_allclose(drawn, expected)
+
+
 def test_beeswarm_draws_every_row_of_every_feature(frame):
     attr = skattr.FeatureAblation(target=0).fit(MLP(), frame).explain(frame)
     ax = plot.beeswarm(attr, frame, max_display=4)

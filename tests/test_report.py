@@ -103,7 +103,7 @@ def test_the_model_rows_reported_are_those_evaluated(tmp_path):
 
 def test_the_default_kernel_shap_has_a_pair_per_column_of_a_wide_table(tmp_path):
     # 256 coalitions are 128 pairs: fewer than 150 columns would leave its
-    # regression underdetermined (refused); the default set takes 2 per column
+    # regression underdetermined (refused); the default set takes 4 per column
     import torch
 
     rng = np.random.default_rng(2)
@@ -112,4 +112,4 @@ def test_the_default_kernel_shap_has_a_pair_per_column_of_a_wide_table(tmp_path)
     net = torch.nn.Sequential(torch.nn.Linear(150, 4), torch.nn.Tanh()).eval()
     rep = audit(net, X, path=tmp_path / "r", show_progress=False)
     assert "KernelShap" not in rep.skipped
-    assert (np.asarray(rep.attributions["KernelShap"].attrs["n_samples"]) == 300).all()
+    assert (np.asarray(rep.attributions["KernelShap"].attrs["n_samples"]) == 600).all()
