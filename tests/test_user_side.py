@@ -639,6 +639,9 @@ def test_a_binary_skorch_classifier_explains_its_probabilities(frame):
     attr = attr.explain(frame)
     picked = proba[np.arange(len(frame)), proba.argmax(1)]
     np.testing.assert_allclose(attr.attrs["prediction"], picked, rtol=1e-6)
+    # raw, its one output is the score of class 1: class 0 has none, said plainly
+    with pytest.raises(ValueError, match=r"the score of class 1; target=0 has no"):
+        ShapleyValueSampling(target=0).fit(net, frame)
     every = ShapleyValueSampling(output="proba", target="all", random_state=0)
     every = every.fit(net, frame).explain(frame)
     for k in (0, 1):

@@ -529,7 +529,7 @@ class BaseExplainer(BaseEstimator):
                 if pos == 1:
                     return 0
                 raise ValueError(
-                    f"The model has one output, the score of class {classes[1]!r}; "
+                    f"The model has one output, the score of class {classes.tolist()[1]!r}; "
                     f"target={target!r} has no output column of its own. Use "
                     "output='proba' for one column per class."
                 )
