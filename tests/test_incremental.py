@@ -85,23 +85,41 @@ def test_heads_are_found_in_sequentials_and_traceable_modules(always):
     torch.testing.assert_close(head.rest(linear(x)), linear(x), rtol=0, atol=0)
 
 
-def test_a_wide_linear_model_takes_the_sums_and_gets_its_exact_values(monkeypatch):
+@pytest.mark.parametrize(
+    "p, k, target, batch_size, background",
+    [
+        (400, 3, 2, 4096, 0),  # whole permutations per call
+        (3000, 1, None, 512, 0),  # six calls a permutation, its sum carried
+        (400, 1, None, 512, 3),  # background rows: calls of segments of states
+    ],
+)
+def test_a_wide_linear_model_takes_the_sums_and_gets_its_exact_values(
+    p, k, target, batch_size, background, monkeypatch
+):
     """A plain ``nn.Linear`` is its own head: the Shapley values of a linear
-    model are ``w_j (x_j - b_j)``, whatever the permutations drawn."""
+    model are ``w_j (x_j - mean b_j)``, whatever the permutations drawn, in
+    whole permutations or in segments whose running sum is carried."""
     rng = np.random.default_rng(3)
-    X = pd.DataFrame(rng.normal(size=(3, 400)).astype(np.float32)).add_prefix("c")
-    model = linear_model(p=400, k=3)
+    X = pd.DataFrame(rng.normal(size=(3, p)).astype(np.float32)).add_prefix("c")
+    rows = rng.normal(size=(background, p)).astype(np.float32)
+    baseline = pd.DataFrame(rows, columns=X.columns) if background else "zeros"
+    model = linear_model(p=p, k=k)
     calls = _rest_calls(monkeypatch)
     # a Captum user's call: the model alone at fit, the named frame at explain
     attr = (
-        skattr.ShapleyValueSampling(n_samples=4, baseline="zeros", target=2)
+        skattr.ShapleyValueSampling(
+            n_samples=4, baseline=baseline, target=target, batch_size=batch_size
+        )
         .fit(model)
         .explain(X)
     )
     assert list(attr.columns) == list(X.columns)
     assert calls, "the incremental path was not taken"
-    w = model.weight.detach().double().numpy()[2]
-    np.testing.assert_allclose(attr.to_numpy(), X.to_numpy() * w, rtol=0, atol=1e-6)
+    assert max(calls) <= batch_size
+    w = model.weight.detach().double().numpy()[target or 0]
+    mean = rows.mean(0) if background else 0.0
+    truth = (X.to_numpy() - mean) * w
+    np.testing.assert_allclose(attr.to_numpy(), truth, rtol=0, atol=1e-6)
 
 
 class _TwoPaths(nn.Module):
@@ -395,21 +413,36 @@ def test_tables_longer_than_a_batch_take_several_calls_a_row(name, wide, monkeyp
         assert (ignored == 0).all(axis=None)
 
 
-def test_a_linear_model_wider_than_a_batch_gets_its_exact_values(monkeypatch):
-    """3,000 columns in batches of 512: a linear model's Shapley values,
-    ``w_j x_j`` from a zero baseline, from six calls a permutation."""
-    rng = np.random.default_rng(4)
-    X = pd.DataFrame(rng.normal(size=(2, 3000)).astype(np.float32)).add_prefix("c")
-    model = linear_model(p=3000, k=1)
-    calls = _rest_calls(monkeypatch)
-    attr = (
-        skattr.ShapleyValueSampling(n_samples=2, baseline="zeros", batch_size=512)
-        .fit(model)
-        .explain(X)
+@pytest.mark.parametrize("name", ["ablation", "exact", "kernel"])
+def test_a_linear_model_wider_than_a_batch_against_background_rows(name, monkeypatch):
+    """Tables of coalitions in calls of 64 rows against 4 background rows, as
+    a user calls them (the model alone at fit, a named frame): a linear
+    model's values are ``w_j (x_j - mean b_j)`` (ablation too: it is linear)."""
+    rng = np.random.default_rng(6)
+    X = pd.DataFrame(rng.normal(size=(3, 120)).astype(np.float32)).add_prefix("c")
+    background = pd.DataFrame(
+        rng.normal(size=(4, 120)).astype(np.float32), columns=X.columns
     )
-    assert calls and max(calls) <= 512
-    w = model.weight.detach().double().numpy()[0]
-    np.testing.assert_allclose(attr.to_numpy(), X.to_numpy() * w, rtol=0, atol=1e-6)
+    model = linear_model(p=120, k=1)
+    groups = {f"g{j}": list(X.columns[j::6]) for j in range(6)}  # interleaved
+    make = {
+        "ablation": lambda: skattr.FeatureAblation(),
+        "exact": lambda: skattr.ShapleyValues(feature_groups=groups),
+        "kernel": lambda: skattr.KernelShap(n_samples=240, random_state=0),
+    }[name]
+    calls = _rest_calls(monkeypatch)
+    attr = make().set_params(baseline=background, batch_size=64).fit(model).explain(X)
+    assert calls and max(calls) <= 64, "a row's coalitions were not cut into calls"
+    per_column = (X - background.mean()) * model.weight.detach().double().numpy()[0]
+    truth = (
+        per_column
+        if name != "exact"
+        else pd.DataFrame(
+            {g: per_column[cols].sum(axis=1) for g, cols in groups.items()}
+        )
+    )
+    assert list(attr.columns) == list(truth.columns)
+    np.testing.assert_allclose(attr.to_numpy(), truth.to_numpy(), rtol=0, atol=1e-5)
 
 
 # ---------------------------------------------------------------- switching off
