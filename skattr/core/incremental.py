@@ -164,10 +164,7 @@ def _tables(
             if ends:
                 H = torch.cat([h_b.expand(m, 1, *h_b.shape), H, h_x[:, None]], 1)
         else:
-            masks = coalitions.rows_groups(a, z).double()  # [1 | m, s, g]
-            if ends:  # the ends as coalitions too: the same sums, to the bit
-                zeros = masks.new_zeros(masks.shape[0], 1, g)
-                masks = torch.cat([zeros, masks, torch.ones_like(zeros)], 1)
+            masks = _masks(coalitions, a, z, g, ends)  # [1 | m, s', g]
             pattern = "rsg,mbgh->msbh" if masks.shape[0] == 1 else "msg,mbgh->msbh"
             H = h_b + torch.einsum(pattern, masks, D)
         rows = own[a:z, None, None].expand(m, size, B).clone()
@@ -205,23 +202,19 @@ def _long_tables(
     device = X.device
     kind = _table_kind(coalitions, g)
     shared = shared_columns(targets)
-    count = -(-size // most)  # segments of about equal length
-    length = -(-size // count)
     lead = 1 if ends else 0  # the empty coalition first
     bits = 2 ** torch.arange(g, device=device)
     out = torch.empty(n, size, t, dtype=torch.float64, device=device)
+    masks = None  # a table's 0/1 masks: once when every row shares them
+    if kind == "table" and coalitions.shared:
+        masks = _masks(coalitions, 0, 1, g, ends)
     for i in range(n):
         D = contributions(X[i : i + 1], baseline, W, groups, g)  # [1, B, g, h]
         h_x = h_b + D.sum(2)  # [1, B, h]
-        masks = None
-        if kind == "table":
-            masks = coalitions.rows_groups(i, i + 1).double()  # [1, s, g]
-            if ends:
-                zeros = masks.new_zeros(1, 1, g)
-                masks = torch.cat([zeros, masks, torch.ones_like(zeros)], 1)
+        if kind == "table" and not coalitions.shared:
+            masks = _masks(coalitions, i, i + 1, g, ends)  # [1, s', g]
         t_row = None if shared is not None else targets[i : i + 1]
-        for lo in range(0, size, length):
-            hi = min(size, lo + length)
+        for lo, hi in _segments(size, most):
             k = hi - lo
             if kind == "all_but_one":  # h(x) - D_j, h(b) and h(x) at the ends
                 j = torch.arange(lo - lead, hi - lead, device=device)
@@ -243,6 +236,33 @@ def _long_tables(
             values = _run(f, H.reshape(k * B, -1), rows, X.dtype, shared, t_rows)
             out[i, lo:hi] = values.view(k, B, t).mean(1)
     return out
+
+
+def _masks(coalitions, a: int, z: int, g: int, ends: bool) -> torch.Tensor:
+    """The 0/1 masks ``[1 | z - a, s', g]`` (float64) of rows ``a..z`` of a
+    table, with the empty and the full coalition first and last when
+    ``ends`` (the same sums as the others, to the bit)."""
+    masks = coalitions.rows_groups(a, z).double()
+    if not ends:
+        return masks
+    zeros = masks.new_zeros(masks.shape[0], 1, g)
+    return torch.cat([zeros, masks, torch.ones_like(zeros)], 1)
+
+
+def _segments(total: int, most: int) -> list[tuple[int, int]]:
+    """``[lo, hi)`` spans of about equal length, at most ``most`` each,
+    covering ``0..total``: the calls a row's coalitions or a permutation's
+    states are cut into (499 states of 10 rows in batches of 4,096 make two
+    calls of 2,500 rows, not one of 4,070 and one of 920).
+
+    Examples
+    --------
+    >>> _segments(499, 407)
+    [(0, 250), (250, 499)]
+    """
+    count = -(-total // most)
+    length = -(-total // count)
+    return [(lo, min(total, lo + length)) for lo in range(0, total, length)]
 
 
 def _table_kind(coalitions, g: int) -> str:
@@ -403,8 +423,6 @@ def _long_permutations(
     t = targets.shape[1]
     device = X.device
     offset = 1 if ends else 0
-    count = -(-inner // most)  # segments of about equal length
-    length = -(-inner // count)
     position = torch.arange(g, device=device)
     for i in range(n):
         D = contributions(X[i : i + 1], baseline, W, groups, g)  # [1, B, g, h]
@@ -419,8 +437,7 @@ def _long_permutations(
             nonzero = ~zero.index_select(0, order)
             last = torch.where(nonzero, position[:, None], -1).amax(0)  # [B]
             carry = None
-            for lo in range(0, inner, length):
-                hi = min(inner, lo + length)
+            for lo, hi in _segments(inner, most):
                 k = hi - lo
                 steps = flat.index_select(0, order[lo:hi]).view(k, B, width)
                 if carry is None:
