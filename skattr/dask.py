@@ -228,8 +228,7 @@ def _plan(explainer, X, y, what: str, sample_weight=None) -> _Job:
     sample = meta_nonempty(X._meta)
     check_input(explainer, sample, reset=False, numeric=explainer._adapter.numeric_only)
     layout = explainer._layout_for(sample, settings)
-    explainer._check_layout(layout)
-    explainer._target_column(settings.target, layout.n_outputs)
+    explainer._check_columns(layout, settings)
     if settings.target == "true" and y is None:
         raise ValueError("target='true' needs the true labels: call explain(X, y).")
     every = settings.target == "all"

@@ -505,7 +505,7 @@ class BaseExplainer(BaseEstimator):
     def _target_column(self, target, k: int) -> int | None:
         """Resolve an int or class-label ``target`` to one of ``k`` output columns."""
         if target is None or (isinstance(target, str) and target in _TARGET_WORDS):
-            by_class = target == "true" or (target in (None, "predicted") and k > 1)
+            by_class = _target_rule(target, k) in ("true", "predicted")
             # a method without a target (NeuronGradient: its neuron) picks none
             has_target = "target" in _shared_parameters(type(self))
             if by_class and has_target and self._adapter.regressor:
@@ -607,8 +607,7 @@ class BaseExplainer(BaseEstimator):
         """``explain``, with the call's generator given by ``importance``."""
         X, settings, layout, Xt = self._prepare(X)
         y = check_y(y, Xt.shape[0])
-        self._check_layout(layout)
-        self._target_column(settings.target, layout.n_outputs)  # set_params since
+        self._check_columns(layout, settings)
         self._check_explain(layout, Xt)
         if self._random and generator is None:
             generator = self._generator()
@@ -711,6 +710,14 @@ class BaseExplainer(BaseEstimator):
     def _cost(self, layout: Layout, n: int) -> int | None:
         """Model rows one call on ``n`` rows evaluates (at most, with ``tol``)."""
         return None
+
+    def _check_columns(self, layout: Layout, settings: Settings) -> None:
+        """Every check of the parameters against the columns, before any
+        model evaluation: the method's own (:meth:`_check_layout`) and the
+        target's (again at every call, for a ``set_params`` since ``fit``).
+        Run by ``explain`` and when a Dask call is planned."""
+        self._check_layout(layout)
+        self._target_column(settings.target, layout.n_outputs)
 
     def _check_layout(self, layout: Layout) -> None:
         """Hook for method-specific checks of the parameters against the
