@@ -51,9 +51,9 @@ def check_pairs_cover_groups(
     the ``g`` groups it estimates: its regression on the pairs then has no
     degree of freedom left for an error bar and is mostly underdetermined,
     its values arbitrary (they grew to ``1e13`` on a model of outputs below
-    1). ``instead`` names what else the user can do. A design of more pairs
-    that still does not determine the values is refused when it is drawn
-    (:func:`~skattr.core.kernel_shap.check_determined`)."""
+    1). ``instead`` names what else the user can do. A drawn design of more
+    pairs that still does not determine the values is drawn again
+    (:func:`~skattr.core.kernel_shap.grow_determined`)."""
     if exact or n_samples is None or n_samples >= 2 * g:
         return
     raise ValueError(

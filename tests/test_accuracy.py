@@ -384,34 +384,71 @@ def test_fewer_pairs_than_features_are_refused_not_guessed():
         KernelShap(n_samples=1).fit(model, X)
 
 
-def test_a_design_that_leaves_values_undetermined_is_refused():
+def test_a_design_that_leaves_values_undetermined_is_drawn_again(monkeypatch):
     # as many pairs as features: about a third of the designs never tell
     # some features apart (rank below g), and their values were arbitrary
-    # with NaN error bars; each call now either refuses its design or, on a
-    # linear model, gives the exact values w_j x_j
+    # (with NaN error bars), then refused; such a design is now drawn again,
+    # so that every seed gives a linear model's exact values w_j x_j, the
+    # same for the same seed
+    from skattr.core import kernel_shap
+
     torch.manual_seed(0)
     linear = nn.Linear(10, 1).double()
     X = torch.randn(
         5, 10, generator=torch.Generator().manual_seed(1), dtype=torch.float64
     )
     exact = (X * linear.weight.detach()[0]).numpy()
+    for seed in range(10):
+        attr, again = (
+            KernelShap(n_samples=20, baseline="zeros", random_state=seed)
+            .fit(linear, X)
+            .explain(X)
+            for _ in range(2)
+        )
+        np.testing.assert_allclose(attr.to_numpy(), exact, atol=1e-8)
+        np.testing.assert_array_equal(again.to_numpy(), attr.to_numpy())
+    # one draw only: the undetermined designs are refused, as before
+    monkeypatch.setattr(kernel_shap, "REDRAWS", 1)
     refused = 0
     for seed in range(10):
         ex = KernelShap(n_samples=20, baseline="zeros", random_state=seed)
         try:
             attr = ex.fit(linear, X).explain(X)
         except ValueError as exc:
-            assert "do not determine" in str(exc) and "20 coalitions" in str(exc)
+            assert "undetermined" in str(exc) and "20 coalitions" in str(exc)
             refused += 1
             continue
         np.testing.assert_allclose(attr.to_numpy(), exact, atol=1e-8)
     assert 0 < refused < 10
 
 
+def test_sampled_interactions_draw_an_undetermined_design_again():
+    # the same rule for ShapleyInteractions' design: at 2g coalitions every
+    # seed gives a linear model's values, w_j x_j on the diagonal and no
+    # interaction (a third of the seeds were refused before)
+    from skattr import ShapleyInteractions
+
+    torch.manual_seed(0)
+    linear = nn.Linear(10, 1).double()
+    X = torch.randn(
+        5, 10, generator=torch.Generator().manual_seed(1), dtype=torch.float64
+    )
+    exact = (X * linear.weight.detach()[0]).numpy()
+    for seed in range(10):
+        ex = ShapleyInteractions(n_samples=20, baseline="zeros", random_state=seed)
+        cube = ex.fit(linear, X).explain(X).to_numpy().reshape(5, 10, 10)
+        diagonal = np.diagonal(cube, axis1=1, axis2=2)
+        np.testing.assert_allclose(diagonal, exact, atol=1e-8)
+        np.testing.assert_allclose(
+            cube - np.apply_along_axis(np.diag, 1, diagonal), 0, atol=1e-8
+        )
+
+
 def test_no_error_bar_where_the_coalitions_cannot_tell_features_apart():
     # a round of fewer pairs than features (a first round of tol's, which
-    # then goes on) keeps NaN error bars: 4 pairs of 10 features
-    from skattr.core.kernel_shap import check_determined, fit_pairs
+    # then goes on) keeps NaN error bars: 4 pairs of 10 features; as a last
+    # round it is refused, after every draw of it failed
+    from skattr.core.kernel_shap import REDRAWS, fit_pairs, grow_determined
 
     design = PairedDesign(10, "leverage", torch.Generator().manual_seed(0))
     design.grow(4)
@@ -419,8 +456,10 @@ def test_no_error_bar_where_the_coalitions_cannot_tell_features_apart():
     delta = torch.randn(3, 1, generator=torch.Generator().manual_seed(3))
     _, std, _, _ = fit_pairs(design, odd.double(), delta.double(), "linear")
     assert std.isnan().all()
-    with pytest.raises(ValueError, match="do not determine"):
-        check_determined(design)  # as the last round, refused
+    fresh = PairedDesign(10, "leverage", torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match=f"{REDRAWS} draws of 4 coalition pairs"):
+        grow_determined(fresh, 4)
+    assert fresh.n_pairs == 0  # the refused pairs are not kept
 
 
 def test_a_single_drawn_pair_of_interactions_is_refused():

@@ -230,6 +230,15 @@ class PairedDesign:
         table = torch.stack(out).to(self.device) if out else torch.zeros(0)
         return table[self.stratum]
 
+    def snapshot(self) -> tuple:
+        """The pairs drawn so far, for :meth:`restore`."""
+        return list(self.counts), self.S, self.stratum
+
+    def restore(self, snapshot: tuple) -> None:
+        """Forget the pairs added since :meth:`snapshot` (the generator moves on)."""
+        counts, self.S, self.stratum = snapshot
+        self.counts = list(counts)
+
     def grow(self, n_pairs: int) -> slice:
         """Add pairs up to ``n_pairs`` in all; return the slice of the new ones."""
         start = self.n_pairs

@@ -43,7 +43,7 @@ from skattr.core.coalitions import MaskTable, TargetPicker, coalition_values
 from skattr.core.designs import PairedDesign
 from skattr.core.forward import ModelFunction
 from skattr.core.groups import n_groups
-from skattr.core.kernel_shap import check_determined, fit_pairs, variance_groups
+from skattr.core.kernel_shap import fit_pairs, grow_determined, variance_groups
 from skattr.core.regression import even_regression, separable
 from skattr.core.shapley import every_coalition, shapley_from_table
 
@@ -186,8 +186,7 @@ def interactions_sampled(
     g = n_groups(groups)
     groups = groups.to(device)
     design = PairedDesign(g, "leverage", generator)
-    design.grow(n_samples // 2)
-    check_determined(design)
+    grow_determined(design, n_samples // 2)
     cv = coalition_values(
         f,
         X,
