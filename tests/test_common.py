@@ -91,6 +91,44 @@ def test_params_set_after_fit_are_checked_again(cls, mlp, X_frame, y_labels):
         ex.importance(X_frame, y_labels)
 
 
+#: a new value for each parameter ``fit`` acts on
+CHANGED = {
+    "output": "proba",
+    "baseline": 0.5,
+    "feature_groups": {"a": ["f0", "f1"], "b": ["f2", "f3", "f4"]},
+    "layer": "out",
+    "attribute_to_layer_input": True,
+    "attribute_to_neuron_input": True,
+    "device": "meta",
+    "model_inputs": {"f0": "codes"},
+}
+
+
+@pytest.mark.parametrize("cls", EXPLAINERS, ids=explainer_ids)
+def test_a_parameter_fit_acts_on_changed_after_fit_is_refused(cls, mlp, X_frame):
+    # set_params(output="proba") after fit explained the logits all the
+    # same, baseline= kept fit's base values, feature_groups= fit's columns:
+    # what fit made of such a parameter is kept, so a change after it is
+    # refused at explain (not ignored), and a new fit takes it
+    names = [n for n in cls._fit_parameters if n in cls._get_param_names()]
+    assert {"device", "model_inputs"} <= set(names)
+    ex = build(cls).fit(mlp, X_frame)
+    reference = ex.explain(X_frame)
+    for name in names:
+        twin = pickle.loads(pickle.dumps(ex))  # a pickled one keeps its values
+        pd.testing.assert_frame_equal(twin.explain(X_frame), reference)
+        twin.set_params(**{name: getattr(ex, name)})  # the same value: fine
+        twin.explain(X_frame)
+        twin.set_params(**{name: CHANGED[name]})
+        with pytest.raises(ValueError, match=f"{name} was changed by set_params"):
+            twin.explain(X_frame)
+        if name == names[0]:
+            with pytest.raises(ValueError, match=f"{name} was changed"):
+                twin.importance(X_frame)
+    # a parameter explain reads is taken as it is
+    ex.set_params(batch_size=3).explain(X_frame)
+
+
 @pytest.mark.parametrize("cls", EXPLAINERS, ids=explainer_ids)
 def test_fit_returns_self_and_frame_follows_X(cls, mlp, X_frame):
     ex = build(cls)

@@ -149,6 +149,27 @@ class Settings:
         return cls(**{name: getattr(explainer, name) for name in declared})
 
 
+def _same_value(a, b) -> bool:
+    """Whether a parameter still holds the value ``fit`` saw: the same object,
+    or an equal plain value (a string, number, dict or list of them); arrays
+    and frames only as the same object (a pickled explainer keeps it so)."""
+    if a is b:
+        return True
+    if type(a) is not type(b):
+        return False
+    try:
+        equal = a == b
+    except Exception:  # noqa: BLE001 - containers of arrays compare ambiguously
+        return False
+    return equal if isinstance(equal, bool) else False
+
+
+def _brief(value) -> str:
+    """A parameter's value for a message: its repr, or its type when long."""
+    text = repr(value)
+    return text if len(text) <= 60 else f"a {type(value).__name__}"
+
+
 def _draw_seed(random_state) -> int:
     """A torch seed drawn from ``random_state`` as scikit-learn reads it."""
     return int(check_random_state(random_state).randint(0, np.iinfo(np.int32).max))
@@ -270,6 +291,11 @@ class BaseExplainer(BaseEstimator):
     #: incrementally (``skattr.core.incremental``): ``fit`` then looks for
     #: the model's affine head
     _incremental = False
+    #: the parameters ``fit`` acts on (the model's adapter, the baseline, the
+    #: layout; a layer method's layer): ``explain`` keeps what ``fit`` made
+    #: of them, so that a ``set_params`` of one after ``fit`` is refused
+    #: there (:meth:`_check_fitted`) instead of silently ignored
+    _fit_parameters = ("output", "device", "model_inputs", "baseline", "feature_groups")
 
     # ------------------------------------------------------------ fit
     def fit(self, model, X=None):
@@ -321,6 +347,7 @@ class BaseExplainer(BaseEstimator):
             names, width = self._columns_without_X(adapter, numeric, baseline)
         # rows without names: explain warns, as scikit-learn does, of a frame's
         self._unnamed_fit_rows = X is not None and names is None
+        self._fit_values = self._fit_parameter_values()
         self.model_ = model
         self.device_ = adapter.device
         self.classes_ = None if adapter.classes is None else np.asarray(adapter.classes)
@@ -553,11 +580,29 @@ class BaseExplainer(BaseEstimator):
 
     # ------------------------------------------------------------ explain
     def _check_fitted(self) -> None:
+        """Raise unless fitted, and fitted with the parameters ``fit`` acts on as
+        they are now (a ``set_params`` since would otherwise be ignored)."""
         if not hasattr(self, "model_"):
             raise NotFittedError(
                 f"This {type(self).__name__} instance is not fitted yet. Call "
                 "fit(model, X) with the model to explain before explain or importance."
             )
+        now = self._fit_parameter_values()
+        for name, then in self._fit_values.items():
+            if not _same_value(now[name], then):
+                raise ValueError(
+                    f"{name} was changed by set_params after fit (from "
+                    f"{_brief(then)} to {_brief(now[name])}), but fit is where "
+                    f"{type(self).__name__} acts on it. Call fit(model, X) again "
+                    f"for the new {name} to take effect."
+                )
+
+    def _fit_parameter_values(self) -> dict:
+        """The current values of the parameters ``fit`` acts on."""
+        names = self._get_param_names()
+        return {
+            name: getattr(self, name) for name in self._fit_parameters if name in names
+        }
 
     def _prepare(self, X):
         """Checked ``X``, settings, layout and model-space tensor, before heavy work."""

@@ -354,6 +354,11 @@ class LayerGradientShap(_LayerMethod, BaseExplainer):
     _extras = _SHAP_EXTRAS
     _auto_baseline = "rows"
     _random = True
+    _fit_parameters = (
+        *BaseExplainer._fit_parameters,
+        "layer",
+        "attribute_to_layer_input",
+    )
 
     def __init__(
         self,
@@ -490,6 +495,11 @@ class NeuronGradient(_LayerMethod, BaseExplainer):
     _needs_grad = True
     _space = "inputs"
     _auto_baseline = None  # no baseline
+    _fit_parameters = (
+        *BaseExplainer._fit_parameters,
+        "layer",
+        "attribute_to_neuron_input",
+    )
 
     def __init__(
         self,
