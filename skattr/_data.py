@@ -462,6 +462,43 @@ def to_numpy(t: torch.Tensor) -> np.ndarray:
     return staging.numpy().copy()
 
 
+def rows_of(entry, index: pd.Index, what: str, *, by_position: bool = False):
+    """``entry`` (a Series or DataFrame indexed by rows) for the rows ``index``.
+
+    A result's per-row extras (``attrs["base_values"]``, ``"prediction"``)
+    are indexed like the rows explained, and pandas copies them whole into
+    every frame derived from the result (a slice, a sort): read by position,
+    they paired each row with another row's value. Here they are read by
+    label: as they are when the index is the same, else ``entry.loc[index]``
+    when ``entry``'s labels are unique and hold every label of ``index``;
+    ``by_position`` (the rows a user passes next to an array's result,
+    indexed ``0..n-1``) falls back on the order when the labels differ
+    altogether and the lengths agree. Anything else is refused: a label
+    named twice cannot say which of its rows is meant.
+    """
+    labels = entry.index
+    if labels.equals(index):
+        return entry
+    present = index.isin(labels)
+    if labels.is_unique and present.all():
+        return entry.loc[index]
+    if by_position and not present.any() and len(entry) == len(index):
+        return entry
+    if not present.all():
+        missing = list(index[~present][:5])
+        raise ValueError(
+            f"{what} has no row labelled {missing}: pass the rows that were "
+            "explained (or the result of explaining these rows)."
+        )
+    twice = list(labels[labels.duplicated()].unique()[:5])
+    raise ValueError(
+        f"{what} cannot be matched to these rows: its index names {twice} more "
+        "than once, so that a row taken from a sliced or reordered result could "
+        "be any of them. Give the rows unique labels (X.reset_index(drop=True)) "
+        "before explain, or pass the whole result as explain returned it."
+    )
+
+
 def check_y(y, n_rows: int) -> np.ndarray | None:
     """Return ``y`` as a 1-D numpy array of length ``n_rows`` (or ``None``)."""
     if y is None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from skattr._data import rows_of
+
 
 def to_shap(attributions: pd.DataFrame, X=None):
     """An ``explain`` result (with its ``attrs``) as a ``shap.Explanation``.
@@ -15,12 +17,19 @@ def to_shap(attributions: pd.DataFrame, X=None):
     Parameters
     ----------
     attributions : DataFrame
-        The result of ``explain``; with ``target="all"`` (two-level columns)
-        the values become ``[n_rows, n_features, n_outputs]``, SHAP's layout
-        for several outputs.
+        The result of ``explain``, or rows of it (sliced or reordered: the
+        extras in its ``attrs`` are matched to its rows by label); with
+        ``target="all"`` (two-level columns) the values become
+        ``[n_rows, n_features, n_outputs]``, SHAP's layout for several
+        outputs. A ``ShapleyInteractions`` result gives SHAP's layout of
+        interaction values, ``[n_rows, n_features, n_features]`` (and
+        ``n_outputs`` last with ``target="all"``).
     X : DataFrame or array-like, default=None
         The rows explained, for the feature values (``data``); only when it
-        has the attributions' columns (not for feature groups).
+        has the attributions' columns (not for feature groups or
+        interactions). A DataFrame is matched to the attributions' rows by
+        its index (by position when it holds none of their labels, as
+        beside the result of an array); an array by position.
 
     Returns
     -------
@@ -32,23 +41,46 @@ def to_shap(attributions: pd.DataFrame, X=None):
         import shap
     except ImportError:  # pragma: no cover - shap is in the test extra
         raise ImportError("to_shap needs the shap package: pip install shap.") from None
-    base = attributions.attrs.get("base_values")
-    if isinstance(attributions.columns, pd.MultiIndex):
-        outputs = list(dict.fromkeys(attributions.columns.get_level_values(0)))
-        features = list(attributions[outputs[0]].columns)
-        values = np.stack([attributions[o].to_numpy() for o in outputs], axis=-1)
-        base = None if base is None else base[outputs].to_numpy()
+    every = isinstance(attributions.columns, pd.MultiIndex)
+    outputs = (
+        list(dict.fromkeys(attributions.columns.get_level_values(0))) if every else None
+    )
+    features = list(attributions[outputs[0]].columns if every else attributions.columns)
+    cube = isinstance(attributions.index, pd.MultiIndex)  # ShapleyInteractions'
+    if cube:
+        attributions, rows = _whole_matrices(attributions, features)
     else:
-        outputs = None
-        features = list(attributions.columns)
-        values = attributions.to_numpy()
-        base = None if base is None else base.to_numpy()
+        rows = attributions.index
+    parts = [attributions[o] for o in outputs] if every else [attributions]
+    values = np.stack([part.to_numpy() for part in parts], axis=-1)
+    if cube:
+        values = values.reshape(len(rows), len(features), len(features), -1)
+    if not every:
+        values = values[..., 0]
+    base = attributions.attrs.get("base_values")
+    if base is not None:
+        if isinstance(base, pd.DataFrame) and not every:
+            raise ValueError(
+                "These attributions are one output of a target='all' result, whose "
+                "attrs hold every output's base values. Pass the whole result "
+                "(SHAP's layout for several outputs), or explain with target=label."
+            )
+        base = rows_of(base, rows, 'attrs["base_values"]')
+        base = (base[outputs] if every else base).to_numpy()
     data = None
-    if X is not None:
-        frame = X if isinstance(X, pd.DataFrame) else pd.DataFrame(np.asarray(X))
-        if not isinstance(X, pd.DataFrame) and frame.shape[1] == len(features):
-            frame.columns = features
-        if all(f in frame.columns for f in features) and len(frame) == len(values):
+    if X is not None and not cube:
+        if isinstance(X, pd.DataFrame):
+            frame = rows_of(X, rows, "X", by_position=True)
+        else:
+            frame = pd.DataFrame(np.asarray(X))
+            if frame.shape[1] == len(features):
+                frame.columns = features
+            if len(frame) != len(rows):
+                raise ValueError(
+                    f"X has {len(frame)} rows but the attributions {len(rows)}; "
+                    "pass the rows that were explained."
+                )
+        if all(f in frame.columns for f in features):
             data = frame[features].to_numpy()
     return shap.Explanation(
         values=values,
@@ -56,4 +88,21 @@ def to_shap(attributions: pd.DataFrame, X=None):
         data=data,
         feature_names=features,
         output_names=None if outputs is None else [str(o) for o in outputs],
+    )
+
+
+def _whole_matrices(attributions: pd.DataFrame, features: list):
+    """An interactions frame (rows ``(row, feature)``) as whole ``g x g`` blocks
+    in feature order, and its rows; refused where a row's block is cut."""
+    rows = attributions.index.get_level_values(0).unique()
+    whole = pd.MultiIndex.from_product([rows, features])
+    if attributions.index.equals(whole):
+        return attributions, rows
+    index = attributions.index
+    if index.is_unique and len(index) == len(whole) and whole.isin(index).all():
+        return attributions.loc[whole], rows
+    raise ValueError(
+        "to_shap takes an interactions result as whole matrices: each row's "
+        f"{len(features)} lines, one per feature. Select rows by their first "
+        "index level (attributions.loc[[row, ...]])."
     )

@@ -20,6 +20,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from skattr._data import rows_of
+
 _OUTPUT_FREE = ("importance", "std", "mean")
 
 
@@ -142,19 +144,26 @@ def beeswarm(attributions: pd.DataFrame, X, *, ax=None, max_display: int = 10):
     return ax
 
 
-def waterfall(row, *, ax=None, max_display: int = 10):
+def waterfall(row, *, output=None, ax=None, max_display: int = 10):
     """One row of an efficient method, from ``f(baseline)`` to ``f(x)``.
 
     The bars start at the base value and add each feature's attribution in
     turn (the largest ``|attribution|`` first; the rest merged into one bar),
     ending at the model's output. Both ends come from the frame's ``attrs``
-    (``"base_values"`` and ``"prediction"``), which the efficient methods
-    write: ShapleyValueSampling, ShapleyValues and KernelShap.
+    (``"base_values"`` and ``"prediction"``, matched to the row by its
+    label), which the efficient methods write: ShapleyValueSampling,
+    ShapleyValues and KernelShap.
 
     Parameters
     ----------
     row : Series or one-row DataFrame
-        One row of such a result (``attr.iloc[i]`` or ``attr.iloc[[i]]``).
+        One row of such a result (``attr.iloc[i]`` or ``attr.iloc[[i]]``),
+        also of a sliced or sorted one.
+    output : label, default=None
+        With ``target="all"``, the output drawn: the row may hold every
+        output (``attr.iloc[i]``) or the output's columns alone
+        (``attr[output].iloc[i]``, whose ``attrs`` still hold every output's
+        ends).
     ax : matplotlib Axes, default=None
     max_display : int, default=10
 
@@ -168,11 +177,23 @@ def waterfall(row, *, ax=None, max_display: int = 10):
         label, row = row.index[0], row.iloc[0]
     else:
         label = row.name
-    if isinstance(row.index, pd.MultiIndex):
-        raise ValueError(
-            "waterfall draws one output; select it first: attributions[output]."
-        )
     attrs = row.attrs
+    every = isinstance(row.index, pd.MultiIndex)
+    per_output = isinstance(attrs.get("base_values"), pd.DataFrame)
+    if (every or per_output) and output is None:
+        outputs = (
+            list(dict.fromkeys(row.index.get_level_values(0)))
+            if every
+            else list(attrs["base_values"].columns)
+        )
+        raise ValueError(
+            "waterfall draws one output, and this row comes from a target='all' "
+            f"result: say which with output=, one of {outputs}."
+        )
+    if every:
+        if output not in row.index.get_level_values(0):
+            raise ValueError(f"output={output!r} is not an output of this row.")
+        row = row[output]
     if "prediction" not in attrs or "base_values" not in attrs:
         raise ValueError(
             "waterfall needs the attributions of a method whose rows sum to "
@@ -180,8 +201,18 @@ def waterfall(row, *, ax=None, max_display: int = 10):
             "KernelShap): their frames carry 'base_values' and 'prediction' in "
             "attrs, and this one does not."
         )
-    base = float(attrs["base_values"].loc[label])
-    end = float(attrs["prediction"].loc[label])
+    ends = []
+    for key in ("base_values", "prediction"):
+        entry = attrs[key]
+        if per_output:
+            if output not in entry.columns:
+                raise ValueError(
+                    f"output={output!r} is not one of the result's outputs "
+                    f"{list(entry.columns)}."
+                )
+            entry = entry[output]
+        ends.append(float(rows_of(entry, pd.Index([label]), f"attrs[{key!r}]").iloc[0]))
+    base, end = ends
     ax = _axes(ax)
     ordered = row.reindex(row.abs().sort_values(ascending=False).index)
     shown = ordered.iloc[:max_display]
@@ -247,8 +278,12 @@ def dependence(attributions: pd.DataFrame, X, feature, *, ax=None):
 
 
 def _frame_like(X, attributions: pd.DataFrame) -> pd.DataFrame:
-    """``X`` as a frame indexed and named like the attributions."""
-    if not isinstance(X, pd.DataFrame):
+    """``X`` as a frame of the attributions' rows: a DataFrame matched by its
+    index (by position when it holds none of their labels), an array by
+    position."""
+    if isinstance(X, pd.DataFrame):
+        X = rows_of(X, attributions.index, "X", by_position=True)
+    else:
         X = pd.DataFrame(np.asarray(X), columns=attributions.columns)
     if len(X) != len(attributions):
         raise ValueError(

@@ -140,3 +140,96 @@ def test_interactions_heat_map_is_the_mean_absolute_matrix(frame):
         plot.interactions(
             skattr.ShapleyValues(target=1).fit(MLP(), frame).explain(frame)
         )
+
+
+def _efficiency_gap(expl, prediction):
+    """Largest |values summed + base value - prediction| over the rows."""
+    axes = tuple(range(1, expl.values.ndim))
+    return np.abs(expl.values.sum(axes) + expl.base_values - prediction).max()
+
+
+def test_to_shap_matches_extras_and_X_to_rows_by_label(frame):
+    # pandas copies attrs whole into a sorted or sliced result: read by
+    # position, each row got another row's base value (a gap of 0.1 here),
+    # or 20 base values for 8 rows
+    attr = skattr.ShapleyValues(target="predicted").fit(MLP(), frame).explain(frame)
+    prediction = attr.attrs["prediction"]
+    for part in (attr.sort_values("a"), attr[attr["a"] > 0], attr.iloc[::-1]):
+        expl = skattr.to_shap(part, frame)
+        assert len(expl.base_values) == len(part)
+        assert _efficiency_gap(expl, prediction.loc[part.index].to_numpy()) < 1e-5
+        np.testing.assert_array_equal(expl.data, frame.loc[part.index].to_numpy())
+    # X in another order than the result: matched by its index as well
+    expl = skattr.to_shap(attr, frame.iloc[::-1])
+    np.testing.assert_array_equal(expl.data, frame.to_numpy())
+    # beside an array's result (labels 0..n-1), rows of other labels by position
+    relabelled = frame.set_axis([f"r{i}" for i in range(20)])
+    np.testing.assert_array_equal(
+        skattr.to_shap(attr, relabelled).data, frame.to_numpy()
+    )
+    with pytest.raises(ValueError, match="X has no row labelled"):
+        skattr.to_shap(attr, frame.iloc[:5])
+    # one output of a target="all" result: its attrs hold every output's
+    every = skattr.ShapleyValues(target="all").fit(MLP(), frame).explain(frame)
+    with pytest.raises(ValueError, match="one output of a target='all' result"):
+        skattr.to_shap(every[0])
+    # a label named twice cannot say which row of a reordered result is meant
+    twice = frame.set_axis(["p", "q"] * 10)
+    dup = skattr.ShapleyValues(target=0).fit(MLP(), twice).explain(twice)
+    assert (
+        _efficiency_gap(skattr.to_shap(dup), dup.attrs["prediction"].to_numpy()) < 1e-5
+    )
+    with pytest.raises(ValueError, match=r"names \['p', 'q'\] more than once"):
+        skattr.to_shap(dup.iloc[::-1])
+
+
+def test_to_shap_gives_interaction_values_as_matrices(frame):
+    # SHAP's layout of interaction values, [n, g, g]: each row's matrix sums
+    # to f(x) - f(baseline); before, [n * g, g] values with n base values
+    attr = skattr.ShapleyInteractions(target=1).fit(MLP(), frame).explain(frame)
+    expl = skattr.to_shap(attr)
+    assert expl.values.shape == (20, 5, 5)
+    np.testing.assert_array_equal(expl.values[3], attr.to_numpy()[15:20])
+    assert _efficiency_gap(expl, attr.attrs["prediction"].to_numpy()) < 1e-5
+    rows = attr.index.get_level_values(0).unique()
+    picked = attr.loc[[rows[7], rows[2]]]
+    part = skattr.to_shap(picked)
+    np.testing.assert_array_equal(part.values, expl.values[[7, 2]])
+    np.testing.assert_array_equal(part.base_values, expl.base_values[[7, 2]])
+    every = skattr.ShapleyInteractions(target="all").fit(MLP(), frame).explain(frame)
+    assert skattr.to_shap(every).values.shape == (20, 5, 5, 3)
+    with pytest.raises(ValueError, match="whole matrices"):
+        skattr.to_shap(attr.iloc[:7])
+
+
+def test_waterfall_of_a_sorted_result_and_of_one_output(frame):
+    attr = skattr.ShapleyValues(target=2).fit(MLP(), frame).explain(frame)
+    label = attr.index[attr["a"].argmax()]
+    for row in (attr.sort_values("a").iloc[-1], attr.sort_values("a").iloc[[-1]]):
+        ax = plot.waterfall(row)
+        assert ax.patches[0].get_x() == pytest.approx(
+            attr.attrs["base_values"].loc[label], abs=1e-6
+        )
+    every = skattr.ShapleyValues(target="all").fit(MLP(), frame).explain(frame)
+    for row in (every.iloc[4], every[2].iloc[4], every[2].iloc[[4]]):
+        with pytest.raises(ValueError, match=r"output=, one of \[0, 1, 2\]"):
+            plot.waterfall(row)
+        ax = plot.waterfall(row, output=2, max_display=5)
+        ends = [p.get_x() + p.get_width() for p in ax.patches]
+        assert ax.patches[0].get_x() == pytest.approx(
+            every.attrs["base_values"][2].iloc[4], abs=1e-6
+        )
+        assert ends[-1] == pytest.approx(every.attrs["prediction"][2].iloc[4], abs=1e-5)
+    twice = frame.set_axis(["p", "q"] * 10)
+    dup = skattr.ShapleyValues(target=0).fit(MLP(), twice).explain(twice)
+    with pytest.raises(ValueError, match=r"names \['p', 'q'\] more than once"):
+        plot.waterfall(dup.iloc[2])
+
+
+def test_beeswarm_and_dependence_match_X_to_rows_by_label(frame):
+    attr = skattr.FeatureAblation(target=0).fit(MLP(), frame).explain(frame)
+    part = attr.sort_values("b").iloc[:12]
+    ax = plot.dependence(part, frame, "b")
+    np.testing.assert_allclose(
+        ax.collections[0].get_offsets()[:, 0], frame.loc[part.index, "b"]
+    )
