@@ -358,6 +358,9 @@ CASES = [
     Case("model returns another device", "fit", ("FeatureAblation", "Lime"),
          lambda n, m, X: make(n).fit(Returns(lambda o: o.to("meta")), X),
          ValueError, "outputs on device meta, but its inputs are on cpu"),
+    Case("callable that needs float64", "fit", ("FeatureAblation", "GradientShap"),
+         lambda n, m, X: make(n).fit(_float64_callable(), X),
+         TypeError, r"plain callable, failed on torch.float32 rows.*runs on float64"),
     Case("not a model", "fit", ("FeatureAblation",),
          lambda n, m, X: make(n).fit("net", X),
          TypeError, "model must be a torch.nn.Module"),
@@ -404,6 +407,12 @@ def _dask_bad_partition(explainer, X):
     return explainer.explain(dd.from_pandas(bad, npartitions=2)).compute(
         scheduler="sync"
     )
+
+
+def _float64_callable():
+    """A Captum ``forward_func`` over a float64 module."""
+    linear = nn.Linear(5, 2).double()
+    return lambda x: linear(x)
 
 
 def _regressor(k):

@@ -164,6 +164,17 @@ def _same_value(a, b) -> bool:
     return equal if isinstance(equal, bool) else False
 
 
+def _needs_float64(adapter, rows: torch.Tensor) -> bool:
+    """Whether a plain callable that failed on ``rows`` runs on them in float64."""
+    if adapter.kind != "callable" or rows.dtype == torch.float64:
+        return False
+    try:
+        adapter.module(rows.double())
+    except Exception:  # noqa: BLE001 - any failure: not a matter of dtype
+        return False
+    return True
+
+
 def _brief(value) -> str:
     """A parameter's value for a message: its repr, or its type when long."""
     text = repr(value)
@@ -442,6 +453,15 @@ class BaseExplainer(BaseEstimator):
             try:
                 probe, layer_shape = self._probe(adapter, probe_rows)
             except RuntimeError as exc:
+                if _needs_float64(adapter, probe_rows):
+                    raise TypeError(
+                        f"The model, a plain callable, failed on {adapter.dtype} "
+                        f"rows ({type(exc).__name__}: {exc}) but runs on float64 "
+                        f"ones. skattr calls a plain callable on {adapter.dtype} "
+                        "tensors, as it has no parameters to read a dtype from: "
+                        "cast inside it (lambda x: f(x.double())), or pass the "
+                        "torch module itself, whose parameters' dtype is used."
+                    ) from exc
                 if X_fit is not None:
                     raise  # the user's own X and model
                 if "n_features_in_" in vars(self):
