@@ -62,7 +62,9 @@ def bar(importance: pd.DataFrame, *, ax=None, max_display: int = 10):
         ``importance`` and ``std``; with a column per output under
         ``target="all"``, one bar per output and feature), or the
         attributions of ``explain`` themselves, as SHAP's bar plot takes
-        them: their importance table is computed first.
+        them: their importance table is computed first. For
+        ``ShapleyInteractions`` (its ``importance``, or its result), one bar
+        per pair of features, ranked as its ``importance`` ranks them.
     ax : matplotlib Axes, default=None
     max_display : int, default=10
         The features shown (the most important).
@@ -82,9 +84,15 @@ def bar(importance: pd.DataFrame, *, ax=None, max_display: int = 10):
     [1.0, 2.0]
     """
     if "importance" not in importance.columns:  # attributions, one row per row
-        from skattr.explainers._base import rank_attributions
+        if isinstance(importance.index, pd.MultiIndex):  # (row, feature): pairs
+            from skattr.explainers._interactions import rank_pairs
 
-        importance = rank_attributions(importance)
+            importance = rank_pairs(importance)
+        else:
+            from skattr.explainers._base import rank_attributions
+
+            importance = rank_attributions(importance)
+    pairs = isinstance(importance.index, pd.MultiIndex)
     ax = _axes(ax)
     top = importance.head(max_display).iloc[::-1]  # the largest on top
     outputs = [c for c in importance.columns if c not in _OUTPUT_FREE]
@@ -97,8 +105,9 @@ def bar(importance: pd.DataFrame, *, ax=None, max_display: int = 10):
             offset = (i - (len(outputs) - 1) / 2) * height
             ax.barh(y + offset, top[output], height=height, label=str(output))
         ax.legend(title="output", fontsize="small")
-    ax.set_yticks(y, [str(f) for f in top.index])
-    ax.set_xlabel("mean |attribution|")
+    names = [" × ".join(map(str, f)) if pairs else str(f) for f in top.index]
+    ax.set_yticks(y, names)
+    ax.set_xlabel("mean |interaction|" if pairs else "mean |attribution|")
     return ax
 
 

@@ -233,3 +233,17 @@ def test_beeswarm_and_dependence_match_X_to_rows_by_label(frame):
     np.testing.assert_allclose(
         ax.collections[0].get_offsets()[:, 0], frame.loc[part.index, "b"]
     )
+
+
+def test_bar_of_interactions_draws_the_pairs(frame):
+    # the interactions result, given to bar, was ranked as if each
+    # (row, feature) line were a row of attributions
+    ex = skattr.ShapleyInteractions(target=1).fit(MLP(), frame)
+    attr, imp = ex.explain(frame), ex.importance(frame)
+    for given in (attr, imp):
+        ax = plot.bar(given, max_display=4)
+        widths = [p.get_width() for p in ax.patches]
+        np.testing.assert_allclose(widths, imp["importance"].iloc[:4][::-1])
+        labels = [t.get_text() for t in ax.get_yticklabels()]
+        assert labels == [f"{a} × {b}" for a, b in imp.index[:4][::-1]]
+        assert ax.get_xlabel() == "mean |interaction|"
