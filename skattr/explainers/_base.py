@@ -200,6 +200,13 @@ def _column_index(columns: tuple) -> pd.Index:
 
 
 @functools.cache
+def _fit_parameter_names(cls) -> tuple[str, ...]:
+    """``cls._fit_parameters`` among its constructor parameters."""
+    params = set(cls._get_param_names())
+    return tuple(name for name in cls._fit_parameters if name in params)
+
+
+@functools.cache
 def _shared_parameters(cls) -> tuple[str, ...]:
     """The :class:`Settings` fields among ``cls``'s constructor parameters."""
     params = set(cls._get_param_names())
@@ -619,10 +626,7 @@ class BaseExplainer(BaseEstimator):
 
     def _fit_parameter_values(self) -> dict:
         """The current values of the parameters ``fit`` acts on."""
-        names = self._get_param_names()
-        return {
-            name: getattr(self, name) for name in self._fit_parameters if name in names
-        }
+        return {name: getattr(self, name) for name in _fit_parameter_names(type(self))}
 
     def _prepare(self, X):
         """Checked ``X``, settings, layout and model-space tensor, before heavy work."""
