@@ -887,8 +887,11 @@ def _one_score_per_row(net, proba):
     """skorch's predict nonlinearity, given the outputs as its net returns them.
 
     A binary classifier's module returns one score per row, ``[m]``, from
-    which skorch's nonlinearity stacks ``(1 - p, p)`` as ``[m, 2]``; the
-    adapter holds outputs as ``[m, 1]``, which would stack to ``[m, 2, 1]``.
+    which skorch's nonlinearity stacks ``(1 - p, p)`` as ``[m, 2]`` (along
+    dimension 1); the adapter holds outputs as ``[m, 1]``, which would
+    stack to ``[m, 2, 1]``, and the scorer stacks copies as ``[S, m, 1]``:
+    the scores are handed over flat, and the result takes their leading
+    dimensions back.
     """
     from skorch import NeuralNetBinaryClassifier
 
@@ -896,7 +899,8 @@ def _one_score_per_row(net, proba):
         return proba
 
     def binary(out: torch.Tensor) -> torch.Tensor:
-        return proba(out[:, 0] if out.dim() == 2 and out.shape[1] == 1 else out)
+        lead = out.shape[:-1] if out.dim() >= 2 and out.shape[-1] == 1 else out.shape
+        return proba(out.reshape(-1)).reshape(*lead, -1)
 
     return binary
 

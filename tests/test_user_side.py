@@ -648,3 +648,42 @@ def test_a_binary_skorch_classifier_explains_its_probabilities(frame):
         np.testing.assert_allclose(
             every.attrs["prediction"].iloc[:, k], proba[:, k], rtol=1e-6
         )
+
+
+def test_a_binary_skorch_classifier_scored_and_labelled_as_scikit_learn_does(frame):
+    # FeaturePermutation(scoring=...) on NeuralNetBinaryClassifier raised
+    # (accuracy: a reshape error; roc_auc and log-loss: inconsistent sample
+    # counts): the scorer's copies were stacked [S, m, 1] and skorch's
+    # nonlinearity stacked (1 - p, p) along the wrong axis; and attrs["target"]
+    # said class 0 for the one score column, which is class 1's
+    from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
+    from skorch import NeuralNetBinaryClassifier
+
+    class Score(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(frame.shape[1] - 1, 1)
+
+        def forward(self, x):
+            return self.lin(x[:, 1:]).squeeze(-1) * 3.0  # ignores column 0
+
+    torch.manual_seed(0)
+    net = NeuralNetBinaryClassifier(Score).initialize()
+    X32 = frame.to_numpy(np.float32)
+    proba = net.predict_proba(X32)
+    y = (proba[:, 1] > np.median(proba[:, 1])).astype(np.int64)
+    y[:3] = 1 - y[:3]  # not a perfect score
+    expected = {
+        "accuracy": accuracy_score(y, net.predict(X32)),
+        "roc_auc": roc_auc_score(y, proba[:, 1]),
+        "neg_log_loss": -log_loss(y, proba),
+    }
+    for scoring, base in expected.items():
+        ex = FeaturePermutation(n_repeats=3, scoring=scoring, random_state=0)
+        imp = ex.fit(net, frame).importance(frame, y)
+        assert imp.attrs["baseline_score"] == pytest.approx(base, rel=1e-6)
+        assert imp.loc[frame.columns[0], "importance"] == 0.0  # ignored column
+        assert (imp["importance"] != 0).sum() > 1
+    for target in (None, 1, "predicted"):
+        attr = FeatureAblation(target=target).fit(net, frame).explain(frame)
+        assert set(attr.attrs["target"]) == {1}

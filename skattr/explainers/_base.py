@@ -997,12 +997,10 @@ class BaseExplainer(BaseEstimator):
         elif value.dim() == 1 and outputs is not None:
             value = value[:, None].expand(n, len(outputs))
         value = to_numpy(value)
-        if (
-            kind == "target"
-            and self.classes_ is not None
-            and len(self.classes_) == layout.n_outputs
-        ):
-            value = self.classes_[value]
+        if kind == "target" and self.classes_ is not None:
+            # the labels target="all" gives its outputs: a binary net's one
+            # score column is its second class
+            value = np.asarray(self._output_labels(layout))[value]
         if outputs is None:
             return pd.Series(value, index=frame.index, name=key, copy=False)
         return pd.DataFrame(
