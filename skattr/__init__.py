@@ -6,6 +6,7 @@ attributions from ``explain(X, y=None)``.
 """
 
 from skattr._config import config_context, get_config, set_config
+from skattr._results import concat
 from skattr._shap import to_shap
 from skattr.explainers import (
     FeatureAblation,
@@ -31,6 +32,7 @@ __all__ = [
     "ShapleyInteractions",
     "ShapleyValueSampling",
     "ShapleyValues",
+    "concat",
     "config_context",
     "get_config",
     "set_config",

@@ -687,3 +687,54 @@ def test_a_binary_skorch_classifier_scored_and_labelled_as_scikit_learn_does(fra
     for target in (None, 1, "predicted"):
         attr = FeatureAblation(target=target).fit(net, frame).explain(frame)
         assert set(attr.attrs["target"]) == {1}
+
+
+def _assert_same(a, b):
+    if isinstance(b, pd.DataFrame):
+        pd.testing.assert_frame_equal(a, b)
+    else:
+        pd.testing.assert_series_equal(a, b)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: ShapleyValues(target="all"),
+        lambda: KernelShap(n_samples=20, random_state=0),
+        lambda: skattr.ShapleyInteractions(target=1),
+    ],
+    ids=["ShapleyValues-all", "KernelShap", "ShapleyInteractions"],
+)
+def test_results_of_chunks_join_with_their_extras(make, frame):
+    # pandas.concat compares attrs to keep them and raised on their Series
+    # ("Can only compare identically-labeled Series objects"); skattr.concat
+    # joins the frames and their extras, equal to one call on every row for
+    # a method whose rows do not share draws
+    from skattr import concat
+
+    net = MLP()
+    ex = make().fit(net, frame)
+    whole = ex.explain(frame)
+    parts = [ex.explain(frame.iloc[:7]), ex.explain(frame.iloc[7:])]
+    joined = concat(parts)
+    if not isinstance(ex, KernelShap):  # its chunks draw their own designs
+        pd.testing.assert_frame_equal(joined, whole)
+        assert joined.attrs.keys() == whole.attrs.keys()
+        for key, value in whole.attrs.items():
+            if isinstance(value, (pd.Series, pd.DataFrame)):
+                _assert_same(joined.attrs[key], value)
+            else:
+                assert joined.attrs[key] == value
+    fx = joined.attrs["prediction"]
+    rows = (
+        joined.index.get_level_values(0).unique()
+        if joined.index.nlevels > 1
+        else joined.index
+    )
+    assert fx.index.equals(rows)
+    # slices of one result carry every row's extras: each keeps its own
+    again = concat([whole.iloc[: len(whole) // 2], whole.iloc[len(whole) // 2 :]])
+    pd.testing.assert_frame_equal(again, whole)
+    _assert_same(again.attrs["base_values"], whole.attrs["base_values"])
+    with pytest.raises(ValueError, match="other columns"):
+        concat([whole, whole.iloc[:, :2]])
