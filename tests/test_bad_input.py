@@ -275,6 +275,10 @@ CASES = [
          lambda n, m, X: make(n, perturb_func=lambda *a: torch.ones(3))
          .fit(m, X).explain(X),
          ValueError, r"perturb_func.*must return a tensor of shape"),
+    Case("similarity_func returning one weight", "explain", ("Lime",),
+         lambda n, m, X: make(n, similarity_func=lambda x, z, c: torch.ones(()))
+         .fit(m, X).explain(X),
+         ValueError, r"similarity_func must return one weight per perturbed input"),
     Case("scoring unknown", "fit", ("FeaturePermutation",),
          lambda n, m, X: make(n, scoring="acc").fit(m, X),
          ValueError, "scoring='acc' is not a scikit-learn scorer name"),

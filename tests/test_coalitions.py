@@ -154,7 +154,7 @@ def test_a_method_without_baseline_has_no_baseline_(X_frame):
 def test_lime_similarity_sees_only_the_perturbed_inputs(X_frame):
     seen = []
 
-    def similarity(x, z, inputs):
+    def similarity(x, inputs, z):
         seen.append(inputs.shape[0])
         return torch.ones(inputs.shape[0])
 

@@ -356,7 +356,7 @@ def test_lime_custom_similarity_and_shared_perturbations(X_frame):
     model = make_linear(w)
     calls = []
 
-    def similarity(X, Z_interp, Z_inputs):
+    def similarity(X, Z_inputs, Z_interp):
         calls.append((X.shape, Z_interp.shape, Z_inputs.shape))
         return torch.ones(X.shape[0])
 
@@ -497,3 +497,33 @@ def test_kernel_shap_on_a_table_wider_than_a_float_binomial():
     attr = attr.fit(model).explain(X)
     w = model.weight.detach().double().numpy()[0]
     np.testing.assert_allclose(attr.to_numpy(), X.to_numpy() * w, rtol=0, atol=1e-6)
+
+
+def test_a_captum_users_similarity_func(mlp, X_frame):
+    # Captum calls similarity_func(original, perturbed, interpretable); it
+    # got (original, coalitions, perturbed) and, written Captum's way, the
+    # kernel weighed the 0/1 coalitions without a word; Captum's own
+    # kernel, a scalar per call, failed with a reshape error
+    from captum.attr._core.lime import get_exp_kernel_similarity_function
+
+    def captum_order(original, perturbed, interpretable):
+        d = torch.linalg.vector_norm(original - perturbed, dim=-1)
+        return torch.exp(-(d**2) / (2 * 0.75**2))
+
+    common = {"n_samples": 30, "baseline": "zeros", "target": 1, "random_state": 0}
+    default = Lime(distance="euclidean", kernel_width=0.75, **common)
+    mine = Lime(similarity_func=captum_order, **common)
+    np.testing.assert_allclose(
+        mine.fit(mlp, X_frame).explain(X_frame).to_numpy(),
+        default.fit(mlp, X_frame).explain(X_frame).to_numpy(),
+        atol=1e-6,
+    )
+    scalar = Lime(
+        similarity_func=get_exp_kernel_similarity_function("euclidean", 0.75),
+        **common,
+    )
+    with pytest.raises(ValueError, match=r"one weight per perturbed input.*dim=-1"):
+        scalar.fit(mlp, X_frame).explain(X_frame)
+    negative = Lime(similarity_func=lambda x, z, c: -torch.ones(len(z)), **common)
+    with pytest.raises(ValueError, match="negative, NaN or infinite weights"):
+        negative.fit(mlp, X_frame).explain(X_frame)

@@ -328,13 +328,16 @@ class Lime(BaseExplainer):
         ``random_state``: draw from it (with ``device=generator.device``) to
         stay reproducible. ``None``: each group kept with probability 1/2.
     similarity_func : callable, default=None
-        ``similarity_func(X, Z_interp, Z_inputs) -> Tensor`` of shape
-        ``(m,)``: the weight of perturbed input ``Z_inputs[i]`` (shape
-        ``(m, n_model_inputs)``, built from coalition ``Z_interp[i]``, a
-        float 0/1 tensor ``(m, n_groups)``) for the explained row ``X[i]``
-        (``(m, n_model_inputs)``). Called on chunks of at most
-        ``batch_size`` perturbed inputs, on the device. ``None``: the
-        exponential kernel over ``distance`` with ``kernel_width``.
+        ``similarity_func(X, Z_inputs, Z_interp) -> Tensor`` of shape
+        ``(m,)``, Captum's order of arguments (original, perturbed,
+        interpretable): the weight (finite, at least 0) of perturbed input
+        ``Z_inputs[i]`` (shape ``(m, n_model_inputs)``, built from
+        coalition ``Z_interp[i]``, a float 0/1 tensor ``(m, n_groups)``)
+        for the explained row ``X[i]`` (``(m, n_model_inputs)``). Called on
+        chunks of at most ``batch_size`` perturbed inputs at once (Captum
+        calls it on one), on the device: compute along the last dimension.
+        ``None``: the exponential kernel over ``distance`` with
+        ``kernel_width``.
     {shared}
 
     Attributes
@@ -478,7 +481,9 @@ class Lime(BaseExplainer):
         n = X.shape[0]
         Z = self._coalitions(n, layout.n_groups, run.generator)
         similarity = self.similarity_func
-        if similarity is None:
+        if similarity is not None:
+            similarity = _checked_similarity(similarity)
+        else:
             kernel = exp_kernel_similarity(self.distance, float(self.kernel_width))
             similarity = kernel
             inputs = layout.adapter.inputs
@@ -530,3 +535,30 @@ class Lime(BaseExplainer):
             torch.as_tensor(np.stack(coefs), dtype=torch.float64),
             torch.as_tensor(intercepts, dtype=torch.float64),
         )
+
+
+def _checked_similarity(func):
+    """The user's ``similarity_func`` in the core's order ``(x, z, inputs)``,
+    its weights checked: one finite, non-negative weight per input."""
+
+    def similarity(x, z, inputs):
+        m = inputs.shape[0]
+        weights = func(x, inputs, z)
+        shape = tuple(getattr(weights, "shape", ()))
+        if not isinstance(weights, torch.Tensor) or shape != (m,):
+            raise ValueError(
+                f"similarity_func must return one weight per perturbed input, a "
+                f"tensor of shape ({m},); it returned "
+                f"{type(weights).__name__} of shape {shape}. skattr calls it on "
+                f"{m} perturbed inputs at once (row i of each argument belongs "
+                "together), where Captum calls it on one: compute along the last "
+                "dimension, e.g. torch.linalg.vector_norm(X - Z_inputs, dim=-1)."
+            )
+        if not bool((torch.isfinite(weights) & (weights >= 0)).all()):
+            raise ValueError(
+                "similarity_func returned negative, NaN or infinite weights; "
+                "LIME's weights must be finite and at least 0."
+            )
+        return weights
+
+    return similarity
