@@ -527,3 +527,14 @@ def test_a_captum_users_similarity_func(mlp, X_frame):
     negative = Lime(similarity_func=lambda x, z, c: -torch.ones(len(z)), **common)
     with pytest.raises(ValueError, match="negative, NaN or infinite weights"):
         negative.fit(mlp, X_frame).explain(X_frame)
+
+
+def test_captums_perturb_func_and_surrogate_get_a_message(mlp, X_frame):
+    from captum._utils.models.linear_model import SkLearnLasso
+    from captum.attr._core.lime import default_perturb_func
+
+    lime = Lime(perturb_func=default_perturb_func, baseline="zeros")
+    with pytest.raises(TypeError, match=r"perturb_func is called as perturb_func\("):
+        lime.fit(mlp, X_frame).explain(X_frame)
+    with pytest.raises(TypeError, match="SkLearnLasso wraps one"):
+        Lime(interpretable_model=SkLearnLasso(alpha=0.01)).fit(mlp, X_frame)

@@ -435,7 +435,9 @@ class Lime(BaseExplainer):
         ):
             raise TypeError(
                 "interpretable_model must be a scikit-learn regressor (with fit and "
-                f"get_params) or None; got {type(model).__name__}."
+                f"get_params) or None; got {type(model).__name__}. (Captum's "
+                "SkLearnLasso wraps one: pass sklearn.linear_model.Lasso(alpha=...) "
+                "itself.)"
             )
         for name in ("perturb_func", "similarity_func"):
             value = getattr(self, name)
@@ -446,7 +448,16 @@ class Lime(BaseExplainer):
         s = int(self.n_samples)
         if self.perturb_func is None:
             return bernoulli_coalitions(n, g, s, generator)
-        Z = torch.as_tensor(self.perturb_func(n, g, s, generator))
+        try:
+            Z = self.perturb_func(n, g, s, generator)
+        except TypeError as exc:
+            raise TypeError(
+                f"perturb_func is called as perturb_func(n_rows, n_groups, "
+                f"n_samples, generator) and returns every coalition at once; it "
+                f"raised {type(exc).__name__}: {exc}. (Captum's perturb_func, "
+                "called on one input per sample, does not fit this signature.)"
+            ) from exc
+        Z = torch.as_tensor(Z)
         if Z.shape not in ((n, s, g), (s, g)):
             raise ValueError(
                 f"perturb_func(n_rows={n}, n_groups={g}, n_samples={s}, generator) "
