@@ -563,6 +563,10 @@ class ModelCall:
             slot = rows.remainder(self.n_rows + 1).to(self._seen.device)
             self._seen.index_add_(0, slot, zeros.to(self._seen.device))
 
+    def row_label(self, i: int):
+        """The label of row ``i`` of the call's ``X``, for messages."""
+        return self.index[i]
+
     def check(self, values: np.ndarray | None = None) -> None:
         """Raise a ``ValueError`` if an output (or a value of ``values``) is not finite.
 
@@ -597,7 +601,7 @@ class ModelCall:
         else:
             which, what = values_bad, "the attributions (gradients) are NaN or infinite"
         positions = torch.nonzero(which).flatten().cpu().numpy()
-        labels = ", ".join(repr(self.index[i]) for i in positions[:5])
+        labels = ", ".join(repr(self.row_label(i)) for i in positions[:5])
         more = ", ..." if len(positions) > 5 else ""
         raise ValueError(
             f"For {len(positions)} of the {self.n_rows} rows of X {what} (first rows: "
@@ -796,6 +800,10 @@ class _RowWindow:
 
     def rest(self, H: torch.Tensor, rows: torch.Tensor | None = None):
         return self._call.rest(H, self._shift(rows))
+
+    def row_label(self, i: int):
+        """The label of the chunk's row ``i`` in the call's ``X``."""
+        return self._call.row_label(self._start + i)
 
     def __getattr__(self, name):
         return getattr(self._call, name)

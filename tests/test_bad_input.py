@@ -279,6 +279,10 @@ CASES = [
          lambda n, m, X: make(n, similarity_func=lambda x, z, c: torch.ones(()))
          .fit(m, X).explain(X),
          ValueError, r"similarity_func must return one weight per perturbed input"),
+    Case("similarity weights all 0", "explain", ("Lime",),
+         lambda n, m, X: make(n, similarity_func=lambda x, z, c: torch.zeros(len(z)))
+         .fit(m, X).explain(X),
+         ValueError, r"For 12 of the 12 rows of X.*every perturbed input weighs 0"),
     Case("scoring unknown", "fit", ("FeaturePermutation",),
          lambda n, m, X: make(n, scoring="acc").fit(m, X),
          ValueError, "scoring='acc' is not a scikit-learn scorer name"),

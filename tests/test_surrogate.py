@@ -508,10 +508,10 @@ def test_a_captum_users_similarity_func(mlp, X_frame):
 
     def captum_order(original, perturbed, interpretable):
         d = torch.linalg.vector_norm(original - perturbed, dim=-1)
-        return torch.exp(-(d**2) / (2 * 0.75**2))
+        return torch.exp(-(d**2) / (2 * 2.0**2))
 
     common = {"n_samples": 30, "baseline": "zeros", "target": 1, "random_state": 0}
-    default = Lime(distance="euclidean", kernel_width=0.75, **common)
+    default = Lime(distance="euclidean", kernel_width=2.0, **common)
     mine = Lime(similarity_func=captum_order, **common)
     np.testing.assert_allclose(
         mine.fit(mlp, X_frame).explain(X_frame).to_numpy(),
@@ -538,3 +538,29 @@ def test_captums_perturb_func_and_surrogate_get_a_message(mlp, X_frame):
         lime.fit(mlp, X_frame).explain(X_frame)
     with pytest.raises(TypeError, match="SkLearnLasso wraps one"):
         Lime(interpretable_model=SkLearnLasso(alpha=0.01)).fit(mlp, X_frame)
+
+
+def test_lime_weights_that_leave_no_data_are_refused_and_few_are_warned(X_frame):
+    # at a kernel_width far below the distances every perturbed input of a
+    # row can weigh 0 in float32, and the surrogate returned zeros; a few
+    # inputs with weight left an ill-conditioned fit, without a word
+    from skattr import Lime
+
+    model = make_linear(np.array([1.0, -2.0, 0.0, 0.5, 3.0]))
+
+    def none_for_row_r3(X, Z_inputs, Z_interp):
+        far = (X[:, 0] == float(X_frame.loc["r3", "f0"])).double()
+        return torch.exp(-(torch.linalg.vector_norm(X - Z_inputs, dim=-1) ** 2)) * (
+            1 - far
+        )
+
+    common = {"n_samples": 40, "baseline": "zeros", "random_state": 0}
+    lime = Lime(similarity_func=none_for_row_r3, **common)
+    with pytest.raises(
+        ValueError, match=r"For 1 of the 12 rows of X \(first rows: 'r3'\)"
+    ):
+        lime.fit(model, X_frame).explain(X_frame)
+    narrow = Lime(distance="euclidean", kernel_width=0.05, **common)
+    with pytest.warns(UserWarning, match="fewer effective samples") as seen:
+        narrow.fit(model, X_frame).explain(X_frame.iloc[:4])
+    assert seen[0].filename == __file__  # the warning points at the user's call

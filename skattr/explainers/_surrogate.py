@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 from sklearn.base import clone
@@ -515,6 +517,7 @@ class Lime(BaseExplainer):
             batch_size=run.settings.batch_size,
         )
         call.check()  # before the solve: a NaN output would keep the Lasso going
+        self._check_weights(w, layout.n_groups, call)
         # one surrogate per (row, target): the targets' axis joins the rows
         t = v.shape[2]
         v = v.permute(0, 2, 1).reshape(n * t, -1)
@@ -530,6 +533,45 @@ class Lime(BaseExplainer):
             "n_samples": int(self.n_samples),
             "target": cv.targets,
         }
+
+    def _check_weights(self, w: torch.Tensor, g: int, call) -> None:
+        """Refuse rows whose perturbed inputs all weigh 0 (no data for the
+        surrogate: it returned zeros); warn of rows whose weights leave fewer
+        effective samples, ``(sum w)^2 / sum w^2``, than its ``g + 1``
+        coefficients (a few inputs decide, and the fit is ill-conditioned)."""
+        total = w.sum(1)
+        n = w.shape[0]
+        why = (
+            "the similarity_func's weights"
+            if self.similarity_func is not None
+            else f"kernel_width={self.kernel_width} is small for these "
+            f"{self.distance} distances"
+        )
+        dead = torch.nonzero(total <= 0).flatten().tolist()
+        if dead:
+            labels = ", ".join(repr(call.row_label(i)) for i in dead[:5])
+            raise ValueError(
+                f"For {len(dead)} of the {n} rows of X (first rows: {labels}) every "
+                f"perturbed input weighs 0 ({why}), so that the surrogate has no "
+                "data to fit. "
+                + (
+                    "Check the similarity_func."
+                    if self.similarity_func is not None
+                    else "Raise kernel_width, or use distance='cosine'."
+                )
+            )
+        effective = total**2 / (w**2).sum(1)
+        few = effective < g + 1
+        if bool(few.any()):
+            warnings.warn(
+                f"Lime: for {int(few.sum())} of the {n} rows of X the similarity "
+                f"weights leave fewer effective samples (as few as "
+                f"{float(effective.min()):.1f}) than the surrogate's {g + 1} "
+                f"coefficients ({why}): their attributions rest on a few "
+                "perturbed inputs. Raise kernel_width or n_samples.",
+                UserWarning,
+                stacklevel=6,  # the user's call of explain
+            )
 
     def _fit_each_row(self, Z, v, w):
         """The slow path: one scikit-learn fit per row."""
