@@ -2,7 +2,8 @@
 #   make demo   create .venv if missing, install, run the demo
 #   make test   create .venv if missing, install with test extras, run the suite
 #   make docs   build the documentation into docs/_build/html
-# The CPU torch wheel is installed first; override with e.g. `make test TORCH=torch`.
+# torch is installed first (this project's machines hold 2.13.0 as a CPU build;
+# see the README elsewhere); override with e.g. `make test TORCH=torch`.
 
 PYTHON ?= python3
 TORCH ?= torch==2.13.0

@@ -295,3 +295,11 @@ def test_importance_is_the_statistics_of_explain(X_frame, target):
         table.loc[features, "std"], magnitude.std(ddof=1), rtol=1e-12
     )
     assert table["importance"].is_monotonic_decreasing
+
+
+@pytest.mark.parametrize("cls", EXPLAINERS, ids=explainer_ids)
+def test_importance_says_how_many_rows_it_averaged(cls, mlp, X_frame, y_labels):
+    # the docs give every importance table attrs["n_rows"]; in memory only
+    # FeaturePermutation's had it (and every Dask table)
+    imp = build(cls).fit(mlp, X_frame).importance(X_frame.iloc[:7], y_labels[:7])
+    assert imp.attrs["n_rows"] == 7

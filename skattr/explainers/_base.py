@@ -818,15 +818,18 @@ class BaseExplainer(BaseEstimator):
             ``target="all"``: ``importance`` is the mean over rows of each
             row's mean ``|attribution|`` over the outputs, ``std`` its standard
             deviation over rows, and one column per output holds that
-            output's mean ``|attribution|``. Given a Dask DataFrame, the
-            same table, reduced over the partitions, with ``"n_rows"`` in
-            ``attrs``.
+            output's mean ``|attribution|``. ``attrs["n_rows"]`` holds the
+            number of rows averaged over. Given a Dask DataFrame, the same
+            table, reduced over the partitions.
         """
         if is_dask(X):
             from skattr import dask
 
             return dask.importance(self, X, y)
-        return rank_attributions(self.explain(X, y))
+        attr = self.explain(X, y)
+        table = rank_attributions(attr)
+        table.attrs["n_rows"] = len(attr)
+        return table
 
     # ------------------------------------------------------------ helpers
     def _generator(self, seed: int | None = None) -> torch.Generator:

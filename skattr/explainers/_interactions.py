@@ -314,8 +314,13 @@ class ShapleyInteractions(BaseExplainer):
             and ``mean`` (signed). With ``target="all"``, ``importance`` and
             ``std`` are those of each row's mean ``|SII|`` over the outputs,
             and a column per output holds that output's mean ``|SII|``.
+            ``attrs["n_rows"]`` holds the number of rows averaged over.
         """
-        return rank_pairs(self.explain(X, y))
+        attr = self.explain(X, y)
+        table = rank_pairs(attr)
+        g = len(attr.columns.get_level_values(-1).unique())
+        table.attrs["n_rows"] = len(attr) // g  # a row per (row, feature)
+        return table
 
 
 def rank_pairs(attr: pd.DataFrame) -> pd.DataFrame:
