@@ -470,20 +470,33 @@ def rows_of(entry, index: pd.Index, what: str, *, by_position: bool = False):
     every frame derived from the result (a slice, a sort): read by position,
     they paired each row with another row's value. Here they are read by
     label: as they are when the index is the same, else ``entry.loc[index]``
-    when ``entry``'s labels are unique and hold every label of ``index``;
-    ``by_position`` (the rows a user passes next to an array's result,
-    indexed ``0..n-1``) falls back on the order when the labels differ
-    altogether and the lengths agree. Anything else is refused: a label
-    named twice cannot say which of its rows is meant.
+    when ``entry``'s labels are unique and hold every label of ``index``.
+
+    ``by_position`` is for the ``X`` a user passes beside a result: a result
+    indexed ``0..n-1`` in order (an array's, or a frame's default index)
+    takes ``X``'s rows in their order, whatever ``X``'s labels (the rows of
+    ``X_test`` explained as an array). A result whose labels are ``0..n-1``
+    in another order, beside an ``X`` without them, is refused: it could be
+    a sorted array result as well as another frame's rows. Anything else
+    that cannot be matched is refused too: a label named twice cannot say
+    which of its rows is meant.
     """
     labels = entry.index
     if labels.equals(index):
         return entry
+    n = len(index)
+    if by_position and len(entry) == n and index.equals(pd.RangeIndex(n)):
+        return entry
     present = index.isin(labels)
     if labels.is_unique and present.all():
         return entry.loc[index]
-    if by_position and not present.any() and len(entry) == len(index):
-        return entry
+    if by_position and not present.all() and _is_range(index):
+        raise ValueError(
+            f"The attributions' rows are labelled 0..{n - 1} (an array's rows, "
+            f"or a default index) in another order than {what}'s, which does not "
+            f"hold those labels: pass {what} in the attributions' order (e.g. "
+            f"{what}.iloc[attributions.index] for an array's result)."
+        )
     if not present.all():
         missing = list(index[~present][:5])
         raise ValueError(
@@ -497,6 +510,38 @@ def rows_of(entry, index: pd.Index, what: str, *, by_position: bool = False):
         "be any of them. Give the rows unique labels (X.reset_index(drop=True)) "
         "before explain, or pass the whole result as explain returned it."
     )
+
+
+def interaction_rows(frame: pd.DataFrame) -> pd.Index | None:
+    """The rows of a ShapleyInteractions result, ``None`` for any other frame.
+
+    Such a result is indexed by (row of ``X``, feature), its levels named
+    ``"row"`` and ``"feature"``, the features those of its columns; a row
+    of ``X`` that is itself a tuple (a MultiIndex ``X``) comes back as a
+    MultiIndex, to match the result's per-row extras. The one test of
+    whether a frame holds interactions, for ``to_shap``, ``concat`` and the
+    plots.
+    """
+    index = frame.index
+    if not (
+        isinstance(index, pd.MultiIndex)
+        and index.nlevels == 2
+        and index.names[1] == "feature"
+        and index.get_level_values(1).isin(frame.columns.get_level_values(-1)).all()
+    ):
+        return None
+    rows = index.get_level_values(0).unique()
+    if len(rows) and all(isinstance(r, tuple) for r in rows):
+        return pd.MultiIndex.from_tuples(list(rows))
+    return rows
+
+
+def _is_range(index: pd.Index) -> bool:
+    """Whether ``index`` holds the labels ``0..n-1``, in any order."""
+    n = len(index)
+    if not pd.api.types.is_integer_dtype(index.dtype) or not index.is_unique:
+        return False
+    return n == 0 or (int(index.min()) == 0 and int(index.max()) == n - 1)
 
 
 def check_y(y, n_rows: int) -> np.ndarray | None:

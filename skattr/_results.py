@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
-from skattr._data import rows_of
+from skattr._data import interaction_rows, rows_of
 
 
 def concat(results) -> pd.DataFrame:
@@ -64,12 +65,24 @@ def concat(results) -> pd.DataFrame:
                 f"than results[0] ({sorted(first.attrs)}): they come from "
                 "different methods or settings."
             )
-    out = pd.concat([_bare(result) for result in results])
+    rows = [_whole_rows(result, i) for i, result in enumerate(results)]
+    # chunks of an array each number their rows 0..k-1: numbered on, as the
+    # result of the whole array would be (labels a frame gave are kept)
+    joined = rows[0].append(rows[1:]) if len(rows) > 1 else rows[0]
+    renumber = not joined.is_unique and all(
+        r.equals(pd.RangeIndex(len(r))) for r in rows
+    )
+    starts = np.cumsum([0] + [len(r) for r in rows])
+    parts = [_bare(r) for r in results]
+    if renumber:
+        parts = [_renumbered(p, start) for p, start in zip(parts, starts)]
+    out = pd.concat(parts)
     for key, value in first.attrs.items():
         if isinstance(value, (pd.Series, pd.DataFrame)):
-            out.attrs[key] = pd.concat(
-                [_bare(_own_rows(r.attrs[key], r, key)) for r in results]
-            )
+            entries = [_bare(_own_rows(r.attrs[key], r, key)) for r in results]
+            if renumber:
+                entries = [_renumbered(e, a) for e, a in zip(entries, starts)]
+            out.attrs[key] = pd.concat(entries)
         elif all(_agree(r.attrs[key], value) for r in results):
             out.attrs[key] = value
         else:
@@ -79,6 +92,36 @@ def concat(results) -> pd.DataFrame:
                 "from explainers of different settings."
             )
     return out
+
+
+def _whole_rows(result: pd.DataFrame, i: int) -> pd.Index:
+    """The rows of a result; an interactions result must hold whole ones."""
+    rows = interaction_rows(result)
+    if rows is None:
+        return result.index
+    g = len(result.columns.get_level_values(-1).unique())
+    if len(result) != len(rows) * g:
+        raise ValueError(
+            f"results[{i}] cuts a row's interactions ({len(result)} lines for "
+            f"{len(rows)} rows of {g} features): join whole rows, selected by "
+            "their first index level (attributions.loc[[row, ...]])."
+        )
+    return rows
+
+
+def _renumbered(frame, start: int):
+    """``frame`` with its rows numbered from ``start`` (an interactions
+    frame's or cell entry's first level; a per-row entry's index)."""
+    index = frame.index
+    if isinstance(index, pd.MultiIndex) and index.names[-1] == "feature":
+        codes = index.get_level_values(0)
+        number = pd.Index(codes.unique()).get_indexer(codes) + start
+        new = pd.MultiIndex.from_arrays(
+            [number, index.get_level_values(1)], names=index.names
+        )
+    else:
+        new = pd.RangeIndex(start, start + len(frame), name=index.name)
+    return frame.set_axis(new)
 
 
 def _bare(frame):
@@ -91,9 +134,9 @@ def _bare(frame):
 def _own_rows(entry, result: pd.DataFrame, key: str):
     """The rows of ``entry`` that belong to ``result``: a per-row entry of an
     interactions result is indexed by its rows, the result by (row, feature)."""
-    rows = result.index
-    if entry.index.nlevels < rows.nlevels:
-        rows = rows.get_level_values(0).unique()
+    rows = interaction_rows(result)
+    if rows is None or list(entry.index.names) == list(result.index.names):
+        rows = result.index  # a per-cell entry, indexed like the result
     return rows_of(entry, rows, f"attrs[{key!r}]")
 
 

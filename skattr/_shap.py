@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from skattr._data import rows_of
+from skattr._data import interaction_rows, rows_of
 
 
 def to_shap(attributions: pd.DataFrame, X=None):
@@ -28,8 +28,9 @@ def to_shap(attributions: pd.DataFrame, X=None):
         The rows explained, for the feature values (``data``); only when it
         has the attributions' columns (not for feature groups or
         interactions). A DataFrame is matched to the attributions' rows by
-        its index (by position when it holds none of their labels, as
-        beside the result of an array); an array by position.
+        its index, except beside a result indexed ``0..n-1`` in order (an
+        array's), which takes its rows in their order; an array by
+        position (:func:`skattr._data.rows_of`).
 
     Returns
     -------
@@ -46,9 +47,10 @@ def to_shap(attributions: pd.DataFrame, X=None):
         list(dict.fromkeys(attributions.columns.get_level_values(0))) if every else None
     )
     features = list(attributions[outputs[0]].columns if every else attributions.columns)
-    cube = isinstance(attributions.index, pd.MultiIndex)  # ShapleyInteractions'
+    rows = interaction_rows(attributions)
+    cube = rows is not None  # ShapleyInteractions': whole g x g matrices
     if cube:
-        attributions, rows = _whole_matrices(attributions, features)
+        attributions = _whole_matrices(attributions, rows, features)
     else:
         rows = attributions.index
     parts = [attributions[o] for o in outputs] if every else [attributions]
@@ -91,18 +93,21 @@ def to_shap(attributions: pd.DataFrame, X=None):
     )
 
 
-def _whole_matrices(attributions: pd.DataFrame, features: list):
-    """An interactions frame (rows ``(row, feature)``) as whole ``g x g`` blocks
-    in feature order, and its rows; refused where a row's block is cut."""
-    rows = attributions.index.get_level_values(0).unique()
-    whole = pd.MultiIndex.from_product([rows, features])
-    if attributions.index.equals(whole):
-        return attributions, rows
+def _whole_matrices(attributions: pd.DataFrame, rows: pd.Index, features: list):
+    """An interactions frame as whole ``g x g`` blocks, its rows' in order and
+    features in the columns' order; refused where a row's block is cut."""
+    level0 = attributions.index.get_level_values(0).unique()
+    g = len(features)
+    whole = pd.MultiIndex.from_arrays(
+        [level0.repeat(g), np.tile(np.asarray(features, dtype=object), len(level0))]
+    )
     index = attributions.index
+    if index.equals(whole):
+        return attributions
     if index.is_unique and len(index) == len(whole) and whole.isin(index).all():
-        return attributions.loc[whole], rows
+        return attributions.loc[whole]
     raise ValueError(
         "to_shap takes an interactions result as whole matrices: each row's "
-        f"{len(features)} lines, one per feature. Select rows by their first "
-        "index level (attributions.loc[[row, ...]])."
+        f"{g} lines, one per feature. Select rows by their first index level "
+        "(attributions.loc[[row, ...]])."
     )

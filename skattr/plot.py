@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from skattr._data import rows_of
+from skattr._data import interaction_rows, rows_of
 
 _OUTPUT_FREE = ("importance", "std", "mean")
 
@@ -84,7 +84,7 @@ def bar(importance: pd.DataFrame, *, ax=None, max_display: int = 10):
     [1.0, 2.0]
     """
     if "importance" not in importance.columns:  # attributions, one row per row
-        if isinstance(importance.index, pd.MultiIndex):  # (row, feature): pairs
+        if interaction_rows(importance) is not None:  # (row, feature): pairs
             from skattr.explainers._interactions import rank_pairs
 
             importance = rank_pairs(importance)
@@ -92,7 +92,7 @@ def bar(importance: pd.DataFrame, *, ax=None, max_display: int = 10):
             from skattr.explainers._base import rank_attributions
 
             importance = rank_attributions(importance)
-    pairs = isinstance(importance.index, pd.MultiIndex)
+    pairs = list(importance.index.names) == ["feature", "other"]  # rank_pairs
     ax = _axes(ax)
     top = importance.head(max_display).iloc[::-1]  # the largest on top
     outputs = [c for c in importance.columns if c not in _OUTPUT_FREE]
@@ -288,8 +288,8 @@ def dependence(attributions: pd.DataFrame, X, feature, *, ax=None):
 
 def _frame_like(X, attributions: pd.DataFrame) -> pd.DataFrame:
     """``X`` as a frame of the attributions' rows: a DataFrame matched by its
-    index (by position when it holds none of their labels), an array by
-    position."""
+    index (in its order beside a result indexed ``0..n-1`` in order, an
+    array's), an array by position (:func:`skattr._data.rows_of`)."""
     if isinstance(X, pd.DataFrame):
         X = rows_of(X, attributions.index, "X", by_position=True)
     else:
@@ -357,14 +357,14 @@ def interactions(
     >>> matplotlib.use("Agg")
     >>> import pandas as pd
     >>> from skattr import plot
-    >>> index = pd.MultiIndex.from_product([[0, 1], ["a", "b"]])
+    >>> index = pd.MultiIndex.from_product([[0, 1], ["a", "b"]], names=["row", "feature"])
     >>> attr = pd.DataFrame([[1.0, 0.5], [0.5, 2.0], [3.0, -1.0], [-1.0, 0.0]],
     ...                     index=index, columns=["a", "b"])
     >>> plot.interactions(attr).images[0].get_array().tolist()
     [[2.0, 0.75], [0.75, 1.0]]
     """
     attributions = _one_output(attributions, "plot.interactions")
-    if not isinstance(attributions.index, pd.MultiIndex):
+    if interaction_rows(attributions) is None:
         raise ValueError(
             "plot.interactions draws ShapleyInteractions' result, whose rows are "
             "(row of X, feature); this frame has one row per row of X. Use "

@@ -12,7 +12,7 @@ import pytest  # noqa: E402
 
 import skattr  # noqa: E402
 from skattr import plot  # noqa: E402
-from tests.conftest import MLP  # noqa: E402
+from tests.conftest import MLP, make_linear  # noqa: E402
 
 
 @pytest.fixture
@@ -159,16 +159,26 @@ def test_to_shap_matches_extras_and_X_to_rows_by_label(frame):
         assert len(expl.base_values) == len(part)
         assert _efficiency_gap(expl, prediction.loc[part.index].to_numpy()) < 1e-5
         np.testing.assert_array_equal(expl.data, frame.loc[part.index].to_numpy())
-    # X in another order than the result: matched by its index as well
-    expl = skattr.to_shap(attr, frame.iloc[::-1])
-    np.testing.assert_array_equal(expl.data, frame.to_numpy())
-    # beside an array's result (labels 0..n-1), rows of other labels by position
-    relabelled = frame.set_axis([f"r{i}" for i in range(20)])
-    np.testing.assert_array_equal(
-        skattr.to_shap(attr, relabelled).data, frame.to_numpy()
-    )
+    with pytest.raises(ValueError, match="in another order than X's"):
+        skattr.to_shap(attr.sort_values("a"), frame.set_axis(range(100, 120)))
+    # a labelled frame in another order than the result: matched by label
+    named = frame.set_axis([f"r{i}" for i in range(20)])
+    attr_named = skattr.ShapleyValues(target=1).fit(MLP(), named).explain(named)
+    expl = skattr.to_shap(attr_named, named.iloc[::-1])
+    np.testing.assert_array_equal(expl.data, named.to_numpy())
     with pytest.raises(ValueError, match="X has no row labelled"):
-        skattr.to_shap(attr, frame.iloc[:5])
+        skattr.to_shap(attr_named, named.iloc[:5])
+    # an array's result (rows 0..n-1 in order) takes X's rows in their order,
+    # whatever X's labels: X_test explained as an array, or a shuffled frame
+    # whose labels are 0..n-1 (matched by label, they paired other rows)
+    w = np.array([1.0, -2.0, 0.5, 3.0, 0.0])
+    linear = make_linear(w)
+    for X in (frame.iloc[5:15], frame.sample(frac=1, random_state=1)):
+        arr = skattr.ShapleyValues(baseline=0.0).fit(linear, X).explain(X.to_numpy())
+        expl = skattr.to_shap(arr, X)
+        np.testing.assert_allclose(expl.values, w * expl.data, atol=1e-5)
+        ax = plot.dependence(arr, X, "a")
+        np.testing.assert_allclose(ax.collections[0].get_offsets()[:, 0], X["a"])
     # one output of a target="all" result: its attrs hold every output's
     every = skattr.ShapleyValues(target="all").fit(MLP(), frame).explain(frame)
     with pytest.raises(ValueError, match="one output of a target='all' result"):

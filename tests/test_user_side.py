@@ -738,3 +738,31 @@ def test_results_of_chunks_join_with_their_extras(make, frame):
     _assert_same(again.attrs["base_values"], whole.attrs["base_values"])
     with pytest.raises(ValueError, match="other columns"):
         concat([whole, whole.iloc[:, :2]])
+
+
+def test_concat_numbers_an_arrays_chunks_on_and_keeps_whole_interactions(frame):
+    # chunks of an array are each numbered 0..k-1: joined, their labels
+    # repeated, and a row of the joined result could not be matched
+    from skattr import concat, plot
+
+    X = frame.to_numpy()
+    ex = ShapleyValues(target=1).fit(MLP(), X)
+    whole = concat([ex.explain(X[:5]), ex.explain(X[5:])])
+    assert whole.index.equals(pd.RangeIndex(len(X)))
+    pd.testing.assert_frame_equal(whole, ex.explain(X))
+    pd.testing.assert_series_equal(
+        whole.attrs["base_values"], ex.explain(X).attrs["base_values"]
+    )
+    plot.waterfall(whole.iloc[7])
+    # interactions: whole rows only, also for a MultiIndex X
+    inter = skattr.ShapleyInteractions(target=1).fit(MLP(), frame)
+    attr = inter.explain(frame)
+    with pytest.raises(ValueError, match="cuts a row's interactions"):
+        concat([attr.iloc[:7], attr.iloc[7:]])
+    two = frame.iloc[:4].set_axis(
+        pd.MultiIndex.from_product([["u1", "u2"], [1, 2]], names=["user", "t"])
+    )
+    parts = [inter.explain(two.iloc[:2]), inter.explain(two.iloc[2:])]
+    joined = concat(parts)
+    pd.testing.assert_frame_equal(joined, inter.explain(two))
+    assert joined.attrs["base_values"].index.equals(two.index)
