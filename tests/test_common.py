@@ -303,3 +303,22 @@ def test_importance_says_how_many_rows_it_averaged(cls, mlp, X_frame, y_labels):
     # FeaturePermutation's had it (and every Dask table)
     imp = build(cls).fit(mlp, X_frame).importance(X_frame.iloc[:7], y_labels[:7])
     assert imp.attrs["n_rows"] == 7
+
+
+def test_a_joblib_round_trip_keeps_the_parameters_fit_saw(mlp, X_frame):
+    # joblib stores an array apart from the explainer's reference to it:
+    # compared by identity, an array baseline or mask read as changed
+    import joblib
+
+    ex = skattr.ShapleyValues(
+        baseline=np.zeros(5), feature_groups=np.array([0, 0, 1, 1, 2])
+    ).fit(mlp, X_frame)
+    reference = ex.explain(X_frame)
+    buffer = __import__("io").BytesIO()
+    joblib.dump(ex, buffer)
+    buffer.seek(0)
+    again = joblib.load(buffer)
+    pd.testing.assert_frame_equal(again.explain(X_frame), reference)
+    again.set_params(baseline=np.ones(5))
+    with pytest.raises(ValueError, match="baseline was changed"):
+        again.explain(X_frame)

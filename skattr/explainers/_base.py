@@ -151,15 +151,31 @@ class Settings:
 
 def _same_value(a, b) -> bool:
     """Whether a parameter still holds the value ``fit`` saw: the same object,
-    or an equal plain value (a string, number, dict or list of them); arrays
-    and frames only as the same object (a pickled explainer keeps it so)."""
+    or an equal value of the same type (arrays, tensors and frames compared
+    by value, dtype and shape: a joblib round trip stores an array apart
+    from the explainer's own reference to it; containers item by item)."""
     if a is b:
         return True
     if type(a) is not type(b):
         return False
+    if isinstance(a, np.ndarray):
+        return a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a, b)
+    if isinstance(a, torch.Tensor):
+        return (
+            a.dtype == b.dtype
+            and a.device == b.device
+            and a.shape == b.shape
+            and torch.equal(a, b)
+        )
+    if isinstance(a, (pd.Series, pd.DataFrame, pd.Index)):
+        return a.equals(b)
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same_value(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(map(_same_value, a, b))
     try:
         equal = a == b
-    except Exception:  # noqa: BLE001 - containers of arrays compare ambiguously
+    except Exception:  # noqa: BLE001 - an object that cannot compare: changed
         return False
     return equal if isinstance(equal, bool) else False
 
