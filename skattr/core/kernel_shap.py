@@ -176,9 +176,9 @@ def kernel_shap(
     draws = torch.zeros(n, dtype=torch.long, device=device)
     used = torch.zeros(n, dtype=torch.long, device=device)
     for pairs in rounds:
-        if pairs == rounds[-1]:  # the last design must determine the values
-            new = grow_determined(design, pairs)
-        else:
+        if pairs >= g:  # from g pairs on, a design must determine the values
+            new = grow_determined(design, pairs, refuse=pairs == rounds[-1])
+        else:  # fewer pairs cannot: NaN error bars keep every row going
             new = design.grow(pairs)
         cv = coalition_values(
             f,
@@ -217,7 +217,7 @@ def kernel_shap(
     return KernelShapResult(values, std, df, draws, used, False, fx, fb, chosen)
 
 
-def grow_determined(design: PairedDesign, n_pairs: int) -> slice:
+def grow_determined(design: PairedDesign, n_pairs: int, refuse: bool = True) -> slice:
     """Grow ``design`` to ``n_pairs`` pairs that determine every value; the new slice.
 
     The odd values of ``m`` pairs and the efficiency constraint determine
@@ -227,16 +227,20 @@ def grow_determined(design: PairedDesign, n_pairs: int) -> slice:
     told apart, and the regression's values for them would be arbitrary.
     Such a design's new pairs are drawn again from the same generator (the
     earlier rounds' pairs of ``tol``, evaluated already, are kept), up to
-    :data:`REDRAWS` times, before its model evaluations; a design that is
-    still undetermined then is refused with ``ValueError``. The rank is
-    checked below ``2 g`` pairs only, where such designs were seen: an SVD
-    of ``m + 1`` by ``g`` values.
+    :data:`REDRAWS` times, before its model evaluations. With ``tol`` every
+    round from ``g`` pairs on is drawn so (the rank never falls as pairs
+    are added, so that a determined round keeps the later ones determined);
+    a design still undetermined after the draws is refused with
+    ``ValueError`` when ``refuse`` (the last round), else kept (its NaN
+    error bars keep every row going). The rank is checked below ``2 g``
+    pairs only, where such designs were seen: an SVD of ``m + 1`` by ``g``
+    values.
     """
     before = design.snapshot()
-    for _ in range(REDRAWS):
+    for attempt in range(REDRAWS):
         new = design.grow(n_pairs)
         rank = _rank(design)
-        if rank is None:
+        if rank is None or (not refuse and attempt == REDRAWS - 1):
             return new
         design.restore(before)
     m, g = n_pairs, design.g
