@@ -199,6 +199,11 @@ def waterfall(row, *, output=None, ax=None, max_display: int = 10):
             "waterfall draws one output, and this row comes from a target='all' "
             f"result: say which with output=, one of {outputs}."
         )
+    if output is not None and not (every or per_output):
+        raise ValueError(
+            "output= picks one output of a target='all' result; this row has "
+            "one output already: leave output out."
+        )
     if every:
         if output not in row.index.get_level_values(0):
             raise ValueError(f"output={output!r} is not an output of this row.")

@@ -282,7 +282,7 @@ CASES = [
     Case("similarity weights all 0", "explain", ("Lime",),
          lambda n, m, X: make(n, similarity_func=lambda x, z, c: torch.zeros(len(z)))
          .fit(m, X).explain(X),
-         ValueError, r"For 12 of the 12 rows of X.*every perturbed input weighs 0"),
+         ValueError, r"For 12 of the 12 rows of X.*or none weighs at all"),
     Case("scoring unknown", "fit", ("FeaturePermutation",),
          lambda n, m, X: make(n, scoring="acc").fit(m, X),
          ValueError, "scoring='acc' is not a scikit-learn scorer name"),

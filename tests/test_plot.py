@@ -257,3 +257,9 @@ def test_bar_of_interactions_draws_the_pairs(frame):
         labels = [t.get_text() for t in ax.get_yticklabels()]
         assert labels == [f"{a} × {b}" for a, b in imp.index[:4][::-1]]
         assert ax.get_xlabel() == "mean |interaction|"
+
+
+def test_waterfall_refuses_an_output_for_a_single_output_row(frame):
+    attr = skattr.ShapleyValues(target=2).fit(MLP(), frame).explain(frame)
+    with pytest.raises(ValueError, match="leave output out"):
+        plot.waterfall(attr.iloc[0], output=3)

@@ -560,7 +560,21 @@ def test_lime_weights_that_leave_no_data_are_refused_and_few_are_warned(X_frame)
         ValueError, match=r"For 1 of the 12 rows of X \(first rows: 'r3'\)"
     ):
         lime.fit(model, X_frame).explain(X_frame)
-    narrow = Lime(distance="euclidean", kernel_width=0.05, **common)
+    narrow = Lime(distance="euclidean", kernel_width=0.3, **common)
     with pytest.warns(UserWarning, match="fewer effective samples") as seen:
         narrow.fit(model, X_frame).explain(X_frame.iloc[:4])
     assert seen[0].filename == __file__  # the warning points at the user's call
+    with pytest.warns(UserWarning, match="fewer effective samples") as seen:
+        narrow.fit(model, X_frame).importance(X_frame.iloc[:4])
+    assert seen[0].filename == __file__  # also through importance
+    # narrower still, only the copies of each row itself (the coalition that
+    # keeps every feature) weigh: the surrogate returned all zeros
+    Z = torch.rand(40, 5, generator=torch.Generator().manual_seed(0)) < 0.5
+    Z[0] = True
+
+    def only_itself(X, Z_inputs, Z_interp):
+        return (Z_interp.min(-1).values == 1).double()
+
+    tiny = Lime(similarity_func=only_itself, perturb_func=lambda *a: Z, **common)
+    with pytest.raises(ValueError, match="all keep the same features"):
+        tiny.fit(model, X_frame).explain(X_frame.iloc[:4])

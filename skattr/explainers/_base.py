@@ -194,7 +194,8 @@ def _needs_float64(adapter, rows: torch.Tensor) -> bool:
 def _brief(value) -> str:
     """A parameter's value for a message: its repr, or its type when long."""
     text = repr(value)
-    return text if len(text) <= 60 else f"a {type(value).__name__}"
+    short = len(text) <= 60 and "\n" not in text
+    return text if short else f"a {type(value).__name__}"
 
 
 def _draw_seed(random_state) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import warnings
 
 import numpy as np
@@ -517,7 +519,7 @@ class Lime(BaseExplainer):
             batch_size=run.settings.batch_size,
         )
         call.check()  # before the solve: a NaN output would keep the Lasso going
-        self._check_weights(w, layout.n_groups, call)
+        self._check_weights(w, Z, call)
         # one surrogate per (row, target): the targets' axis joins the rows
         t = v.shape[2]
         v = v.permute(0, 2, 1).reshape(n * t, -1)
@@ -534,43 +536,60 @@ class Lime(BaseExplainer):
             "target": cv.targets,
         }
 
-    def _check_weights(self, w: torch.Tensor, g: int, call) -> None:
-        """Refuse rows whose perturbed inputs all weigh 0 (no data for the
-        surrogate: it returned zeros); warn of rows whose weights leave fewer
-        effective samples, ``(sum w)^2 / sum w^2``, than its ``g + 1``
-        coefficients (a few inputs decide, and the fit is ill-conditioned)."""
+    def _check_weights(self, w: torch.Tensor, Z: torch.Tensor, call) -> None:
+        """Refuse rows whose weights leave the surrogate no data; warn of rows
+        whose weights leave it little.
+
+        No data: every perturbed input weighs 0, or every input that weighs
+        keeps the same groups (a kernel far narrower than the distances
+        weighs only the copies of the row itself, the coalition that keeps
+        every group): the surrogate returned zeros. Little: fewer effective
+        samples, ``(sum w)^2 / sum w^2``, than its ``g + 1`` coefficients, or
+        less than one effective sample on the rarer side of some group (its
+        coefficient then rests on a sliver of the weight).
+        """
+        n, g = w.shape[0], Z.shape[-1]
         total = w.sum(1)
-        n = w.shape[0]
         why = (
             "the similarity_func's weights"
             if self.similarity_func is not None
             else f"kernel_width={self.kernel_width} is small for these "
             f"{self.distance} distances"
         )
-        dead = torch.nonzero(total <= 0).flatten().tolist()
+        fix = (
+            "Check the similarity_func."
+            if self.similarity_func is not None
+            else "Raise kernel_width, or use distance='cosine'."
+        )
+        zf = Z.to(w.device, torch.float64)
+        # each group's share of the weight among the inputs that keep it
+        kept = (
+            w @ zf if zf.dim() == 2 else torch.einsum("ns,nsg->ng", w, zf)
+        ) / total.clamp(min=torch.finfo(torch.float64).tiny)[:, None]
+        side = torch.minimum(kept, 1 - kept).clamp(min=0)  # [n, g]
+        empty = (total <= 0) | (side <= 0).all(1)
+        dead = torch.nonzero(empty).flatten().tolist()
         if dead:
             labels = ", ".join(repr(call.row_label(i)) for i in dead[:5])
             raise ValueError(
-                f"For {len(dead)} of the {n} rows of X (first rows: {labels}) every "
-                f"perturbed input weighs 0 ({why}), so that the surrogate has no "
-                "data to fit. "
-                + (
-                    "Check the similarity_func."
-                    if self.similarity_func is not None
-                    else "Raise kernel_width, or use distance='cosine'."
-                )
+                f"For {len(dead)} of the {n} rows of X (first rows: {labels}) the "
+                f"perturbed inputs that weigh more than 0 ({why}) all keep the "
+                "same features, or none weighs at all, so that the surrogate has "
+                f"no data to fit. {fix}"
             )
         effective = total**2 / (w**2).sum(1)
-        few = effective < g + 1
+        rarer = (effective[:, None] * side).min(1).values
+        few = (effective < g + 1) | (rarer < 1)
         if bool(few.any()):
             warnings.warn(
                 f"Lime: for {int(few.sum())} of the {n} rows of X the similarity "
                 f"weights leave fewer effective samples (as few as "
-                f"{float(effective.min()):.1f}) than the surrogate's {g + 1} "
-                f"coefficients ({why}): their attributions rest on a few "
+                f"{float(effective.min()):.1f}, {float(rarer.min()):.2g} on the "
+                f"rarer side of a feature) than the surrogate's {g + 1} "
+                f"coefficients need ({why}): their attributions rest on a few "
                 "perturbed inputs. Raise kernel_width or n_samples.",
                 UserWarning,
-                stacklevel=6,  # the user's call of explain
+                stacklevel=_user_stacklevel(),
             )
 
     def _fit_each_row(self, Z, v, w):
@@ -615,3 +634,15 @@ def _checked_similarity(func):
         return weights
 
     return similarity
+
+
+def _user_stacklevel() -> int:
+    """The ``stacklevel`` of a warning that names the first caller outside
+    skattr (the user's ``explain`` or ``importance``, however deep the call)."""
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    frame, level = sys._getframe(1), 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(
+        package + os.sep
+    ):
+        frame, level = frame.f_back, level + 1
+    return level
