@@ -474,10 +474,13 @@ def rows_of(entry, index: pd.Index, what: str, *, by_position: bool = False):
 
     ``by_position`` is for the ``X`` a user passes beside a result: a result
     indexed ``0..n-1`` in order (an array's, or a frame's default index)
-    takes ``X``'s rows in their order, whatever ``X``'s labels (the rows of
-    ``X_test`` explained as an array). A result whose labels are ``0..n-1``
-    in another order, beside an ``X`` without them, is refused: it could be
-    a sorted array result as well as another frame's rows. Anything else
+    takes ``X``'s rows in their order when ``X``'s labels are not
+    ``0..n-1`` themselves (the rows of ``X_test`` explained as an array);
+    beside an ``X`` labelled ``0..n-1`` in another order it is refused, as
+    the rows could be the frame's own or an array's in ``X``'s order. A
+    result whose labels are ``0..n-1`` in another order, beside an ``X``
+    without them, is refused too: it could be a sorted array result as
+    well as another frame's rows. Anything else
     that cannot be matched is refused too: a label named twice cannot say
     which of its rows is meant.
     """
@@ -486,7 +489,16 @@ def rows_of(entry, index: pd.Index, what: str, *, by_position: bool = False):
         return entry
     n = len(index)
     if by_position and len(entry) == n and index.equals(pd.RangeIndex(n)):
-        return entry
+        if not _is_range(labels):  # X_test beside its array's result
+            return entry
+        raise ValueError(
+            f"{what} holds the labels 0..{n - 1} in another order than the "
+            f"attributions, which are labelled 0..{n - 1} in order: they may be "
+            f"a frame's own rows (then pass {what}.sort_index(), or "
+            f"{what}.loc[attributions.index]) or an array's rows in {what}'s "
+            f"order (then pass {what}.reset_index(drop=True)); which one cannot "
+            "be told."
+        )
     present = index.isin(labels)
     if labels.is_unique and present.all():
         return entry.loc[index]
@@ -509,6 +521,58 @@ def rows_of(entry, index: pd.Index, what: str, *, by_position: bool = False):
         "than once, so that a row taken from a sliced or reordered result could "
         "be any of them. Give the rows unique labels (X.reset_index(drop=True)) "
         "before explain, or pass the whole result as explain returned it."
+    )
+
+
+def rows_beside(X, index: pd.Index, columns) -> pd.DataFrame:
+    """The ``X`` a user passes beside a result, as a frame of the result's
+    rows ``index`` (its columns named ``columns`` when ``X`` is an array of
+    as many). A DataFrame goes through :func:`rows_of` (``by_position``);
+    an array's rows are its positions ``0..m-1``: a result labelled so (an
+    array's, sorted or sliced) takes them by label, any other result of as
+    many rows takes them in order."""
+    if isinstance(X, pd.DataFrame):
+        return rows_of(X, index, "X", by_position=True)
+    frame = pd.DataFrame(np.asarray(X))
+    if frame.shape[1] == len(columns):
+        frame.columns = list(columns)
+    if len(index) and _is_subset_of_range(index, len(frame)):
+        return frame.loc[index]
+    if len(frame) != len(index):
+        raise ValueError(
+            f"X has {len(frame)} rows but the attributions {len(index)}; pass the "
+            "rows that were explained."
+        )
+    return frame
+
+
+def _is_subset_of_range(index: pd.Index, m: int) -> bool:
+    """Whether ``index`` holds distinct positions of ``m`` rows."""
+    if not pd.api.types.is_integer_dtype(index.dtype) or not index.is_unique:
+        return False
+    return int(index.min()) >= 0 and int(index.max()) < m
+
+
+def whole_interactions(frame: pd.DataFrame, rows: pd.Index) -> pd.DataFrame:
+    """An interactions frame as whole ``g x g`` blocks: each of ``rows``'
+    lines in the columns' feature order, whatever order the frame's lines
+    are in (sorted, reversed); refused where a row's block is cut."""
+    features = list(frame.columns.get_level_values(-1).unique())
+    level0 = frame.index.get_level_values(0).unique()
+    g = len(features)
+    whole = pd.MultiIndex.from_arrays(
+        [level0.repeat(g), np.tile(np.asarray(features, dtype=object), len(level0))]
+    )
+    index = frame.index
+    if index.equals(whole):
+        return frame
+    if index.is_unique and len(index) == len(whole) and whole.isin(index).all():
+        return frame.loc[whole]
+    raise ValueError(
+        "An interactions result is read as whole matrices: each row's "
+        f"{g} lines, one per feature. Select rows by their first index level "
+        "(attributions.loc[[row, ...]]), or pass the result as explain "
+        "returned it."
     )
 
 

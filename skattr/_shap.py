@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from skattr._data import interaction_rows, rows_of
+from skattr._data import interaction_rows, rows_beside, rows_of, whole_interactions
 
 
 def to_shap(attributions: pd.DataFrame, X=None):
@@ -50,7 +50,7 @@ def to_shap(attributions: pd.DataFrame, X=None):
     rows = interaction_rows(attributions)
     cube = rows is not None  # ShapleyInteractions': whole g x g matrices
     if cube:
-        attributions = _whole_matrices(attributions, rows, features)
+        attributions = whole_interactions(attributions, rows)
     else:
         rows = attributions.index
     parts = [attributions[o] for o in outputs] if every else [attributions]
@@ -71,17 +71,7 @@ def to_shap(attributions: pd.DataFrame, X=None):
         base = (base[outputs] if every else base).to_numpy()
     data = None
     if X is not None and not cube:
-        if isinstance(X, pd.DataFrame):
-            frame = rows_of(X, rows, "X", by_position=True)
-        else:
-            frame = pd.DataFrame(np.asarray(X))
-            if frame.shape[1] == len(features):
-                frame.columns = features
-            if len(frame) != len(rows):
-                raise ValueError(
-                    f"X has {len(frame)} rows but the attributions {len(rows)}; "
-                    "pass the rows that were explained."
-                )
+        frame = rows_beside(X, rows, features)
         if all(f in frame.columns for f in features):
             data = frame[features].to_numpy()
     return shap.Explanation(
@@ -90,24 +80,4 @@ def to_shap(attributions: pd.DataFrame, X=None):
         data=data,
         feature_names=features,
         output_names=None if outputs is None else [str(o) for o in outputs],
-    )
-
-
-def _whole_matrices(attributions: pd.DataFrame, rows: pd.Index, features: list):
-    """An interactions frame as whole ``g x g`` blocks, its rows' in order and
-    features in the columns' order; refused where a row's block is cut."""
-    level0 = attributions.index.get_level_values(0).unique()
-    g = len(features)
-    whole = pd.MultiIndex.from_arrays(
-        [level0.repeat(g), np.tile(np.asarray(features, dtype=object), len(level0))]
-    )
-    index = attributions.index
-    if index.equals(whole):
-        return attributions
-    if index.is_unique and len(index) == len(whole) and whole.isin(index).all():
-        return attributions.loc[whole]
-    raise ValueError(
-        "to_shap takes an interactions result as whole matrices: each row's "
-        f"{g} lines, one per feature. Select rows by their first index level "
-        "(attributions.loc[[row, ...]])."
     )

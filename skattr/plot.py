@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from skattr._data import interaction_rows, rows_of
+from skattr._data import interaction_rows, rows_beside, rows_of, whole_interactions
 
 _OUTPUT_FREE = ("importance", "std", "mean")
 
@@ -292,18 +292,8 @@ def dependence(attributions: pd.DataFrame, X, feature, *, ax=None):
 
 
 def _frame_like(X, attributions: pd.DataFrame) -> pd.DataFrame:
-    """``X`` as a frame of the attributions' rows: a DataFrame matched by its
-    index (in its order beside a result indexed ``0..n-1`` in order, an
-    array's), an array by position (:func:`skattr._data.rows_of`)."""
-    if isinstance(X, pd.DataFrame):
-        X = rows_of(X, attributions.index, "X", by_position=True)
-    else:
-        X = pd.DataFrame(np.asarray(X), columns=attributions.columns)
-    if len(X) != len(attributions):
-        raise ValueError(
-            f"X has {len(X)} rows but the attributions {len(attributions)}; pass "
-            "the rows that were explained."
-        )
+    """``X`` as a frame of the attributions' rows (:func:`skattr._data.rows_beside`)."""
+    X = rows_beside(X, attributions.index, attributions.columns)
     missing = [c for c in attributions.columns if c not in X.columns]
     if missing:
         raise ValueError(
@@ -375,6 +365,8 @@ def interactions(
             "(row of X, feature); this frame has one row per row of X. Use "
             "plot.bar or plot.beeswarm for it."
         )
+    rows = interaction_rows(attributions)
+    attributions = whole_interactions(attributions, rows)  # lines in order
     names = list(attributions.columns)
     g = len(names)
     cube = attributions.to_numpy().reshape(-1, g, g)

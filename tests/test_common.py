@@ -322,3 +322,16 @@ def test_a_joblib_round_trip_keeps_the_parameters_fit_saw(mlp, X_frame):
     again.set_params(baseline=np.ones(5))
     with pytest.raises(ValueError, match="baseline was changed"):
         again.explain(X_frame)
+
+
+def test_the_fit_time_check_compares_values_in_order(mlp, X_frame):
+    # np.float32 == np.float32 gives np.bool_, read as "changed"; a dict of
+    # groups in another order passed, though it orders the result's columns
+    ex = skattr.ShapleyValues(baseline=np.float32(0.5)).fit(mlp, X_frame)
+    ex.set_params(baseline=np.float32(0.5)).explain(X_frame)
+    groups = {"a": ["f0", "f1"], "b": ["f2", "f3", "f4"]}
+    ex = skattr.ShapleyValues(feature_groups=groups).fit(mlp, X_frame)
+    ex.set_params(feature_groups=dict(groups)).explain(X_frame)  # equal: fine
+    ex.set_params(feature_groups={"b": groups["b"], "a": groups["a"]})
+    with pytest.raises(ValueError, match="feature_groups was changed"):
+        ex.explain(X_frame)

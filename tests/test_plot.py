@@ -168,17 +168,28 @@ def test_to_shap_matches_extras_and_X_to_rows_by_label(frame):
     np.testing.assert_array_equal(expl.data, named.to_numpy())
     with pytest.raises(ValueError, match="X has no row labelled"):
         skattr.to_shap(attr_named, named.iloc[:5])
-    # an array's result (rows 0..n-1 in order) takes X's rows in their order,
-    # whatever X's labels: X_test explained as an array, or a shuffled frame
-    # whose labels are 0..n-1 (matched by label, they paired other rows)
+    # an array's result (rows 0..n-1 in order) takes X's rows in their order
+    # when X's labels are others (X_test explained as an array: refused when
+    # matched by label); an array X is read at the result's labels, also
+    # for a sorted result
     w = np.array([1.0, -2.0, 0.5, 3.0, 0.0])
     linear = make_linear(w)
-    for X in (frame.iloc[5:15], frame.sample(frac=1, random_state=1)):
-        arr = skattr.ShapleyValues(baseline=0.0).fit(linear, X).explain(X.to_numpy())
-        expl = skattr.to_shap(arr, X)
+    X = frame.iloc[5:15]
+    arr = skattr.ShapleyValues(baseline=0.0).fit(linear, X).explain(X.to_numpy())
+    for part, given in ((arr, X), (arr.sort_values("a"), X.to_numpy())):
+        expl = skattr.to_shap(part, given)
         np.testing.assert_allclose(expl.values, w * expl.data, atol=1e-5)
-        ax = plot.dependence(arr, X, "a")
-        np.testing.assert_allclose(ax.collections[0].get_offsets()[:, 0], X["a"])
+    ax = plot.dependence(arr.sort_values("b"), X.to_numpy(), "a")
+    np.testing.assert_allclose(
+        ax.collections[0].get_offsets()[:, 0],
+        X["a"].to_numpy()[arr.sort_values("b").index],
+    )
+    # labels 0..n-1 in another order beside a result labelled 0..n-1 in
+    # order: a reordered frame (by label) or an array of its rows (by
+    # position) cannot be told apart, and each guess paired other rows
+    for reordered in (frame.sort_values("a"), frame.sample(frac=1, random_state=1)):
+        with pytest.raises(ValueError, match="which one cannot be told"):
+            skattr.to_shap(attr, reordered)
     # one output of a target="all" result: its attrs hold every output's
     every = skattr.ShapleyValues(target="all").fit(MLP(), frame).explain(frame)
     with pytest.raises(ValueError, match="one output of a target='all' result"):
@@ -263,3 +274,21 @@ def test_waterfall_refuses_an_output_for_a_single_output_row(frame):
     attr = skattr.ShapleyValues(target=2).fit(MLP(), frame).explain(frame)
     with pytest.raises(ValueError, match="leave output out"):
         plot.waterfall(attr.iloc[0], output=3)
+
+
+def test_interactions_are_read_as_whole_matrices_in_any_line_order(frame):
+    # plot.interactions and bar (rank_pairs) reshaped the lines as they came:
+    # after a sort or a reversal, heat map and ranking were of shuffled cells
+    attr = skattr.ShapleyInteractions(target=1).fit(MLP(), frame).explain(frame)
+    imp = skattr.plot.bar(attr).patches
+    grid = plot.interactions(attr).images[0].get_array()
+    for shuffled in (attr.sort_values("a"), attr.iloc[::-1]):
+        np.testing.assert_allclose(
+            [p.get_width() for p in plot.bar(shuffled).patches],
+            [p.get_width() for p in imp],
+        )
+        np.testing.assert_allclose(
+            plot.interactions(shuffled).images[0].get_array(), grid
+        )
+    with pytest.raises(ValueError, match="whole matrices"):
+        plot.interactions(attr.iloc[2:18])

@@ -578,3 +578,17 @@ def test_lime_weights_that_leave_no_data_are_refused_and_few_are_warned(X_frame)
     tiny = Lime(similarity_func=only_itself, perturb_func=lambda *a: Z, **common)
     with pytest.raises(ValueError, match="all keep the same features"):
         tiny.fit(model, X_frame).explain(X_frame.iloc[:4])
+    # a group a perturb_func never varies is the user's design: no warning
+    # for it (every row warned of "0 on the rarer side" with 194 samples)
+    fixed = torch.rand(200, 5, generator=torch.Generator().manual_seed(1)) < 0.5
+    fixed[:, 0] = True
+    quiet = Lime(perturb_func=lambda *a: fixed, n_samples=200, baseline="zeros")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        quiet.fit(model, X_frame).explain(X_frame)
+    # fewer samples than coefficients: the message names n_samples
+    few = Lime(n_samples=4, baseline="zeros", random_state=0)
+    with pytest.warns(UserWarning, match="n_samples=4 is below them"):
+        few.fit(model, X_frame).explain(X_frame)

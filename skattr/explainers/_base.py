@@ -161,23 +161,23 @@ def _same_value(a, b) -> bool:
     if isinstance(a, np.ndarray):
         return a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a, b)
     if isinstance(a, torch.Tensor):
-        return (
-            a.dtype == b.dtype
-            and a.device == b.device
-            and a.shape == b.shape
-            and torch.equal(a, b)
-        )
+        if a.dtype != b.dtype or a.device != b.device or a.shape != b.shape:
+            return False
+        try:
+            return torch.equal(a, b)
+        except (NotImplementedError, RuntimeError):  # meta tensors hold no values
+            return False
     if isinstance(a, (pd.Series, pd.DataFrame, pd.Index)):
         return a.equals(b)
-    if isinstance(a, dict):
-        return a.keys() == b.keys() and all(_same_value(a[k], b[k]) for k in a)
+    if isinstance(a, dict):  # in order: a dict of groups orders the columns
+        return list(a) == list(b) and all(_same_value(a[k], b[k]) for k in a)
     if isinstance(a, (list, tuple)):
         return len(a) == len(b) and all(map(_same_value, a, b))
     try:
         equal = a == b
     except Exception:  # noqa: BLE001 - an object that cannot compare: changed
         return False
-    return equal if isinstance(equal, bool) else False
+    return bool(equal) if isinstance(equal, (bool, np.bool_)) else False
 
 
 def _needs_float64(adapter, rows: torch.Tensor) -> bool:

@@ -11,7 +11,9 @@ from skattr._data import (
     check_int,
     check_option,
     check_pairs_cover_groups,
+    interaction_rows,
     to_numpy,
+    whole_interactions,
 )
 from skattr.core.interactions import interactions_exact, interactions_sampled
 from skattr.core.kernel_shap import kernel_shap_size
@@ -326,6 +328,9 @@ class ShapleyInteractions(BaseExplainer):
 def rank_pairs(attr: pd.DataFrame) -> pd.DataFrame:
     """The pairs of an interaction result, ranked by mean ``|SII|`` (see
     :meth:`ShapleyInteractions.importance`)."""
+    rows = interaction_rows(attr)
+    if rows is not None:  # lines in each row's feature order, whatever the frame's
+        attr = whole_interactions(attr, rows)
     names = list(attr.columns.get_level_values(-1).unique())
     every = isinstance(attr.columns, pd.MultiIndex)
     outputs = list(attr.columns.get_level_values(0).unique()) if every else [None]

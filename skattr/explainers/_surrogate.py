@@ -567,6 +567,10 @@ class Lime(BaseExplainer):
             w @ zf if zf.dim() == 2 else torch.einsum("ns,nsg->ng", w, zf)
         ) / total.clamp(min=torch.finfo(torch.float64).tiny)[:, None]
         side = torch.minimum(kept, 1 - kept).clamp(min=0)  # [n, g]
+        # a group the coalitions never vary (a perturb_func that fixes it)
+        # is the user's design, not the weights' doing: left out here
+        varies = zf.amax(-2) != zf.amin(-2)  # [g] or [n, g]
+        side = torch.where(varies, side, torch.inf)
         empty = (total <= 0) | (side <= 0).all(1)
         dead = torch.nonzero(empty).flatten().tolist()
         if dead:
@@ -581,6 +585,9 @@ class Lime(BaseExplainer):
         rarer = (effective[:, None] * side).min(1).values
         few = (effective < g + 1) | (rarer < 1)
         if bool(few.any()):
+            s = w.shape[1]
+            if s < g + 1:  # too few samples whatever their weights
+                why = f"n_samples={s} is below them"
             warnings.warn(
                 f"Lime: for {int(few.sum())} of the {n} rows of X the similarity "
                 f"weights leave fewer effective samples (as few as "
