@@ -527,17 +527,25 @@ def rows_of(entry, index: pd.Index, what: str, *, by_position: bool = False):
 def rows_beside(X, index: pd.Index, columns) -> pd.DataFrame:
     """The ``X`` a user passes beside a result, as a frame of the result's
     rows ``index`` (its columns named ``columns`` when ``X`` is an array of
-    as many). A DataFrame goes through :func:`rows_of` (``by_position``);
-    an array's rows are its positions ``0..m-1``: a result labelled so (an
-    array's, sorted or sliced) takes them by label, any other result of as
-    many rows takes them in order."""
+    as many). A DataFrame goes through :func:`rows_of` (``by_position``).
+    An array has no labels: it is taken in its order beside a result of as
+    many rows labelled ``0..n-1`` in order (an array's) or not labelled by
+    positions at all (a frame's own labels); a result labelled by positions
+    in another order (a sorted array result, or a frame whose labels look
+    like positions) is refused, since which rows it holds cannot be told."""
     if isinstance(X, pd.DataFrame):
         return rows_of(X, index, "X", by_position=True)
     frame = pd.DataFrame(np.asarray(X))
     if frame.shape[1] == len(columns):
         frame.columns = list(columns)
-    if len(index) and _is_subset_of_range(index, len(frame)):
-        return frame.loc[index]
+    in_order = index.equals(pd.RangeIndex(len(index)))
+    if not in_order and len(index) and _is_subset_of_range(index, len(frame)):
+        raise ValueError(
+            "X is an array, and the attributions' rows are labelled by positions "
+            "in another order (sorted or sliced): which rows of X they hold "
+            "cannot be told. Pass X as a DataFrame with the rows' labels, or "
+            "X[attributions.index] if they are an array's positions."
+        )
     if len(frame) != len(index):
         raise ValueError(
             f"X has {len(frame)} rows but the attributions {len(index)}; pass the "

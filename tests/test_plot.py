@@ -176,14 +176,19 @@ def test_to_shap_matches_extras_and_X_to_rows_by_label(frame):
     linear = make_linear(w)
     X = frame.iloc[5:15]
     arr = skattr.ShapleyValues(baseline=0.0).fit(linear, X).explain(X.to_numpy())
-    for part, given in ((arr, X), (arr.sort_values("a"), X.to_numpy())):
-        expl = skattr.to_shap(part, given)
+    for given in (X, X.to_numpy()):
+        expl = skattr.to_shap(arr, given)
         np.testing.assert_allclose(expl.values, w * expl.data, atol=1e-5)
-    ax = plot.dependence(arr.sort_values("b"), X.to_numpy(), "a")
-    np.testing.assert_allclose(
-        ax.collections[0].get_offsets()[:, 0],
-        X["a"].to_numpy()[arr.sort_values("b").index],
-    )
+    ax = plot.dependence(arr, X.to_numpy(), "a")
+    np.testing.assert_allclose(ax.collections[0].get_offsets()[:, 0], X["a"])
+    # an array beside a result labelled by positions in another order: a
+    # sorted array result, or a frame whose labels look like positions
+    with pytest.raises(ValueError, match="X is an array.*cannot be told"):
+        skattr.to_shap(arr.sort_values("a"), X.to_numpy())
+    small = frame.iloc[[0, 2, 1]]  # a frame labelled 0, 2, 1
+    res = skattr.ShapleyValues(baseline=0.0).fit(linear, small).explain(small)
+    with pytest.raises(ValueError, match="X is an array.*cannot be told"):
+        plot.dependence(res, small.to_numpy(), "a")
     # labels 0..n-1 in another order beside a result labelled 0..n-1 in
     # order: a reordered frame (by label) or an array of its rows (by
     # position) cannot be told apart, and each guess paired other rows
