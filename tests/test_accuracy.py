@@ -12,6 +12,7 @@ import itertools
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from scipy.stats import t as student_t
@@ -384,6 +385,17 @@ def test_fewer_pairs_than_features_are_refused_not_guessed():
         KernelShap(n_samples=1).fit(model, X)
 
 
+def _linear_frame(p: int, n: int):
+    """A float64 linear model of ``p`` named columns, ``n`` rows as a user
+    holds them, and their exact Shapley values at a zero baseline,
+    ``w_j x_j`` (the model alone at ``fit``, as a Captum user calls it)."""
+    torch.manual_seed(0)
+    linear = nn.Linear(p, 1).double()
+    rows = np.random.default_rng(1).normal(size=(n, p))
+    X = pd.DataFrame(rows, columns=[f"c{j}" for j in range(p)])
+    return linear, X, rows * linear.weight.detach().numpy()[0]
+
+
 def test_a_design_that_leaves_values_undetermined_is_drawn_again(monkeypatch):
     # as many pairs as features: about a third of the designs never tell
     # some features apart (rank below g), and their values were arbitrary
@@ -392,16 +404,11 @@ def test_a_design_that_leaves_values_undetermined_is_drawn_again(monkeypatch):
     # same for the same seed
     from skattr.core import kernel_shap
 
-    torch.manual_seed(0)
-    linear = nn.Linear(10, 1).double()
-    X = torch.randn(
-        5, 10, generator=torch.Generator().manual_seed(1), dtype=torch.float64
-    )
-    exact = (X * linear.weight.detach()[0]).numpy()
+    linear, X, exact = _linear_frame(10, 5)
     for seed in range(10):
         attr, again = (
             KernelShap(n_samples=20, baseline="zeros", random_state=seed)
-            .fit(linear, X)
+            .fit(linear)
             .explain(X)
             for _ in range(2)
         )
@@ -413,7 +420,7 @@ def test_a_design_that_leaves_values_undetermined_is_drawn_again(monkeypatch):
     for seed in range(10):
         ex = KernelShap(n_samples=20, baseline="zeros", random_state=seed)
         try:
-            attr = ex.fit(linear, X).explain(X)
+            attr = ex.fit(linear).explain(X)
         except ValueError as exc:
             assert "undetermined" in str(exc) and "20 coalitions" in str(exc)
             refused += 1
@@ -426,15 +433,10 @@ def test_tol_rounds_from_g_pairs_on_are_drawn_determined():
     # with tol, only the last round was drawn again: a last round of one or
     # two pairs could not mend an earlier round short of full rank by two,
     # and these seeds were refused (3 in 1,000 at 11 features, 28 samples)
-    torch.manual_seed(0)
-    linear = nn.Linear(11, 1).double()
-    X = torch.randn(
-        3, 11, generator=torch.Generator().manual_seed(1), dtype=torch.float64
-    )
-    exact = (X * linear.weight.detach()[0]).numpy()
+    linear, X, exact = _linear_frame(11, 3)
     for seed in (258, 381, 419):
         ex = KernelShap(n_samples=28, tol=1e-9, baseline="zeros", random_state=seed)
-        attr = ex.fit(linear, X).explain(X)
+        attr = ex.fit(linear).explain(X)
         np.testing.assert_allclose(attr.to_numpy(), exact, atol=1e-8)
 
 
@@ -444,15 +446,10 @@ def test_sampled_interactions_draw_an_undetermined_design_again():
     # interaction (a third of the seeds were refused before)
     from skattr import ShapleyInteractions
 
-    torch.manual_seed(0)
-    linear = nn.Linear(10, 1).double()
-    X = torch.randn(
-        5, 10, generator=torch.Generator().manual_seed(1), dtype=torch.float64
-    )
-    exact = (X * linear.weight.detach()[0]).numpy()
+    linear, X, exact = _linear_frame(10, 5)
     for seed in range(10):
         ex = ShapleyInteractions(n_samples=20, baseline="zeros", random_state=seed)
-        cube = ex.fit(linear, X).explain(X).to_numpy().reshape(5, 10, 10)
+        cube = ex.fit(linear).explain(X).to_numpy().reshape(5, 10, 10)
         diagonal = np.diagonal(cube, axis1=1, axis2=2)
         np.testing.assert_allclose(diagonal, exact, atol=1e-8)
         np.testing.assert_allclose(
