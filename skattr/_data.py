@@ -9,8 +9,10 @@ the column names are kept beside it.
 
 from __future__ import annotations
 
-import collections
 import numbers
+import os
+import sys
+import warnings
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -200,7 +202,7 @@ def check_input(estimator, X, *, reset: bool, numeric: bool = True, name: str = 
     if p == 0:
         raise ValueError(f"{name} has no columns (shape {tuple(X.shape)}).")
     if isinstance(X, pd.DataFrame) and not X.columns.is_unique:
-        twice = X.columns[X.columns.duplicated()].unique().tolist()
+        twice = _repeated(X.columns)
         raise ValueError(
             f"{name} has more than one column named {', '.join(map(repr, twice))}: "
             "each column needs a name of its own, for the result's columns and "
@@ -480,16 +482,15 @@ def rows_of(entry, index: pd.Index, what: str, *, by_position: bool = False):
     the rows could be the frame's own or an array's in ``X``'s order. A
     result whose labels are ``0..n-1`` in another order, beside an ``X``
     without them, is refused too: it could be a sorted array result as
-    well as another frame's rows. Anything else
-    that cannot be matched is refused too: a label named twice cannot say
-    which of its rows is meant.
+    well as another frame's rows. So is anything else that cannot be
+    matched: a label named twice cannot say which of its rows is meant.
     """
     labels = entry.index
     if labels.equals(index):
         return entry
     n = len(index)
     if by_position and len(entry) == n and index.equals(pd.RangeIndex(n)):
-        if not _is_range(labels):  # X_test beside its array's result
+        if not _positions(labels):  # X_test beside its array's result
             return entry
         raise ValueError(
             f"{what} holds the labels 0..{n - 1} in another order than the "
@@ -502,7 +503,7 @@ def rows_of(entry, index: pd.Index, what: str, *, by_position: bool = False):
     present = index.isin(labels)
     if labels.is_unique and present.all():
         return entry.loc[index]
-    if by_position and not present.all() and _is_range(index):
+    if by_position and not present.all() and _positions(index):
         raise ValueError(
             f"The attributions' rows are labelled 0..{n - 1} (an array's rows, "
             f"or a default index) in another order than {what}'s, which does not "
@@ -515,7 +516,7 @@ def rows_of(entry, index: pd.Index, what: str, *, by_position: bool = False):
             f"{what} has no row labelled {missing}: pass the rows that were "
             "explained (or the result of explaining these rows)."
         )
-    twice = list(labels[labels.duplicated()].unique()[:5])
+    twice = _repeated(labels)[:5]
     raise ValueError(
         f"{what} cannot be matched to these rows: its index names {twice} more "
         "than once, so that a row taken from a sliced or reordered result could "
@@ -539,7 +540,7 @@ def rows_beside(X, index: pd.Index, columns) -> pd.DataFrame:
     if frame.shape[1] == len(columns):
         frame.columns = list(columns)
     in_order = index.equals(pd.RangeIndex(len(index)))
-    if not in_order and len(index) and _is_subset_of_range(index, len(frame)):
+    if not in_order and len(index) and _positions(index, len(frame)):
         raise ValueError(
             "X is an array, and the attributions' rows are labelled by positions "
             "in another order (sorted or sliced): which rows of X they hold "
@@ -554,16 +555,9 @@ def rows_beside(X, index: pd.Index, columns) -> pd.DataFrame:
     return frame
 
 
-def _is_subset_of_range(index: pd.Index, m: int) -> bool:
-    """Whether ``index`` holds distinct positions of ``m`` rows."""
-    if not pd.api.types.is_integer_dtype(index.dtype) or not index.is_unique:
-        return False
-    return int(index.min()) >= 0 and int(index.max()) < m
-
-
-def whole_interactions(frame: pd.DataFrame, rows: pd.Index) -> pd.DataFrame:
-    """An interactions frame as whole ``g x g`` blocks: each of ``rows``'
-    lines in the columns' feature order, whatever order the frame's lines
+def whole_interactions(frame: pd.DataFrame) -> pd.DataFrame:
+    """An interactions frame as whole ``g x g`` blocks: each row's lines
+    in the columns' feature order, whatever order the frame's lines
     are in (sorted, reversed); refused where a row's block is cut."""
     features = list(frame.columns.get_level_values(-1).unique())
     level0 = frame.index.get_level_values(0).unique()
@@ -608,12 +602,173 @@ def interaction_rows(frame: pd.DataFrame) -> pd.Index | None:
     return rows
 
 
-def _is_range(index: pd.Index) -> bool:
-    """Whether ``index`` holds the labels ``0..n-1``, in any order."""
-    n = len(index)
+def _positions(index: pd.Index, m: int | None = None) -> bool:
+    """Whether ``index`` holds distinct positions of ``m`` rows (``0..m-1``,
+    in any order); ``m=None``: all of ``0..len(index)-1``."""
+    if not len(index):
+        return True
     if not pd.api.types.is_integer_dtype(index.dtype) or not index.is_unique:
         return False
-    return n == 0 or (int(index.min()) == 0 and int(index.max()) == n - 1)
+    m = len(index) if m is None else m
+    return int(index.min()) >= 0 and int(index.max()) < m
+
+
+def _repeated(labels) -> list:
+    """The labels named more than once, each once, in order."""
+    labels = pd.Index(labels)
+    return labels[labels.duplicated()].unique().tolist()
+
+
+def same_value(a, b) -> bool:
+    """Whether two parameter or ``attrs`` values are the same: the same
+    object, or an equal value of the same type (arrays, tensors and frames compared
+    by value, dtype and shape: a joblib round trip stores an array apart
+    from the explainer's own reference to it; containers item by item)."""
+    if a is b:
+        return True
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, np.ndarray):
+        return a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a, b)
+    if isinstance(a, torch.Tensor):
+        if a.dtype != b.dtype or a.device != b.device or a.shape != b.shape:
+            return False
+        try:
+            return torch.equal(a, b)
+        except (NotImplementedError, RuntimeError):  # meta tensors hold no values
+            return False
+    if isinstance(a, (pd.Series, pd.DataFrame, pd.Index)):
+        return a.equals(b)
+    if isinstance(a, dict):  # in order: a dict of groups orders the columns
+        return list(a) == list(b) and all(same_value(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(map(same_value, a, b))
+    try:
+        equal = a == b
+    except Exception:  # noqa: BLE001 - an object that cannot compare: changed
+        return False
+    return bool(equal) if isinstance(equal, (bool, np.bool_)) else False
+
+
+def checked_similarity(func):
+    """Lime's ``similarity_func``, called in Captum's order ``(X, Z_inputs,
+    Z_interp)``, as the core calls an observer, ``(x, z, inputs)``, its
+    weights checked: one finite, non-negative weight per input."""
+
+    def similarity(x, z, inputs):
+        m = inputs.shape[0]
+        weights = func(x, inputs, z)
+        shape = tuple(getattr(weights, "shape", ()))
+        if not isinstance(weights, torch.Tensor) or shape != (m,):
+            raise ValueError(
+                f"similarity_func must return one weight per perturbed input, a "
+                f"tensor of shape ({m},); it returned "
+                f"{type(weights).__name__} of shape {shape}. skattr calls it on "
+                f"{m} perturbed inputs at once (row i of each argument belongs "
+                "together), where Captum calls it on one: compute along the last "
+                "dimension, e.g. torch.linalg.vector_norm(X - Z_inputs, dim=-1)."
+            )
+        if not bool((torch.isfinite(weights) & (weights >= 0)).all()):
+            raise ValueError(
+                "similarity_func returned negative, NaN or infinite weights; "
+                "LIME's weights must be finite and at least 0."
+            )
+        return weights
+
+    return similarity
+
+
+def checked_coalitions(perturb_func, n: int, g: int, s: int, generator):
+    """Lime's coalitions from the user's ``perturb_func(n_rows, n_groups,
+    n_samples, generator)``, checked: ``[n, s, g]`` or ``[s, g]`` of 0 and 1,
+    as a bool tensor."""
+    try:
+        Z = perturb_func(n, g, s, generator)
+    except TypeError as exc:
+        raise TypeError(
+            f"perturb_func is called as perturb_func(n_rows, n_groups, "
+            f"n_samples, generator) and returns every coalition at once; it "
+            f"raised {type(exc).__name__}: {exc}. (Captum's perturb_func, "
+            "called on one input per sample, does not fit this signature.)"
+        ) from exc
+    Z = torch.as_tensor(Z)
+    if Z.shape not in ((n, s, g), (s, g)):
+        raise ValueError(
+            f"perturb_func(n_rows={n}, n_groups={g}, n_samples={s}, generator) "
+            f"must return a tensor of shape ({n}, {s}, {g}) or ({s}, {g}); got "
+            f"{tuple(Z.shape)}."
+        )
+    if not bool(((Z == 0) | (Z == 1)).all()):
+        raise ValueError("perturb_func must return values in {0, 1}.")
+    return Z.bool()
+
+
+def check_similarity_weights(w, Z, row_label, cause: str, fix: str) -> None:
+    """Refuse rows whose similarity weights leave LIME's surrogate no data;
+    warn of rows whose weights leave it little.
+
+    ``w`` ``[n, s]`` are the weights of the coalitions ``Z`` (``[s, g]``, or
+    ``[n, s, g]`` per row); ``row_label(i)`` names row ``i`` of the chunk;
+    ``cause`` and ``fix`` go into the messages. No data: every perturbed
+    input weighs 0, or every input that weighs keeps the same groups (a
+    kernel far narrower than the distances weighs only the copies of the
+    row itself, the coalition that keeps every group): the surrogate
+    returned zeros. Little: fewer effective samples, ``(sum w)^2 / sum
+    w^2``, than its ``g + 1`` coefficients, or less than one effective
+    sample on the rarer side of some group that the coalitions vary (its
+    coefficient then rests on a sliver of the weight).
+    """
+    n, s = w.shape
+    g = Z.shape[-1]
+    total = w.sum(1)
+    zf = Z.to(w.device, torch.float64)
+    # each group's share of the weight among the inputs that keep it
+    kept = (
+        w @ zf if zf.dim() == 2 else torch.einsum("ns,nsg->ng", w, zf)
+    ) / total.clamp(min=torch.finfo(torch.float64).tiny)[:, None]
+    side = torch.minimum(kept, 1 - kept).clamp(min=0)  # [n, g]
+    # a group the coalitions never vary (a perturb_func that fixes it)
+    # is the user's design, not the weights' doing: left out here
+    varies = zf.amax(-2) != zf.amin(-2)  # [g] or [n, g]
+    side = torch.where(varies, side, torch.inf)
+    empty = (total <= 0) | (side <= 0).all(1)
+    dead = torch.nonzero(empty).flatten().tolist()
+    if dead:
+        labels = ", ".join(repr(row_label(i)) for i in dead[:5])
+        raise ValueError(
+            f"For {len(dead)} of the {n} rows of X (first rows: {labels}) the "
+            f"perturbed inputs that weigh more than 0 ({cause}) all keep the "
+            "same features, or none weighs at all, so that the surrogate has "
+            f"no data to fit. {fix}"
+        )
+    effective = total**2 / (w**2).sum(1)
+    rarer = (effective[:, None] * side).min(1).values
+    few = (effective < g + 1) | (rarer < 1)
+    if bool(few.any()):
+        if s < g + 1:  # too few samples whatever their weights
+            cause = f"n_samples={s} is below them"
+        warnings.warn(
+            f"Lime: for {int(few.sum())} of the {n} rows of X the similarity "
+            f"weights leave fewer effective samples (as few as "
+            f"{float(effective.min()):.1f}, {float(rarer.min()):.2g} on the "
+            f"rarer side of a feature) than the surrogate's {g + 1} "
+            f"coefficients need ({cause}): their attributions rest on a few "
+            "perturbed inputs. Raise kernel_width or n_samples.",
+            UserWarning,
+            stacklevel=_user_stacklevel(),
+        )
+
+
+def _user_stacklevel() -> int:
+    """The ``stacklevel`` of a warning that names the first caller outside
+    skattr (the user's ``explain`` or ``importance``, however deep the call)."""
+    package = os.path.dirname(os.path.abspath(__file__))  # skattr/
+    frame, level = sys._getframe(1), 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(
+        package + os.sep
+    ):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def check_y(y, n_rows: int) -> np.ndarray | None:
@@ -780,7 +935,7 @@ def resolve_baseline(
 
 
 def _check_named_once(given: list[str]) -> None:
-    twice = sorted(c for c, k in collections.Counter(given).items() if k > 1)
+    twice = _repeated(given)
     if twice:
         raise ValueError(
             f"baseline names {', '.join(map(repr, twice))} more than once: give "

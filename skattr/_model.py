@@ -257,6 +257,18 @@ class ModelAdapter:
         )
         return adapter
 
+    def runs_in_float64(self, rows: torch.Tensor) -> bool:
+        """Whether a plain callable, which failed on ``rows``, runs on them in
+        float64 (it has no parameters to read a dtype from: skattr calls it
+        on the default float dtype)."""
+        if self.kind != "callable" or rows.dtype == torch.float64:
+            return False
+        try:
+            self.module(rows.double())
+        except Exception:  # noqa: BLE001 - any failure: not a matter of dtype
+            return False
+        return True
+
     # ------------------------------------------------------------ columns
     @property
     def numeric_only(self) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from skattr._data import interaction_rows, rows_of
+from skattr._data import interaction_rows, rows_of, same_value, whole_interactions
 
 
 def concat(results) -> pd.DataFrame:
@@ -65,7 +65,12 @@ def concat(results) -> pd.DataFrame:
                 f"than results[0] ({sorted(first.attrs)}): they come from "
                 "different methods or settings."
             )
-    rows = [_whole_rows(result, i) for i, result in enumerate(results)]
+    # an interactions result joins as whole matrices (a row cut is refused)
+    results = [
+        result if interaction_rows(result) is None else whole_interactions(result)
+        for result in results
+    ]
+    rows = [_rows(result) for result in results]
     # chunks of an array each number their rows 0..k-1: numbered on, as the
     # result of the whole array would be (labels a frame gave are kept)
     joined = rows[0].append(rows[1:]) if len(rows) > 1 else rows[0]
@@ -83,7 +88,7 @@ def concat(results) -> pd.DataFrame:
             if renumber:
                 entries = [_renumbered(e, a) for e, a in zip(entries, starts)]
             out.attrs[key] = pd.concat(entries)
-        elif all(_agree(r.attrs[key], value) for r in results):
+        elif all(same_value(r.attrs[key], value) for r in results):
             out.attrs[key] = value
         else:
             seen = [r.attrs[key] for r in results]
@@ -94,26 +99,17 @@ def concat(results) -> pd.DataFrame:
     return out
 
 
-def _whole_rows(result: pd.DataFrame, i: int) -> pd.Index:
-    """The rows of a result; an interactions result must hold whole ones."""
+def _rows(result: pd.DataFrame) -> pd.Index:
+    """A result's rows: its index, or an interactions result's first level."""
     rows = interaction_rows(result)
-    if rows is None:
-        return result.index
-    g = len(result.columns.get_level_values(-1).unique())
-    if len(result) != len(rows) * g:
-        raise ValueError(
-            f"results[{i}] cuts a row's interactions ({len(result)} lines for "
-            f"{len(rows)} rows of {g} features): join whole rows, selected by "
-            "their first index level (attributions.loc[[row, ...]])."
-        )
-    return rows
+    return result.index if rows is None else rows
 
 
 def _renumbered(frame, start: int):
     """``frame`` with its rows numbered from ``start`` (an interactions
     frame's or cell entry's first level; a per-row entry's index)."""
     index = frame.index
-    if isinstance(index, pd.MultiIndex) and index.names[-1] == "feature":
+    if isinstance(frame, pd.DataFrame) and interaction_rows(frame) is not None:
         codes = index.get_level_values(0)
         number = pd.Index(codes.unique()).get_indexer(codes) + start
         new = pd.MultiIndex.from_arrays(
@@ -138,10 +134,3 @@ def _own_rows(entry, result: pd.DataFrame, key: str):
     if rows is None or list(entry.index.names) == list(result.index.names):
         rows = result.index  # a per-cell entry, indexed like the result
     return rows_of(entry, rows, f"attrs[{key!r}]")
-
-
-def _agree(a, b) -> bool:
-    try:
-        return bool(a == b)
-    except (TypeError, ValueError):
-        return a is b

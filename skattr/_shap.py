@@ -50,7 +50,7 @@ def to_shap(attributions: pd.DataFrame, X=None):
     rows = interaction_rows(attributions)
     cube = rows is not None  # ShapleyInteractions': whole g x g matrices
     if cube:
-        attributions = whole_interactions(attributions, rows)
+        attributions = whole_interactions(attributions)
     else:
         rows = attributions.index
     parts = [attributions[o] for o in outputs] if every else [attributions]

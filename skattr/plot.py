@@ -365,8 +365,7 @@ def interactions(
             "(row of X, feature); this frame has one row per row of X. Use "
             "plot.bar or plot.beeswarm for it."
         )
-    rows = interaction_rows(attributions)
-    attributions = whole_interactions(attributions, rows)  # lines in order
+    attributions = whole_interactions(attributions)  # lines in feature order
     names = list(attributions.columns)
     g = len(names)
     cube = attributions.to_numpy().reshape(-1, g, g)

@@ -757,7 +757,7 @@ def test_concat_numbers_an_arrays_chunks_on_and_keeps_whole_interactions(frame):
     # interactions: whole rows only, also for a MultiIndex X
     inter = skattr.ShapleyInteractions(target=1).fit(MLP(), frame)
     attr = inter.explain(frame)
-    with pytest.raises(ValueError, match="cuts a row's interactions"):
+    with pytest.raises(ValueError, match="read as whole matrices"):
         concat([attr.iloc[:7], attr.iloc[7:]])
     two = frame.iloc[:4].set_axis(
         pd.MultiIndex.from_product([["u1", "u2"], [1, 2]], names=["user", "t"])

@@ -38,6 +38,7 @@ from skattr._data import (
     moments_table,
     resolve_baseline,
     row_index,
+    same_value,
     to_numpy,
 )
 from skattr._model import ModelAdapter, ModelCall
@@ -147,48 +148,6 @@ class Settings:
     def of(cls, explainer) -> Settings:
         declared = _shared_parameters(type(explainer))
         return cls(**{name: getattr(explainer, name) for name in declared})
-
-
-def _same_value(a, b) -> bool:
-    """Whether a parameter still holds the value ``fit`` saw: the same object,
-    or an equal value of the same type (arrays, tensors and frames compared
-    by value, dtype and shape: a joblib round trip stores an array apart
-    from the explainer's own reference to it; containers item by item)."""
-    if a is b:
-        return True
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, np.ndarray):
-        return a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a, b)
-    if isinstance(a, torch.Tensor):
-        if a.dtype != b.dtype or a.device != b.device or a.shape != b.shape:
-            return False
-        try:
-            return torch.equal(a, b)
-        except (NotImplementedError, RuntimeError):  # meta tensors hold no values
-            return False
-    if isinstance(a, (pd.Series, pd.DataFrame, pd.Index)):
-        return a.equals(b)
-    if isinstance(a, dict):  # in order: a dict of groups orders the columns
-        return list(a) == list(b) and all(_same_value(a[k], b[k]) for k in a)
-    if isinstance(a, (list, tuple)):
-        return len(a) == len(b) and all(map(_same_value, a, b))
-    try:
-        equal = a == b
-    except Exception:  # noqa: BLE001 - an object that cannot compare: changed
-        return False
-    return bool(equal) if isinstance(equal, (bool, np.bool_)) else False
-
-
-def _needs_float64(adapter, rows: torch.Tensor) -> bool:
-    """Whether a plain callable that failed on ``rows`` runs on them in float64."""
-    if adapter.kind != "callable" or rows.dtype == torch.float64:
-        return False
-    try:
-        adapter.module(rows.double())
-    except Exception:  # noqa: BLE001 - any failure: not a matter of dtype
-        return False
-    return True
 
 
 def _brief(value) -> str:
@@ -477,7 +436,7 @@ class BaseExplainer(BaseEstimator):
             try:
                 probe, layer_shape = self._probe(adapter, probe_rows)
             except RuntimeError as exc:
-                if _needs_float64(adapter, probe_rows):
+                if adapter.runs_in_float64(probe_rows):
                     raise TypeError(
                         f"The model, a plain callable, failed on {adapter.dtype} "
                         f"rows ({type(exc).__name__}: {exc}) but runs on float64 "
@@ -633,7 +592,7 @@ class BaseExplainer(BaseEstimator):
             )
         now = self._fit_parameter_values()
         for name, then in self._fit_values.items():
-            if not _same_value(now[name], then):
+            if not same_value(now[name], then):
                 raise ValueError(
                     f"{name} was changed by set_params after fit (from "
                     f"{_brief(then)} to {_brief(now[name])}), but fit is where "

@@ -328,9 +328,8 @@ class ShapleyInteractions(BaseExplainer):
 def rank_pairs(attr: pd.DataFrame) -> pd.DataFrame:
     """The pairs of an interaction result, ranked by mean ``|SII|`` (see
     :meth:`ShapleyInteractions.importance`)."""
-    rows = interaction_rows(attr)
-    if rows is not None:  # lines in each row's feature order, whatever the frame's
-        attr = whole_interactions(attr, rows)
+    if interaction_rows(attr) is not None:  # lines in feature order, as they come
+        attr = whole_interactions(attr)
     names = list(attr.columns.get_level_values(-1).unique())
     every = isinstance(attr.columns, pd.MultiIndex)
     outputs = list(attr.columns.get_level_values(0).unique()) if every else [None]

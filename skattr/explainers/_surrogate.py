@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import sys
-import warnings
-
 import numpy as np
 import torch
 from sklearn.base import clone
@@ -16,6 +12,9 @@ from skattr._data import (
     check_number,
     check_option,
     check_pairs_cover_groups,
+    check_similarity_weights,
+    checked_coalitions,
+    checked_similarity,
     to_numpy,
 )
 from skattr.core.designs import ALLOCATIONS
@@ -452,25 +451,7 @@ class Lime(BaseExplainer):
         s = int(self.n_samples)
         if self.perturb_func is None:
             return bernoulli_coalitions(n, g, s, generator)
-        try:
-            Z = self.perturb_func(n, g, s, generator)
-        except TypeError as exc:
-            raise TypeError(
-                f"perturb_func is called as perturb_func(n_rows, n_groups, "
-                f"n_samples, generator) and returns every coalition at once; it "
-                f"raised {type(exc).__name__}: {exc}. (Captum's perturb_func, "
-                "called on one input per sample, does not fit this signature.)"
-            ) from exc
-        Z = torch.as_tensor(Z)
-        if Z.shape not in ((n, s, g), (s, g)):
-            raise ValueError(
-                f"perturb_func(n_rows={n}, n_groups={g}, n_samples={s}, generator) "
-                f"must return a tensor of shape ({n}, {s}, {g}) or ({s}, {g}); got "
-                f"{tuple(Z.shape)}."
-            )
-        if not bool(((Z == 0) | (Z == 1)).all()):
-            raise ValueError("perturb_func must return values in {0, 1}.")
-        return Z.bool()
+        return checked_coalitions(self.perturb_func, n, g, s, generator)
 
     _extras = {
         "intercept": "row",
@@ -497,7 +478,7 @@ class Lime(BaseExplainer):
         Z = self._coalitions(n, layout.n_groups, run.generator)
         similarity = self.similarity_func
         if similarity is not None:
-            similarity = _checked_similarity(similarity)
+            similarity = checked_similarity(similarity)
         else:
             kernel = exp_kernel_similarity(self.distance, float(self.kernel_width))
             similarity = kernel
@@ -537,67 +518,17 @@ class Lime(BaseExplainer):
         }
 
     def _check_weights(self, w: torch.Tensor, Z: torch.Tensor, call) -> None:
-        """Refuse rows whose weights leave the surrogate no data; warn of rows
-        whose weights leave it little.
-
-        No data: every perturbed input weighs 0, or every input that weighs
-        keeps the same groups (a kernel far narrower than the distances
-        weighs only the copies of the row itself, the coalition that keeps
-        every group): the surrogate returned zeros. Little: fewer effective
-        samples, ``(sum w)^2 / sum w^2``, than its ``g + 1`` coefficients, or
-        less than one effective sample on the rarer side of some group (its
-        coefficient then rests on a sliver of the weight).
-        """
-        n, g = w.shape[0], Z.shape[-1]
-        total = w.sum(1)
-        why = (
-            "the similarity_func's weights"
-            if self.similarity_func is not None
-            else f"kernel_width={self.kernel_width} is small for these "
-            f"{self.distance} distances"
-        )
-        fix = (
-            "Check the similarity_func."
-            if self.similarity_func is not None
-            else "Raise kernel_width, or use distance='cosine'."
-        )
-        zf = Z.to(w.device, torch.float64)
-        # each group's share of the weight among the inputs that keep it
-        kept = (
-            w @ zf if zf.dim() == 2 else torch.einsum("ns,nsg->ng", w, zf)
-        ) / total.clamp(min=torch.finfo(torch.float64).tiny)[:, None]
-        side = torch.minimum(kept, 1 - kept).clamp(min=0)  # [n, g]
-        # a group the coalitions never vary (a perturb_func that fixes it)
-        # is the user's design, not the weights' doing: left out here
-        varies = zf.amax(-2) != zf.amin(-2)  # [g] or [n, g]
-        side = torch.where(varies, side, torch.inf)
-        empty = (total <= 0) | (side <= 0).all(1)
-        dead = torch.nonzero(empty).flatten().tolist()
-        if dead:
-            labels = ", ".join(repr(call.row_label(i)) for i in dead[:5])
-            raise ValueError(
-                f"For {len(dead)} of the {n} rows of X (first rows: {labels}) the "
-                f"perturbed inputs that weigh more than 0 ({why}) all keep the "
-                "same features, or none weighs at all, so that the surrogate has "
-                f"no data to fit. {fix}"
+        """The weights' check (:func:`~skattr._data.check_similarity_weights`),
+        its messages naming this explainer's cause and fix."""
+        if self.similarity_func is not None:
+            cause, fix = "the similarity_func's weights", "Check the similarity_func."
+        else:
+            cause = (
+                f"kernel_width={self.kernel_width} is small for these "
+                f"{self.distance} distances"
             )
-        effective = total**2 / (w**2).sum(1)
-        rarer = (effective[:, None] * side).min(1).values
-        few = (effective < g + 1) | (rarer < 1)
-        if bool(few.any()):
-            s = w.shape[1]
-            if s < g + 1:  # too few samples whatever their weights
-                why = f"n_samples={s} is below them"
-            warnings.warn(
-                f"Lime: for {int(few.sum())} of the {n} rows of X the similarity "
-                f"weights leave fewer effective samples (as few as "
-                f"{float(effective.min()):.1f}, {float(rarer.min()):.2g} on the "
-                f"rarer side of a feature) than the surrogate's {g + 1} "
-                f"coefficients need ({why}): their attributions rest on a few "
-                "perturbed inputs. Raise kernel_width or n_samples.",
-                UserWarning,
-                stacklevel=_user_stacklevel(),
-            )
+            fix = "Raise kernel_width, or use distance='cosine'."
+        check_similarity_weights(w, Z, call.row_label, cause, fix)
 
     def _fit_each_row(self, Z, v, w):
         """The slow path: one scikit-learn fit per row."""
@@ -614,42 +545,3 @@ class Lime(BaseExplainer):
             torch.as_tensor(np.stack(coefs), dtype=torch.float64),
             torch.as_tensor(intercepts, dtype=torch.float64),
         )
-
-
-def _checked_similarity(func):
-    """The user's ``similarity_func`` in the core's order ``(x, z, inputs)``,
-    its weights checked: one finite, non-negative weight per input."""
-
-    def similarity(x, z, inputs):
-        m = inputs.shape[0]
-        weights = func(x, inputs, z)
-        shape = tuple(getattr(weights, "shape", ()))
-        if not isinstance(weights, torch.Tensor) or shape != (m,):
-            raise ValueError(
-                f"similarity_func must return one weight per perturbed input, a "
-                f"tensor of shape ({m},); it returned "
-                f"{type(weights).__name__} of shape {shape}. skattr calls it on "
-                f"{m} perturbed inputs at once (row i of each argument belongs "
-                "together), where Captum calls it on one: compute along the last "
-                "dimension, e.g. torch.linalg.vector_norm(X - Z_inputs, dim=-1)."
-            )
-        if not bool((torch.isfinite(weights) & (weights >= 0)).all()):
-            raise ValueError(
-                "similarity_func returned negative, NaN or infinite weights; "
-                "LIME's weights must be finite and at least 0."
-            )
-        return weights
-
-    return similarity
-
-
-def _user_stacklevel() -> int:
-    """The ``stacklevel`` of a warning that names the first caller outside
-    skattr (the user's ``explain`` or ``importance``, however deep the call)."""
-    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    frame, level = sys._getframe(1), 1
-    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(
-        package + os.sep
-    ):
-        frame, level = frame.f_back, level + 1
-    return level
