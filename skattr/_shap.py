@@ -27,10 +27,10 @@ def to_shap(attributions: pd.DataFrame, X=None):
     X : DataFrame or array-like, default=None
         The rows explained, for the feature values (``data``); only when it
         has the attributions' columns (not for feature groups or
-        interactions). A DataFrame is matched to the attributions' rows by
-        its index, except beside a result indexed ``0..n-1`` in order (an
-        array's), which takes its rows in their order; an array by
-        position (:func:`skattr._data.rows_of`).
+        interactions), matched to the attributions' rows as
+        :func:`skattr._data.rows_beside` says: a DataFrame by its index
+        (in its order beside an array's result), an array in its order,
+        and refused where that cannot be told.
 
     Returns
     -------

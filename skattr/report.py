@@ -29,8 +29,8 @@ def default_explainers(random_state=0, n_columns=None) -> dict:
     seconds on a few hundred rows of a small net.
 
     KernelShap evaluates 256 coalitions per row, or ``4 * n_columns`` where
-    that is more: two coalition pairs per column, from where every drawn
-    design determined the values (fewer than one pair per column is refused).
+    that is more: two coalition pairs per column (fewer than one pair per
+    column is refused).
     """
     from skattr import (
         FeatureAblation,

@@ -11,7 +11,6 @@ from skattr._data import (
     check_int,
     check_option,
     check_pairs_cover_groups,
-    interaction_rows,
     to_numpy,
     whole_interactions,
 )
@@ -328,8 +327,7 @@ class ShapleyInteractions(BaseExplainer):
 def rank_pairs(attr: pd.DataFrame) -> pd.DataFrame:
     """The pairs of an interaction result, ranked by mean ``|SII|`` (see
     :meth:`ShapleyInteractions.importance`)."""
-    if interaction_rows(attr) is not None:  # lines in feature order, as they come
-        attr = whole_interactions(attr)
+    attr = whole_interactions(attr)  # lines in feature order, as they come
     names = list(attr.columns.get_level_values(-1).unique())
     every = isinstance(attr.columns, pd.MultiIndex)
     outputs = list(attr.columns.get_level_values(0).unique()) if every else [None]
