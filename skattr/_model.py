@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import math
 import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -525,8 +526,10 @@ class ModelCall:
         #: finite, NaN from the first that was not (a multiply and an
         #: index_add per chunk, cheaper than isfinite, and nothing to sync;
         #: on the CPU only for a chunk whose outputs do not sum to a finite
-        #: number, see ``_watch``)
-        self._seen = torch.zeros(self.n_rows + 1, device=adapter.device)
+        #: number, see ``_watch``); ``None`` until a chunk is folded into it,
+        #: and then every output so far was finite
+        self._seen: torch.Tensor | None = None
+        self._device = adapter.device
         #: model rows evaluated so far
         self.rows_evaluated = 0
         self._bar = None
@@ -566,8 +569,10 @@ class ModelCall:
         self.rows_evaluated += m
         if self._bar is not None:
             self._bar.update(m)
-        if out.device.type == "cpu" and bool(torch.isfinite(out.sum())):
+        if out.device.type == "cpu" and math.isfinite(out.sum().item()):
             return
+        if self._seen is None:
+            self._seen = torch.zeros(self.n_rows + 1, device=self._device)
         zeros = (out * 0).sum(1).to(self._seen.dtype)
         if rows is None:
             self._seen[-1:] += zeros.sum()
@@ -589,7 +594,8 @@ class ModelCall:
         copies a large result.
         """
         # _seen holds sums of 0 * output: finite while every output was
-        finite = bool(torch.isfinite(self._seen.sum()))
+        # (None: no chunk was folded, every output was finite)
+        finite = self._seen is None or bool(torch.isfinite(self._seen.sum()))
         values_bad = None
         if values is not None and values.size:
             step = max(1, _PROBE_VALUES // max(1, values[0].size))
@@ -600,7 +606,11 @@ class ModelCall:
                     break
         if finite and values_bad is None:
             return
-        seen = torch.isfinite(self._seen).cpu()
+        seen = (
+            torch.ones(self.n_rows + 1, dtype=torch.bool)
+            if self._seen is None
+            else torch.isfinite(self._seen).cpu()
+        )
         rows_bad, base_bad = ~seen[:-1], ~seen[-1]
         if bool(base_bad):
             raise ValueError(
