@@ -525,20 +525,45 @@ def rows_of(entry, index: pd.Index, what: str, *, by_position: bool = False):
     )
 
 
-def rows_beside(X, index: pd.Index, columns) -> pd.DataFrame:
+def explained_order(attrs: dict) -> pd.Index | None:
+    """The rows of a result in the order ``explain`` returned them: the
+    index of its per-row extras, which pandas copies whole into every frame
+    derived from the result (sorted, sliced); ``None`` without such extras."""
+    for value in attrs.values():
+        if isinstance(value, (pd.Series, pd.DataFrame)):
+            return value.index
+    return None
+
+
+def rows_beside(
+    X, index: pd.Index, columns, explained: pd.Index | None = None
+) -> pd.DataFrame:
     """The ``X`` a user passes beside a result, as a frame of the result's
     rows ``index`` (its columns named ``columns`` when ``X`` is an array of
     as many). A DataFrame goes through :func:`rows_of` (``by_position``).
     An array has no labels: it is taken in its order beside a result of as
-    many rows labelled ``0..n-1`` in order (an array's) or not labelled by
-    positions at all (a frame's own labels); a result labelled by positions
-    in another order (a sorted array result, or a frame whose labels look
-    like positions) is refused, since which rows it holds cannot be told."""
+    many rows in the order ``explain`` returned them (``explained``, from
+    :func:`explained_order`; kept, or filtered) and labelled ``0..n-1`` in
+    order (an array's) or not labelled by positions at all (a frame's own
+    labels). A result in another order than ``explain``'s (sorted), or
+    labelled by positions in another order (a sorted array result, or a
+    frame whose labels look like positions), is refused, since which rows
+    the array holds cannot be told."""
     if isinstance(X, pd.DataFrame):
         return rows_of(X, index, "X", by_position=True)
     frame = pd.DataFrame(np.asarray(X))
     if frame.shape[1] == len(columns):
         frame.columns = list(columns)
+    if explained is not None and explained.is_unique and not explained.equals(index):
+        at = explained.get_indexer(index)
+        if (at >= 0).all() and (np.diff(at) < 0).any():
+            raise ValueError(
+                "X is an array, and the attributions' rows are in another order "
+                "than explain returned them (sorted or shuffled): which rows of X "
+                "they hold cannot be told. Pass X as a DataFrame with the rows' "
+                "labels (the frame that was explained), or the attributions in "
+                "explain's order."
+            )
     in_order = index.equals(pd.RangeIndex(len(index)))
     if not in_order and len(index) and _positions(index, len(frame)):
         raise ValueError(

@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from skattr._data import interaction_rows, rows_beside, rows_of, whole_interactions
+from skattr._data import (
+    explained_order,
+    interaction_rows,
+    rows_beside,
+    rows_of,
+    whole_interactions,
+)
 
 
 def to_shap(attributions: pd.DataFrame, X=None):
@@ -29,8 +35,9 @@ def to_shap(attributions: pd.DataFrame, X=None):
         has the attributions' columns (not for feature groups or
         interactions), matched to the attributions' rows as
         :func:`skattr._data.rows_beside` says: a DataFrame by its index
-        (in its order beside an array's result), an array in its order,
-        and refused where that cannot be told.
+        (in its order beside an array's result), an array in its order
+        beside a result in ``explain``'s order (whole or filtered), and
+        refused where that cannot be told (an array beside a sorted result).
 
     Returns
     -------
@@ -71,7 +78,7 @@ def to_shap(attributions: pd.DataFrame, X=None):
         base = (base[outputs] if every else base).to_numpy()
     data = None
     if X is not None and not cube:
-        frame = rows_beside(X, rows, features)
+        frame = rows_beside(X, rows, features, explained_order(attributions.attrs))
         if all(f in frame.columns for f in features):
             data = frame[features].to_numpy()
     return shap.Explanation(

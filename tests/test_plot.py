@@ -168,6 +168,19 @@ def test_to_shap_matches_extras_and_X_to_rows_by_label(frame):
     np.testing.assert_array_equal(expl.data, named.to_numpy())
     with pytest.raises(ValueError, match="X has no row labelled"):
         skattr.to_shap(attr_named, named.iloc[:5])
+    # an array beside a result of a frame's labels in another order than
+    # explain returned them (sorted): taken in its order, each row got
+    # another row's features (a gap of 0.15 between values + base and the
+    # model at the data); its extras still hold explain's order
+    for shuffled in (attr_named.sort_values("a"), attr_named.iloc[::-1]):
+        with pytest.raises(ValueError, match="another order than explain"):
+            skattr.to_shap(shuffled, named.to_numpy())
+        with pytest.raises(ValueError, match="another order than explain"):
+            plot.dependence(shuffled, named.to_numpy(), "a")
+    # in explain's order, filtered or not, an array is taken in its order
+    kept = attr_named[attr_named["a"] > 0]
+    expl = skattr.to_shap(kept, named[attr_named["a"] > 0].to_numpy())
+    np.testing.assert_array_equal(expl.data, named.loc[kept.index].to_numpy())
     # an array's result (rows 0..n-1 in order) takes X's rows in their order
     # when X's labels are others (X_test explained as an array: refused when
     # matched by label); an array X is read at the result's labels, also
