@@ -21,6 +21,15 @@ def concat(results) -> pd.DataFrame:
     every row's extras), and each per-call entry is kept when the results
     agree on it.
 
+    A sampling method with an int ``random_state`` draws the same
+    permutations, coalitions or points for every chunk (the same output on
+    every call), so the chunks' sampling errors are alike rather than
+    independent, and the joined result differs from one call on all the
+    rows by that sampling error. For independent draws per chunk, give each
+    chunk's call its own seed (``set_params(random_state=seed + i)``) or a
+    ``numpy.random.Generator``, which is drawn from at each call; a Dask
+    ``explain`` gives each partition a stream of its own.
+
     Parameters
     ----------
     results : iterable of DataFrame

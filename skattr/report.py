@@ -100,8 +100,10 @@ def audit(
         :func:`default_explainers`. Explainers whose ``target`` is the
         default explain every output (``target="all"``).
     background : DataFrame, default=None
-        The data given to each ``fit`` (baselines, background rows);
-        ``None`` uses ``X``.
+        The data given to each ``fit``: the columns, and the values of
+        ``baseline="auto"`` (its mean) for the explainers that keep that
+        default; ``None`` uses ``X``. For SHAP's average over background
+        rows, give explainers whose ``baseline`` is a frame of those rows.
     path : str or Path, default="skattr-report"
         The folder written: ``index.html``, one CSV per method's
         attributions, ``importance.csv``.
