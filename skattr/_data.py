@@ -356,6 +356,11 @@ def column_names(X, n_columns: int) -> list[str]:
     return [f"x{i}" for i in range(n_columns)]
 
 
+def frame_index(X) -> pd.Index | None:
+    """A DataFrame's row labels; ``None`` for rows without labels."""
+    return X.index if isinstance(X, pd.DataFrame) else None
+
+
 def row_index(X) -> pd.Index:
     """The index of the result: ``X.index`` for a DataFrame, else 0..n-1."""
     if isinstance(X, pd.DataFrame):
@@ -796,10 +801,16 @@ def _user_stacklevel() -> int:
     return level
 
 
-def check_y(y, n_rows: int) -> np.ndarray | None:
-    """Return ``y`` as a 1-D numpy array of length ``n_rows`` (or ``None``)."""
+def check_y(y, n_rows: int, index: pd.Index | None = None) -> np.ndarray | None:
+    """Return ``y`` as a 1-D numpy array of length ``n_rows`` (or ``None``).
+
+    Read by position, as scikit-learn does; a Series holding the labels of
+    ``X`` (``index``, a DataFrame's) in another order is refused
+    (:func:`check_row_labels`).
+    """
     if y is None:
         return None
+    check_row_labels(y, index, "y")
     if isinstance(y, torch.Tensor):
         y = to_numpy(y)
     arr = y.to_numpy() if isinstance(y, (pd.Series, pd.DataFrame)) else np.asarray(y)
@@ -816,10 +827,41 @@ def check_y(y, n_rows: int) -> np.ndarray | None:
     return arr
 
 
-def check_sample_weight(sample_weight, n_rows: int) -> np.ndarray | None:
-    """Return ``sample_weight`` as float64 of length ``n_rows`` (or ``None``)."""
+def check_row_labels(values, index: pd.Index | None, name: str) -> None:
+    """Refuse a Series (or frame) ``values`` whose labels are those of ``X``
+    (``index``) in another order.
+
+    ``y`` and ``sample_weight`` are read by position, as scikit-learn reads
+    them; such a one (sorted or shuffled apart from ``X``) would pair each
+    row with another row's value, while other labels (``X``'s index reset)
+    say nothing of the order and are read by position.
+    """
+    if index is None or not isinstance(values, (pd.Series, pd.DataFrame)):
+        return
+    labels = values.index
+    if (
+        len(labels) == len(index)
+        and not labels.equals(index)
+        and labels.is_unique
+        and index.is_unique
+        and labels.isin(index).all()
+    ):
+        raise ValueError(
+            f"{name} holds the labels of X in another order. It is read by "
+            "position, as scikit-learn does, which would pair rows of X with "
+            f"other rows' values: pass {name}.loc[X.index] to pair them by "
+            f"label, or {name}.to_numpy() if the positions are meant."
+        )
+
+
+def check_sample_weight(
+    sample_weight, n_rows: int, index: pd.Index | None = None
+) -> np.ndarray | None:
+    """Return ``sample_weight`` as float64 of length ``n_rows`` (or ``None``);
+    read by position (:func:`check_row_labels`)."""
     if sample_weight is None:
         return None
+    check_row_labels(sample_weight, index, "sample_weight")
     if isinstance(sample_weight, torch.Tensor):
         sample_weight = to_numpy(sample_weight)
     w = np.asarray(sample_weight, dtype=np.float64)

@@ -163,6 +163,10 @@ CASES = [
     Case("y of the wrong length", "explain", ("FeatureAblation", "KernelShap"),
          lambda n, m, X: make(n, target="true").fit(m, X).explain(X, np.zeros(3)),
          ValueError, "y has 3 entries but X has 12 rows"),
+    Case("y holding X's labels in another order", "explain", ("ShapleyValues",),
+         lambda n, m, X: make(n, target="true").fit(m, X)
+         .explain(X, pd.Series([0, 1, 2] * 4, index=X.index[::-1])),
+         ValueError, r"y holds the labels of X in another order.*y\.loc\[X\.index\]"),
     Case("y 2-D", "explain", ("FeatureAblation",),
          lambda n, m, X: make(n, target="true").fit(m, X).explain(X, np.zeros((12, 2))),
          ValueError, "y must be 1-D"),

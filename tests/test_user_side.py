@@ -766,3 +766,26 @@ def test_concat_numbers_an_arrays_chunks_on_and_keeps_whole_interactions(frame):
     joined = concat(parts)
     pd.testing.assert_frame_equal(joined, inter.explain(two))
     assert joined.attrs["base_values"].index.equals(two.index)
+
+
+def test_y_holding_Xs_labels_in_another_order_is_refused_not_read_by_position(frame):
+    # y is read by position, as scikit-learn does; a Series whose labels are
+    # X's own in another order (sorted or shuffled apart from X) paired each
+    # row with another row's label without a word
+    y = pd.Series((frame["age"] > 0).astype(int).to_numpy(), index=frame.index)
+    shuffled = y.sample(frac=1, random_state=0)
+    ex = ShapleyValues(target="true", baseline=0.0).fit(MLP(), frame)
+    truth = ex.explain(frame, y)
+    with pytest.raises(ValueError, match="y holds the labels of X in another order"):
+        ex.explain(frame, shuffled)
+    # by label, as the message says, it is the call with y in X's order
+    pd.testing.assert_frame_equal(ex.explain(frame, shuffled.loc[frame.index]), truth)
+    # other labels (X's index reset, y's kept): by position, as scikit-learn
+    moved = y.set_axis(range(100, 100 + len(y)))
+    pd.testing.assert_frame_equal(ex.explain(frame, moved), truth)
+    perm = FeaturePermutation(scoring="accuracy", random_state=0).fit(MLP(), frame)
+    with pytest.raises(ValueError, match="y holds the labels of X in another order"):
+        perm.importance(frame, shuffled)
+    weights = pd.Series(np.linspace(1, 2, len(frame)), index=frame.index)
+    with pytest.raises(ValueError, match="sample_weight holds the labels of X"):
+        perm.importance(frame, y, sample_weight=weights.iloc[::-1])

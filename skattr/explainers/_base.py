@@ -33,6 +33,7 @@ from skattr._data import (
     column_names,
     dask_free,
     derived_seed,
+    frame_index,
     importance_moments,
     is_dask,
     moments_table,
@@ -651,7 +652,7 @@ class BaseExplainer(BaseEstimator):
     def _explain(self, X, y, generator: torch.Generator | None = None):
         """``explain``, with the call's generator given by ``importance``."""
         X, settings, layout, Xt = self._prepare(X)
-        y = check_y(y, Xt.shape[0])
+        y = check_y(y, Xt.shape[0], frame_index(X))
         self._check_columns(layout, settings)
         self._check_explain(layout, Xt)
         if self._random and generator is None:

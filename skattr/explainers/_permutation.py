@@ -11,6 +11,7 @@ from skattr._data import (
     check_sample_weight,
     check_y,
     dask_free,
+    frame_index,
     is_dask,
     to_numpy,
 )
@@ -316,9 +317,10 @@ class FeaturePermutation(BaseExplainer):
         settings = self._settings()
         X = check_input(self, X, reset=False, numeric=self._adapter.numeric_only)
         n = X.shape[0]
-        y = check_y(y, n)
+        index = frame_index(X)
+        y = check_y(y, n, index)
         self._check_scoring_y(y)
-        return X, y, check_sample_weight(sample_weight, n), settings
+        return X, y, check_sample_weight(sample_weight, n, index), settings
 
     def _check_scoring_y(self, y) -> None:
         """A scorer given by name compares with the true targets: refuse no ``y``."""
