@@ -49,7 +49,7 @@ from skattr._data import (
     to_tensor,
 )
 from skattr._head import AffineHead, find_affine_head
-from skattr._pipeline import trace_inputs
+from skattr._pipeline import mismatch_message, trace_inputs
 from skattr.exceptions import NotFittedError
 
 
@@ -329,7 +329,11 @@ class ModelAdapter:
             return X
         if isinstance(X, torch.Tensor):
             X = to_numpy(X)
-        return self.preprocess.transform(X)
+        Z = self.preprocess.transform(X)
+        traced = self.labels  # bound adapters: the inputs traced to columns
+        if traced is not None and Z.ndim == 2 and Z.shape[1] != len(traced):
+            raise ValueError(mismatch_message(Z.shape[1], len(traced)))
+        return Z
 
     def to_model(self, X, *, name: str = "X") -> torch.Tensor:
         """User rows -> checked model-input tensor on the device (bound adapters).

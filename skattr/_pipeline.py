@@ -78,11 +78,16 @@ def trace(transformer, sources: list[int]) -> list[int]:
         if indicator is not None:
             keep += [sources[i] for i in indicator.features_]
         return keep
+    if name == "TargetEncoder" and getattr(transformer, "target_type_", "") == (
+        "multiclass"
+    ):  # one output per class for each input column, column by column
+        k = len(transformer.classes_)
+        return [s for s in sources for _ in range(k)]
     if name in ONE_TO_ONE:
         return list(sources)
     if name == "FunctionTransformer":
         n_out = _n_outputs(transformer, len(sources))
-        if n_out == len(sources):
+        if n_out == len(sources) and _column_wise(transformer, len(sources)):
             return list(sources)
     raise UntraceableError(
         f"Cannot trace the outputs of {name} back to the input columns (it may "
@@ -106,6 +111,35 @@ def _n_outputs(transformer, n_in: int) -> int | None:
         return None
 
 
+def _column_wise(transformer, n_in: int) -> bool:
+    """Whether output column j of ``transformer`` moves with input column j
+    alone, as far as a probe on a few synthetic rows tells.
+
+    Each input column is moved in turn (values in ``[0.5, 1.5]``, moved by
+    0.25, so that logs and roots are defined) and the outputs compared with
+    the unmoved ones, in one ``transform`` call. A function that reorders
+    or mixes columns (``a[:, ::-1]``, a row normalizer) fails; one the probe
+    cannot run on (it needs strings, say) is taken as column-wise.
+    """
+    rows = 4
+    base = np.random.default_rng(0).uniform(0.5, 1.5, size=(rows, n_in))
+    moved = np.repeat(base[None], n_in, axis=0)  # [n_in, rows, n_in]
+    moved[np.arange(n_in), :, np.arange(n_in)] += 0.25
+    try:
+        out = np.asarray(
+            transformer.transform(np.concatenate([base, moved.reshape(-1, n_in)])),
+            dtype=np.float64,
+        )
+    except Exception:
+        return True
+    if out.shape != (rows * (n_in + 1), n_in):
+        return True
+    same = np.isclose(out[rows:].reshape(n_in, rows, n_in), out[None, :rows],
+                      rtol=1e-9, atol=0.0, equal_nan=True)  # fmt: skip
+    changed = ~same.all(axis=1)  # [moved column, output column]
+    return not (changed & ~np.eye(n_in, dtype=bool)).any()
+
+
 def _trace_column_transformer(ct, sources: list[int]) -> list[int]:
     indices = getattr(ct, "_transformer_to_input_indices", None)
     if indices is None:  # pragma: no cover - older scikit-learn
@@ -119,6 +153,19 @@ def _trace_column_transformer(ct, sources: list[int]) -> list[int]:
             continue
         out += trace(trans, [sources[c] for c in cols])
     return out
+
+
+def mismatch_message(given: int, traced: int) -> str:
+    """The error for preprocessing that gives another number of model
+    inputs than were traced to the user's columns."""
+    return (
+        f"The Pipeline's preprocessing gives {given} model input(s), but skattr "
+        f"traced {traced} back to the original columns: a transformer's outputs "
+        "are not the ones its tracing assumes, and the attributions would be "
+        "credited to the wrong columns. Explain the transformed matrix with the "
+        "net itself, grouping its columns with feature_groups: "
+        "fit(pipeline[-1], pipeline[:-1].transform(X))."
+    )
 
 
 def trace_inputs(preprocess, columns) -> tuple[list[int], list[str]]:
@@ -144,7 +191,7 @@ def trace_inputs(preprocess, columns) -> tuple[list[int], list[str]]:
     except Exception:
         names = None
     if names is not None and len(names) != len(origin):
-        names = None
+        raise ValueError(mismatch_message(len(names), len(origin)))
     labels = [
         f"{columns[src]} (model input {names[i]!r})"
         if names is not None

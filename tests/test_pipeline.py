@@ -185,6 +185,35 @@ def test_untraceable_transformer_says_what_to_do(penguins):
         FeatureAblation().fit(pipe, numeric)
 
 
+def _reversed(a):
+    return np.ascontiguousarray(np.asarray(a, dtype=np.float32)[:, ::-1])
+
+
+def _row_shares(a):
+    a = np.abs(np.asarray(a, dtype=np.float32)) + 1
+    return a / a.sum(1, keepdims=True)
+
+
+@pytest.mark.parametrize("func", [_reversed, _row_shares])
+def test_a_function_that_moves_or_mixes_columns_is_not_taken_as_column_wise(
+    penguins, func
+):
+    # a FunctionTransformer that keeps the number of columns was taken as
+    # column-wise: one that reverses them credited all of one column's
+    # effect to another, without a word
+    _, X, y = penguins
+    numeric = X[NUMERIC].dropna()
+    pipe = make_pipeline(StandardScaler(), FunctionTransformer(func), _net(4))
+    pipe.fit(numeric, y[X[NUMERIC].notna().all(axis=1).to_numpy()])
+    with pytest.raises(ValueError, match="Cannot trace the outputs of Function"):
+        FeatureAblation().fit(pipe, numeric)
+    # column-wise functions are traced as before
+    pipe = make_pipeline(StandardScaler(), FunctionTransformer(np.tanh),
+                         FunctionTransformer(to_float32), _net(4))  # fmt: skip
+    pipe.fit(numeric, y[X[NUMERIC].notna().all(axis=1).to_numpy()])
+    assert list(FeatureAblation().fit(pipe, numeric).groups_) == [0, 1, 2, 3]
+
+
 def test_pipeline_must_end_in_a_skorch_net(penguins):
     _, X, _ = penguins
     pipe = make_pipeline(StandardScaler(), PCA(2))
@@ -199,3 +228,71 @@ def test_dict_baseline_in_user_columns(penguins):
     ex = FeatureAblation(baseline=base).fit(pipe, X)
     expected = pipe[:-1].transform(pd.DataFrame([base]))[0]
     np.testing.assert_allclose(ex.baseline_.numpy()[0], expected, rtol=1e-5)
+
+
+def test_a_multiclass_target_encoder_gives_one_input_per_class_and_column(penguins):
+    # on a multiclass y, TargetEncoder gives each column one output per
+    # class (column by column); traced as one output per column, the model's
+    # 6 encoded inputs were credited to 2 columns and beyond, silently for
+    # some methods and with shape errors deep in the core for others
+    from sklearn.preprocessing import TargetEncoder
+
+    _, X, y = penguins
+    prep = ColumnTransformer(
+        [
+            ("num", make_pipeline(SimpleImputer(), StandardScaler()), NUMERIC[:2]),
+            (
+                "cat",
+                make_pipeline(
+                    SimpleImputer(strategy="most_frequent"),
+                    TargetEncoder(),
+                ),
+                CATEGORICAL,
+            ),
+        ]
+    )
+    pipe = make_pipeline(prep, FunctionTransformer(to_float32), _net(8)).fit(X, y)
+    ex = skattr.ShapleyValues(target=0).fit(pipe, X)
+    assert [X.columns[g] for g in ex.groups_] == NUMERIC[:2] + ["island"] * 3 + [
+        "sex"
+    ] * 3
+    rows = X.iloc[:10]
+    groups = {"island": [2, 3, 4], "sex": [5, 6, 7]}
+    ref = (
+        skattr.ShapleyValues(target=0, feature_groups=groups)
+        .fit(pipe[-1], pipe[:-1].transform(X))
+        .explain(pipe[:-1].transform(rows))
+    )
+    ours = ex.explain(rows)
+    for col in CATEGORICAL:
+        np.testing.assert_allclose(ours[col].to_numpy(), ref[col].to_numpy(), atol=1e-6)
+
+
+def test_preprocessing_that_gives_other_inputs_than_traced_is_refused(penguins):
+    # the last guard: whatever a transformer's tracing assumes, the model
+    # inputs the preprocessing gives must be as many as were traced
+    from sklearn.preprocessing import TargetEncoder
+
+    _, X, y = penguins
+    encoder = TargetEncoder()
+    prep = ColumnTransformer(
+        [
+            (
+                "cat",
+                make_pipeline(SimpleImputer(strategy="most_frequent"), encoder),
+                CATEGORICAL,
+            )
+        ]
+    )
+    pipe = make_pipeline(prep, FunctionTransformer(to_float32), _net(6)).fit(X, y)
+    trace = skattr._pipeline.trace
+
+    def one_to_one(transformer, sources):  # the tracing before the fix
+        if type(transformer).__name__ == "TargetEncoder":
+            return list(sources)
+        return trace(transformer, sources)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(skattr._pipeline, "trace", one_to_one)
+        with pytest.raises(ValueError, match="gives 6 model input.*traced 2"):
+            FeatureAblation(target=0).fit(pipe, X)
