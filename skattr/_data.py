@@ -212,6 +212,11 @@ def check_input(estimator, X, *, reset: bool, numeric: bool = True, name: str = 
         check_numeric(X, name)
     # the common cases without scikit-learn's general machinery: string
     # names at fit, the very names fit recorded at explain
+    if reset:  # labels that are not all strings: scikit-learn records none
+        labelled = isinstance(X, pd.DataFrame) and _string_names(X) is None
+        estimator._column_labels = X.columns if labelled else None
+    else:
+        _check_column_order(estimator, X, name)
     strings = _string_names(X) if reset else None
     if strings is not None:  # what validate_data records for string names
         names = np.asarray(strings, dtype=object)
@@ -248,6 +253,28 @@ def _string_names(X) -> list[str] | None:
         return None
     columns = X.columns.tolist()
     return columns if all(isinstance(c, str) for c in columns) else None
+
+
+def _check_column_order(estimator, X, name: str) -> None:
+    """Refuse a frame holding the column labels ``fit`` saw (not all
+    strings, which scikit-learn's checks skip) in another order: taken by
+    position, each column would go where another belongs."""
+    fitted = getattr(estimator, "_column_labels", None)
+    if fitted is None or not isinstance(X, pd.DataFrame):
+        return
+    columns = X.columns
+    if (
+        len(columns) == len(fitted)
+        and not columns.equals(fitted)
+        and columns.is_unique
+        and columns.isin(fitted).all()
+    ):
+        raise ValueError(
+            f"{name} has the columns of fit in another order ({list(columns)[:10]} "
+            f"against {list(fitted)[:10]}): columns go to the model by position, "
+            f"so each would go where another belongs. Pass {name}[fit_columns], "
+            "the columns in the same order as they were in fit."
+        )
 
 
 def _same_names(estimator, X) -> bool:

@@ -156,6 +156,10 @@ CASES = [
     Case("columns reordered", "explain", ALL,
          lambda n, m, X: make(n).fit(m, X).explain(X[X.columns[::-1]]),
          ValueError, "same order as they were in fit"),
+    Case("integer column labels reordered", "explain", ("FeatureAblation", "Lime"),
+         lambda n, m, X: make(n).fit(m, X.set_axis(range(5), axis=1))
+         .explain(X.set_axis(range(5), axis=1)[[4, 3, 2, 1, 0]]),
+         ValueError, "columns of fit in another order"),
     Case("array of another width", "explain", ("FeatureAblation", "GradientShap"),
          lambda n, m, X: make(n).fit(m, X).explain(X.to_numpy()[:, :4]),
          ValueError, r"X has 4 features, but \w+ is expecting 5"),

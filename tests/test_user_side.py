@@ -789,3 +789,23 @@ def test_y_holding_Xs_labels_in_another_order_is_refused_not_read_by_position(fr
     weights = pd.Series(np.linspace(1, 2, len(frame)), index=frame.index)
     with pytest.raises(ValueError, match="sample_weight holds the labels of X"):
         perm.importance(frame, y, sample_weight=weights.iloc[::-1])
+
+
+def test_a_frame_with_integer_column_labels_reordered_is_refused():
+    # scikit-learn's name checks skip labels that are not strings: a frame
+    # fitted with columns [2, 0, 1] and explained as [0, 1, 2] went to the
+    # model by position, each column where another belongs, without a word
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(rng.normal(size=(6, 3)), columns=[2, 0, 1])
+    w = np.array([3.0, 0.0, 0.0])  # the model reads its first input: column 2
+    ex = ShapleyValues(baseline=0.0).fit(make_linear(w), X)
+    np.testing.assert_allclose(ex.explain(X)["2"], 3.0 * X[2], rtol=1e-5)
+    with pytest.raises(ValueError, match="columns of fit in another order"):
+        ex.explain(X[[0, 1, 2]])
+    # refitted on string names, the labels of the first fit are forgotten
+    named = X.set_axis(["c", "a", "b"], axis=1)
+    ex.fit(make_linear(w), named)
+    with pytest.raises(ValueError, match="same order as they were in fit"):
+        ex.explain(named[["a", "b", "c"]])
+    ex.fit(make_linear(w))  # no X: each call's own columns
+    ex.explain(X[[0, 1, 2]])

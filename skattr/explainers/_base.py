@@ -332,7 +332,7 @@ class BaseExplainer(BaseEstimator):
         numeric = adapter.numeric_only
         baseline = settings.baseline if self._auto_baseline else None
         check_baseline_has_X(baseline, X)
-        for attr in _LAYOUT_ATTRIBUTES:
+        for attr in (*_LAYOUT_ATTRIBUTES, "_column_labels"):
             self.__dict__.pop(attr, None)
         if X is not None:
             X = check_input(self, X, reset=True, numeric=numeric)
