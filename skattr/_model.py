@@ -971,8 +971,9 @@ def get_layer(module: nn.Module, layer) -> tuple[str, nn.Module]:
             if m is layer and name:
                 return name, m
         raise ValueError(
-            f"The layer {type(layer).__name__} given is not a submodule of the model. "
-            f"Available layers: {layer_names(module)}."
+            f"The layer {type(layer).__name__} given is not a submodule of the model "
+            "(a copy of one, pickled or deep-copied, is not either): give it by "
+            f"name. Available layers: {layer_names(module)}."
         )
     check_layer(layer)
     named = dict(module.named_modules())

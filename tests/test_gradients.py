@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from sklearn.base import clone
 from torch import nn
 
 from skattr import GradientShap, LayerGradientShap, NeuronGradient
@@ -109,6 +110,23 @@ def test_module_object_is_resolved_to_its_name(mlp, X_frame):
         ex.explain(X_frame).to_numpy(), by_name.explain(X_frame).to_numpy()
     )
     assert list(ex.explain(X_frame).columns) == [f"hidden.1[{i}]" for i in range(8)]
+
+
+@pytest.mark.parametrize("cls", [LayerGradientShap, NeuronGradient])
+def test_a_clone_keeps_a_layer_given_as_a_module(cls, mlp, X_frame):
+    # scikit-learn's clone deep-copied the layer, and the clone's fit then
+    # refused it as no submodule of the model (any tool that clones: a grid
+    # search, cross_validate)
+    extra = {"neuron": 2} if cls is NeuronGradient else {"random_state": 0}
+    ex = cls(layer=mlp.hidden[1], **extra)
+    twin = clone(ex)
+    assert twin.layer is mlp.hidden[1] and twin is not ex
+    np.testing.assert_array_equal(
+        twin.fit(mlp, X_frame).explain(X_frame).to_numpy(),
+        ex.fit(mlp, X_frame).explain(X_frame).to_numpy(),
+    )
+    by_name = clone(cls(layer="hidden.1", **extra))
+    assert by_name.layer == "hidden.1"
 
 
 # ---------------------------------------------------------------- GradientShap

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numbers
 
 import torch
+from sklearn.base import clone
 from torch import nn
 
 from skattr._data import check_bool, check_int, check_number
@@ -47,6 +48,21 @@ class _LayerMethod:
         if foreign and adapter.user_module is not module:  # a copy on ``device``
             layer, _ = get_layer(adapter.user_module, layer)
         self.layer_, self._layer = get_layer(module, layer)
+
+    def __sklearn_clone__(self):
+        """``sklearn.base.clone``, keeping a ``layer`` given as a module object.
+
+        scikit-learn's clone deep-copies the parameters, and a copy of the
+        layer is no submodule of the model the clone is then fitted on; the
+        layer, like the model, is referred to, not owned.
+        """
+        if not isinstance(self.layer, nn.Module):
+            return super().__sklearn_clone__()
+        params = self.get_params(deep=False)
+        layer = params.pop("layer")
+        return type(self)(
+            layer=layer, **{k: clone(v, safe=False) for k, v in params.items()}
+        )
 
     def _probe(self, adapter, rows):
         """The outputs at ``rows`` and the layer's shape per row, in one forward."""
