@@ -77,6 +77,34 @@ def test_neuron_errors(mlp, X_frame, neuron, error, match):
         NeuronGradient(layer="hidden.0", neuron=neuron).fit(mlp, X_frame)
 
 
+class _Grid(nn.Module):
+    """A layer of 2 x 4 units per row, then a sum."""
+
+    def __init__(self, n_in):
+        super().__init__()
+        self.grid = nn.Sequential(nn.Linear(n_in, 8), nn.Unflatten(1, (2, 4)))
+
+    def forward(self, x):
+        return self.grid(x).sum((1, 2))[:, None]
+
+
+def test_an_int_neuron_on_a_layer_of_several_dimensions_is_refused(X_frame):
+    # neuron=1 on units of shape (2, 4) differentiated the sum of a[:, 1, :]
+    # without a word (Captum refuses it); a layer method labels unit (0, 1)
+    # as [1], and neuron=5 was refused as out of range
+    torch.manual_seed(0)
+    model = _Grid(X_frame.shape[1])
+    for neuron, unit in ((1, r"\(0, 1\)"), (5, r"\(1, 1\)")):
+        with pytest.raises(ValueError, match=f"1 index.*neuron={unit}"):
+            NeuronGradient(layer="grid", neuron=neuron).fit(model, X_frame)
+    got = NeuronGradient(layer="grid", neuron=(1, 1)).fit(model, X_frame)
+    weight = model.grid[0].weight[5].detach().double().numpy()  # unit (1, 1)
+    np.testing.assert_allclose(got.explain(X_frame).to_numpy()[0], weight, rtol=1e-6)
+    summed = NeuronGradient(layer="grid", neuron=(1, slice(None))).fit(model, X_frame)
+    rows = model.grid[0].weight[4:].detach().sum(0).double().numpy()
+    np.testing.assert_allclose(summed.explain(X_frame).to_numpy()[0], rows, rtol=1e-5)
+
+
 def test_neuron_callable_must_return_a_tensor(mlp, X_frame):
     with pytest.raises(TypeError, match="must return a tensor"):
         NeuronGradient(layer="hidden.0", neuron=lambda act: 3.0).fit(mlp, X_frame)
