@@ -406,6 +406,9 @@ def to_tensor(
 ) -> torch.Tensor:
     """Convert numeric, finite 2-D data to a tensor on ``device``.
 
+    The tensor is always a copy: a model that writes into its input then
+    changes skattr's rows, never the user's ``X``.
+
     Non-numeric columns get a ``TypeError`` that recommends a Pipeline; NaN
     or infinite values a ``ValueError`` naming the columns that hold them
     (``columns`` gives each column's name in the user's terms).
@@ -416,11 +419,11 @@ def to_tensor(
             raise TypeError(
                 f"{name} must hold real numbers; got a tensor of dtype {X.dtype}."
             )
-        t = X.detach().to(device=device, dtype=dtype)
+        t = X.detach().to(device=device, dtype=dtype, copy=True)
     else:
         np_dtype = _NUMPY_DTYPES.get(dtype, np.float32)
         arr = _numeric_array(X, columns, name, np_dtype)
-        if arr.dtype != np_dtype or not arr.flags.writeable:
+        if arr.dtype != np_dtype or not arr.flags.writeable or arr is X:
             arr = arr.astype(np_dtype)  # a writable copy in the model's dtype
         if dtype in _NUMPY_DTYPES:  # the very values: check them on the host
             finite = bool(np.isfinite(arr).all())  # (5x cheaper than in torch)

@@ -869,7 +869,9 @@ def _checked_output(out, inputs: torch.Tensor) -> torch.Tensor:
             f"inputs are on {inputs.device}: return the outputs on the inputs' "
             "device (or pass device= to run the model elsewhere)."
         )
-    if out.dim() == 1:
+    if shape[0] == 1 and out.dim() < 2:  # one row, squeezed: (), (k,)
+        out = out.reshape(1, -1)
+    elif out.dim() == 1:
         out = out[:, None]
     if out.dim() != 2 or out.shape[0] != shape[0]:
         raise ValueError(

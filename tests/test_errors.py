@@ -165,7 +165,7 @@ class _Pair(nn.Module):
 
 def test_model_output_shape_does_not_fit(X_frame):
     with pytest.raises(
-        ValueError, match=r"shape \(n_rows,\) or \(n_rows, n_outputs\).*\(1, 5, 2\)"
+        ValueError, match=r"shape \(n_rows,\) or \(n_rows, n_outputs\).*\(2, 5, 2\)"
     ):
         FeatureAblation().fit(_Cube(), X_frame)
     with pytest.raises(TypeError, match="returned a tuple"):

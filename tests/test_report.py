@@ -97,8 +97,8 @@ def test_the_model_rows_reported_are_those_evaluated(tmp_path):
         path=tmp_path / "r",
         show_progress=False,
     )
-    # fit probes the model once on its one baseline row (the mean of X)
-    assert model.rows == 1 + rep.methods.loc["FeatureAblation", "model rows"]
+    # fit probes the model once, on its one baseline row (the mean of X) twice
+    assert model.rows == 2 + rep.methods.loc["FeatureAblation", "model rows"]
 
 
 def test_the_default_kernel_shap_has_a_pair_per_column_of_a_wide_table(tmp_path):

@@ -809,3 +809,73 @@ def test_a_frame_with_integer_column_labels_reordered_is_refused():
         ex.explain(named[["a", "b", "c"]])
     ex.fit(make_linear(w))  # no X: each call's own columns
     ex.explain(X[[0, 1, 2]])
+
+
+class _Squeezed(nn.Module):
+    """A regression net ending in ``.squeeze()``: shape () for one row."""
+
+    def __init__(self, w):
+        super().__init__()
+        self.linear = make_linear(w)
+
+    def forward(self, x):
+        return self.linear(x).squeeze()
+
+
+class _WritesItsInput(nn.Module):
+    """A model that writes into its input (an in-place first operation)."""
+
+    def __init__(self, w):
+        super().__init__()
+        self.linear = make_linear(w)
+
+    def forward(self, x):
+        x.mul_(1.0).add_(0.5)  # changes the very tensor it is given
+        return self.linear(x - 0.5)
+
+
+@pytest.mark.parametrize("cls", EXPLAINERS, ids=ids)
+def test_a_model_squeezing_its_output_is_explained(cls, frame):
+    # the probe at fit ran one row, got shape () and refused the model;
+    # a chunk of one row at explain would have been refused alike
+    w = np.arange(1.0, 6.0)
+    extra = {"layer": "linear"} if cls in (LayerGradientShap, NeuronGradient) else {}
+    if cls is NeuronGradient:
+        extra["neuron"] = 0
+    ex = build(cls, **extra).fit(_Squeezed(w), frame)
+    n = 2 if cls is FeaturePermutation else 1  # it shuffles across rows
+    attr = per_row(ex.explain(frame.iloc[:n]))
+    assert attr.shape == (n, 5) or isinstance(ex, LayerGradientShap)
+    if isinstance(ex, (ShapleyValues, FeatureAblation)):  # exact: w * (x - 0)
+        np.testing.assert_allclose(attr.to_numpy()[0], w * frame.iloc[0], rtol=1e-5)
+
+
+def test_a_model_writing_into_its_input_leaves_the_baseline_alone(frame):
+    # fit's probe handed the model the explainer's own baseline rows: a
+    # model that writes into its input moved baseline_ from 0.5 to 1.0
+    w = np.array([1.0, -2.0, 0.5, 3.0, 0.0])
+    ex = ShapleyValues(baseline=0.5).fit(_WritesItsInput(w), frame)
+    np.testing.assert_array_equal(ex.baseline_.numpy(), np.full((1, 5), 0.5))
+    attr = ex.explain(frame)
+    np.testing.assert_allclose(attr.to_numpy(), w * (frame.to_numpy() - 0.5), atol=1e-5)
+
+
+def test_a_model_writing_into_its_input_leaves_the_users_X_alone(frame):
+    # the rows of X went to the model as the user's own memory where no
+    # conversion was needed (a tensor, a float64 array beside a float64
+    # model), and a model writing into its input changed them
+    w = np.array([1.0, -2.0, 0.5, 3.0, 0.0])
+    given = (
+        torch.tensor(frame.to_numpy()),
+        frame.to_numpy(np.float64),
+    )
+    for X in given:
+        before = X.clone() if isinstance(X, torch.Tensor) else X.copy()
+        model = _WritesItsInput(w)
+        if X.dtype in (torch.float64, np.float64):
+            model = model.double()
+        ex = FeaturePermutation(random_state=0).fit(model, X)
+        ex.explain(X)
+        ex.importance(X)
+        GradientShap(baseline=0.0, random_state=0).fit(model, X).explain(X)
+        np.testing.assert_array_equal(np.asarray(X), np.asarray(before))

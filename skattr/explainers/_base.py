@@ -404,8 +404,9 @@ class BaseExplainer(BaseEstimator):
     def _resolve(self, adapter, X_fit, settings: Settings) -> _Resolved:
         """Baseline rows, number of outputs and target column for these columns.
 
-        A probe forward on two baseline rows (a row of ``X`` or zeros for a
-        method without baseline) gives the number of outputs; when ``fit``
+        A probe forward on a copy of two baseline rows (one row twice; rows
+        of ``X`` or zeros for a method without baseline) gives the number of
+        outputs; when ``fit``
         did not know the number of columns, it is also the check that the
         model takes as many as ``X`` has, before any heavy work.
         """
@@ -428,11 +429,15 @@ class BaseExplainer(BaseEstimator):
             )
             probe_rows = baseline[:2]
         elif X_fit is not None:
-            probe_rows = X_fit[:1]
+            probe_rows = X_fit[:2]
         else:
             probe_rows = torch.zeros(
-                1, len(adapter.labels), device=adapter.device, dtype=adapter.dtype
+                2, len(adapter.labels), device=adapter.device, dtype=adapter.dtype
             )
+        # two rows, copied: a model that squeezes its output shows its
+        # per-row shape, and one that writes into its input leaves the
+        # baseline alone
+        probe_rows = probe_rows.repeat(2 // probe_rows.shape[0], 1)
         with adapter.evaluating(), torch.no_grad():
             try:
                 probe, layer_shape = self._probe(adapter, probe_rows)
