@@ -985,6 +985,8 @@ def resolve_baseline(
             return typed(X_fit.mean(0, keepdim=True))
         median = X_fit.quantile(0.5, dim=0, keepdim=True, interpolation="lower")
         return typed(median)
+    if isinstance(baseline, (np.ndarray, torch.Tensor)) and baseline.ndim == 0:
+        baseline = baseline.item()  # a 0-d array or tensor: its one value
     if isinstance(baseline, numbers.Real) and not isinstance(baseline, bool):
         check_number("baseline", baseline, minimum=-np.inf)
         full = torch.full((1, n_columns), float(baseline), device=device, dtype=dtype)

@@ -879,3 +879,11 @@ def test_a_model_writing_into_its_input_leaves_the_users_X_alone(frame):
         ex.importance(X)
         GradientShap(baseline=0.0, random_state=0).fit(model, X).explain(X)
         np.testing.assert_array_equal(np.asarray(X), np.asarray(before))
+
+
+def test_a_0d_baseline_is_its_one_value(frame):
+    w = np.array([1.0, -2.0, 0.5, 3.0, 0.0])
+    want = ShapleyValues(baseline=0.5).fit(make_linear(w), frame).explain(frame)
+    for zero_d in (torch.tensor(0.5), np.array(0.5)):
+        got = ShapleyValues(baseline=zero_d).fit(make_linear(w), frame).explain(frame)
+        pd.testing.assert_frame_equal(got, want)

@@ -1032,6 +1032,11 @@ def _flat(values: torch.Tensor, every: bool) -> np.ndarray:
 
 
 def _check_target(target) -> None:
+    if isinstance(target, (np.ndarray, torch.Tensor)) and target.ndim == 0:
+        raise TypeError(
+            f"target is a 0-d {type(target).__name__}; pass its value as a "
+            "Python int or class label: target=target.item()."
+        )
     if isinstance(target, (list, tuple, np.ndarray, pd.Series, pd.Index, torch.Tensor)):
         raise TypeError(
             f"target must be one output for every row, not a "
