@@ -310,8 +310,9 @@ def _plain_frame(X: pd.DataFrame) -> bool:
     return _numpy_numeric(X.dtypes.tolist())
 
 
-def check_numeric(X, name: str = "X") -> None:
-    """Refuse non-numeric columns, naming them, and recommend a Pipeline."""
+def check_numeric(X, name: str = "X", columns: Sequence[str] | None = None) -> None:
+    """Refuse non-numeric columns, naming them (an array's through
+    ``columns``, where given), and recommend a Pipeline."""
     if isinstance(X, pd.DataFrame):
         if _plain_frame(X):
             return
@@ -352,11 +353,25 @@ def check_numeric(X, name: str = "X") -> None:
         try:
             X.astype(np.float64)
         except (TypeError, ValueError):
+            where = ""
+            if columns is not None and X.ndim == 2 and X.shape[1] == len(columns):
+                bad = [c for j, c in enumerate(columns) if not _floats(X[:, j])]
+                where = f" in column(s) {', '.join(map(repr, bad[:10]))}"
             raise TypeError(
-                f"{name} holds non-numeric values (dtype {X.dtype}). Encode them "
-                "first, or explain a scikit-learn Pipeline that does (e.g. a "
-                "ColumnTransformer with a OneHotEncoder before the skorch net)."
+                f"{name} holds non-numeric values{where} (dtype {X.dtype}). Encode "
+                "them first, or explain a scikit-learn Pipeline that does (e.g. a "
+                "ColumnTransformer with a OneHotEncoder before the skorch net; a "
+                "column it passes through reaches the net as it is)."
             ) from None
+
+
+def _floats(values: np.ndarray) -> bool:
+    """Whether ``values`` convert to float64."""
+    try:
+        values.astype(np.float64)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def _complex(X) -> bool:
@@ -475,7 +490,7 @@ def _numeric_array(X, columns: Sequence[str], name: str, np_dtype) -> np.ndarray
     if hasattr(X, "toarray"):  # scipy sparse output of a ColumnTransformer
         X = X.toarray()
     X = np.asarray(X)
-    check_numeric(X, name)
+    check_numeric(X, name, columns)
     return X.astype(np.float64, copy=False)
 
 

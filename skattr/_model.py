@@ -329,7 +329,17 @@ class ModelAdapter:
             return X
         if isinstance(X, torch.Tensor):
             X = to_numpy(X)
-        Z = self.preprocess.transform(X)
+        try:
+            Z = self.preprocess.transform(X)
+        except ValueError as exc:
+            names = getattr(self.preprocess, "feature_names_in_", None)
+            if names is None or isinstance(X, pd.DataFrame):
+                raise
+            raise ValueError(
+                "The Pipeline was fitted on a DataFrame, and its preprocessing "
+                f"failed on X given as {type(X).__name__} ({exc}). Pass X as a "
+                f"DataFrame with the columns {list(names)[:10]}."
+            ) from exc
         traced = self.labels  # bound adapters: the inputs traced to columns
         if traced is not None and Z.ndim == 2 and Z.shape[1] != len(traced):
             raise ValueError(mismatch_message(Z.shape[1], len(traced)))

@@ -296,3 +296,24 @@ def test_preprocessing_that_gives_other_inputs_than_traced_is_refused(penguins):
         mp.setattr(skattr._pipeline, "trace", one_to_one)
         with pytest.raises(ValueError, match="gives 6 model input.*traced 2"):
             FeatureAblation(target=0).fit(pipe, X)
+
+
+def test_messages_name_what_the_pipeline_needs(penguins):
+    # an array beside a Pipeline that selects columns by name got
+    # scikit-learn's "only supported for dataframes"; a string column the
+    # ColumnTransformer passes through was not named
+    pipe, X, _ = penguins
+    ex = FeatureAblation().fit(pipe, X)
+    with (
+        pytest.warns(UserWarning, match="feature names"),
+        pytest.raises(ValueError, match=r"fitted on a DataFrame.*Pass X as a"),
+    ):
+        ex.explain(X.to_numpy())
+    prep = ColumnTransformer(
+        [("num", make_pipeline(SimpleImputer(), StandardScaler()), NUMERIC)],
+        remainder="passthrough",
+    )
+    prep.fit(X)
+    through = make_pipeline(prep, _net(9).initialize())
+    with pytest.raises(TypeError, match=r"column\(s\) \"island \(model input"):
+        FeatureAblation().fit(through, X)
