@@ -846,8 +846,12 @@ def _user_stacklevel() -> int:
     return level
 
 
-def check_y(y, n_rows: int, index: pd.Index | None = None) -> np.ndarray | None:
-    """Return ``y`` as a 1-D numpy array of length ``n_rows`` (or ``None``).
+def check_y(
+    y, n_rows: int, index: pd.Index | None = None, *, two_d: bool = False
+) -> np.ndarray | None:
+    """Return ``y`` as a 1-D numpy array of length ``n_rows`` (or ``None``);
+    with ``two_d``, a 2-D one of several columns stays 2-D (a scorer's
+    targets of a multi-output regressor).
 
     Read by position, as scikit-learn does; a Series holding the labels of
     ``X`` (``index``, a DataFrame's) in another order is refused
@@ -861,7 +865,7 @@ def check_y(y, n_rows: int, index: pd.Index | None = None) -> np.ndarray | None:
     arr = y.to_numpy() if isinstance(y, (pd.Series, pd.DataFrame)) else np.asarray(y)
     if arr.ndim == 2 and arr.shape[1] == 1:
         arr = arr[:, 0]
-    if arr.ndim != 1:
+    if arr.ndim != 1 and not (two_d and arr.ndim == 2):
         raise ValueError(
             f"y must be 1-D with one label per row; got shape {arr.shape}."
         )

@@ -300,6 +300,11 @@ CASES = [
     Case("scoring by name without y", "importance", ("FeaturePermutation",),
          lambda n, m, X: make(n, scoring="accuracy").fit(m, X).importance(X),
          ValueError, r"call importance\(X, y\)"),
+    Case("scoring y of another kind than the classes", "importance",
+         ("FeaturePermutation",),
+         lambda n, m, X: make(n, scoring="accuracy").fit(skorch_classifier(X), X)
+         .importance(X, np.array(["a", "b", "c"] * 4)),
+         ValueError, r"y holds strings, but the model's classes are \[0, 1, 2\]"),
     Case("interactions index unknown", "fit", ("ShapleyInteractions",),
          lambda n, m, X: make(n, index="STII").fit(m, X),
          ValueError, r"index must be one of \['SII'\]"),

@@ -165,6 +165,30 @@ def test_agrees_with_sklearn_on_skorch_classifier(breast_cancer_net):
     )
 
 
+def test_a_multi_output_regressor_is_scored_on_every_output():
+    # no target and a 2-D y: fit refused target=None for a regressor of two
+    # outputs, and importance refused any 2-D y, where scikit-learn's
+    # permutation_importance scores both outputs
+    from sklearn.metrics import r2_score
+    from skorch import NeuralNetRegressor
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(400, 3)).astype(np.float32)
+    module = nn.Linear(3, 2)
+    with torch.no_grad():
+        module.weight.copy_(torch.tensor([[1.0, 0.0, 0.0], [0.0, -2.0, 0.0]]))
+        module.bias.zero_()
+    net = NeuralNetRegressor(module, max_epochs=0, train_split=None).initialize()
+    y = X[:, :2] * np.array([1.0, -2.0]) + 0.1 * rng.normal(size=(400, 2))
+    ex = FeaturePermutation(scoring="r2", n_repeats=3, random_state=0).fit(net, X)
+    imp = ex.importance(X, y)
+    assert imp.attrs["baseline_score"] == pytest.approx(r2_score(y, net.predict(X)))
+    assert imp.loc["x2", "importance"] == 0  # an input no output reads
+    assert imp.loc["x0", "importance"] > 0.5 and imp.loc["x1", "importance"] > 0.5
+    with pytest.raises(ValueError, match="target=None explains each row's"):
+        ex.explain(X)  # explain itself explains one output, or all
+
+
 @pytest.mark.parametrize(
     "scoring", ["accuracy", "r2", "neg_mean_squared_error", "neg_mean_absolute_error"]
 )

@@ -469,8 +469,14 @@ class BaseExplainer(BaseEstimator):
                     "model takes, or pass X to fit(model, X) to fix them there."
                 ) from exc
         n_outputs = int(probe.shape[1])
-        self._target_column(settings.target, n_outputs)  # a bad target fails here
+        if self._explains_target():
+            self._target_column(settings.target, n_outputs)  # a bad one fails here
         return _Resolved(baseline, n_outputs, layer_shape)
+
+    def _explains_target(self) -> bool:
+        """Whether what this explainer is fitted for reads ``target``, so
+        that ``fit`` checks it (``explain`` always does)."""
+        return True
 
     def _layout(self, adapter: ModelAdapter, settings: Settings) -> Layout:
         """The layout of the columns ``adapter`` is bound to."""

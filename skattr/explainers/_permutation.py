@@ -318,12 +318,34 @@ class FeaturePermutation(BaseExplainer):
         X = check_input(self, X, reset=False, numeric=self._adapter.numeric_only)
         n = X.shape[0]
         index = frame_index(X)
-        y = check_y(y, n, index)
+        # a scorer compares every output: a multi-output regressor's y is 2-D
+        y = check_y(y, n, index, two_d=self.scoring is not None)
         self._check_scoring_y(y)
         return X, y, check_sample_weight(sample_weight, n, index), settings
 
+    def _explains_target(self) -> bool:
+        """With ``scoring``, ``importance`` scores every output: ``fit`` does
+        not check ``target`` (a multi-output regressor has no default), and
+        ``explain`` still does."""
+        return self.scoring is None
+
     def _check_scoring_y(self, y) -> None:
-        """A scorer given by name compares with the true targets: refuse no ``y``."""
+        """A scorer given by name compares with the true targets: refuse no
+        ``y``, and a classifier's ``y`` of another kind than its classes."""
+        classes = self.classes_
+        if (
+            isinstance(self.scoring, str)
+            and y is not None
+            and classes is not None
+            and not self._adapter.regressor
+            and (classes.dtype.kind in "biuf") != (y.dtype.kind in "biuf")
+        ):
+            raise ValueError(
+                f"y holds {'numbers' if y.dtype.kind in 'biuf' else 'strings'}, but "
+                f"the model's classes are {classes.tolist()[:10]}, which its "
+                "predictions are: pass y as those labels (for codes 0..k-1, "
+                "np.asarray(explainer.classes_)[y])."
+            )
         if isinstance(self.scoring, str) and y is None:
             raise ValueError(
                 f"FeaturePermutation(scoring={self.scoring!r}).importance scores the "
