@@ -40,3 +40,15 @@ __all__ = [
 ]
 
 __version__ = "0.1.0.dev0"
+
+#: submodules loaded on first use (``skattr.plot.bar``), so that ``import
+#: skattr`` does not import what they need (matplotlib, dask)
+_SUBMODULES = ("dask", "plot", "report")
+
+
+def __getattr__(name: str):
+    if name in _SUBMODULES:
+        import importlib
+
+        return importlib.import_module(f"skattr.{name}")
+    raise AttributeError(f"module 'skattr' has no attribute {name!r}")

@@ -27,6 +27,7 @@ ONE_TO_ONE = (
     "OrdinalEncoder",
     "TargetEncoder",
     "Binarizer",
+    "KBinsDiscretizer",  # encode="ordinal"; one-hot bins are traced per bin
 )
 
 
@@ -78,6 +79,9 @@ def trace(transformer, sources: list[int]) -> list[int]:
         if indicator is not None:
             keep += [sources[i] for i in indicator.features_]
         return keep
+    if name == "KBinsDiscretizer" and transformer.encode != "ordinal":
+        # one-hot bins, column by column: n_bins_[j] outputs for column j
+        return [s for s, k in zip(sources, transformer.n_bins_) for _ in range(int(k))]
     if name == "TargetEncoder" and getattr(transformer, "target_type_", "") == (
         "multiclass"
     ):  # one output per class for each input column, column by column

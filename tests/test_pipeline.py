@@ -317,3 +317,28 @@ def test_messages_name_what_the_pipeline_needs(penguins):
     through = make_pipeline(prep, _net(9).initialize())
     with pytest.raises(TypeError, match=r"column\(s\) \"island \(model input"):
         FeatureAblation().fit(through, X)
+
+
+@pytest.mark.parametrize("encode", ["onehot-dense", "ordinal"])
+def test_binned_columns_are_traced_to_their_column(penguins, encode):
+    from sklearn.preprocessing import KBinsDiscretizer
+
+    _, X, y = penguins
+    numeric = X[NUMERIC].dropna()
+    bins = KBinsDiscretizer(n_bins=[2, 3, 4, 5], encode=encode, strategy="uniform")
+    width = 14 if encode == "onehot-dense" else 4
+    pipe = make_pipeline(bins, FunctionTransformer(to_float32), _net(width))
+    pipe.fit(numeric, y[X[NUMERIC].notna().all(axis=1).to_numpy()])
+    ex = FeatureAblation(target=0).fit(pipe, numeric)
+    want = [0, 0, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 3] if width == 14 else [0, 1, 2, 3]
+    assert list(ex.groups_) == want
+    groups = {
+        c: [i for i, g in enumerate(want) if g == j] for j, c in enumerate(NUMERIC)
+    }
+    rows = numeric.iloc[:8]
+    ref = (
+        FeatureAblation(target=0, feature_groups=groups)
+        .fit(pipe[-1], pipe[:-1].transform(numeric))
+        .explain(pipe[:-1].transform(rows))
+    )
+    np.testing.assert_allclose(ex.explain(rows).to_numpy(), ref.to_numpy(), atol=1e-6)

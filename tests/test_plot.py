@@ -310,3 +310,22 @@ def test_interactions_are_read_as_whole_matrices_in_any_line_order(frame):
         )
     with pytest.raises(ValueError, match="whole matrices"):
         plot.interactions(attr.iloc[2:18])
+
+
+def test_submodules_are_reached_from_the_package_without_importing_them_first():
+    # `import skattr; skattr.plot.bar(...)` raised AttributeError: the
+    # submodules are loaded on first use, and plain `import skattr` still
+    # imports neither matplotlib nor dask
+    from tests.conftest import modules_imported_by
+
+    script = (
+        "import sys, skattr\n"
+        "assert not {'matplotlib', 'dask'} & set(sys.modules), 'imported'\n"
+        "skattr.plot.bar, skattr.report.audit"
+    )
+    assert modules_imported_by(script, ("skattr.plot", "skattr.report")) == [
+        "skattr.plot",
+        "skattr.report",
+    ]
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        skattr.nope  # noqa: B018
