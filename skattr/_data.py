@@ -255,6 +255,18 @@ def _string_names(X) -> list[str] | None:
     return columns if all(isinstance(c, str) for c in columns) else None
 
 
+def _reordered(labels: pd.Index, reference: pd.Index) -> bool:
+    """Whether ``labels`` are those of ``reference``, each once, in another
+    order (what reading by position would cross)."""
+    return (
+        len(labels) == len(reference)
+        and not labels.equals(reference)
+        and labels.is_unique
+        and reference.is_unique
+        and labels.isin(reference).all()
+    )
+
+
 def _check_column_order(estimator, X, name: str) -> None:
     """Refuse a frame holding the column labels ``fit`` saw (not all
     strings, which scikit-learn's checks skip) in another order: taken by
@@ -263,12 +275,7 @@ def _check_column_order(estimator, X, name: str) -> None:
     if fitted is None or not isinstance(X, pd.DataFrame):
         return
     columns = X.columns
-    if (
-        len(columns) == len(fitted)
-        and not columns.equals(fitted)
-        and columns.is_unique
-        and columns.isin(fitted).all()
-    ):
+    if _reordered(columns, fitted):
         raise ValueError(
             f"{name} has the columns of fit in another order ({list(columns)[:10]} "
             f"against {list(fitted)[:10]}): columns go to the model by position, "
@@ -595,7 +602,8 @@ def rows_beside(
     many rows in the order ``explain`` returned them (``explained``, from
     :func:`explained_order`; kept, or filtered) and labelled ``0..n-1`` in
     order (an array's) or not labelled by positions at all (a frame's own
-    labels). A result in another order than ``explain``'s (sorted), or
+    labels). A result in another order than ``explain``'s (sorted), one
+    with labels but no record of that order (no per-row extras), or one
     labelled by positions in another order (a sorted array result, or a
     frame whose labels look like positions), is refused, since which rows
     the array holds cannot be told."""
@@ -604,9 +612,19 @@ def rows_beside(
     frame = pd.DataFrame(np.asarray(X))
     if frame.shape[1] == len(columns):
         frame.columns = list(columns)
-    if explained is not None and explained.is_unique and not explained.equals(index):
-        at = explained.get_indexer(index)
-        if (at >= 0).all() and (np.diff(at) < 0).any():
+    in_order = index.equals(pd.RangeIndex(len(index)))
+    if explained is None:  # no record of explain's order
+        if not in_order:
+            raise ValueError(
+                "X is an array, and the attributions' rows carry labels but no "
+                "per-row extras that keep the order explain returned them in "
+                "(a method without them, or a frame rebuilt without its attrs): "
+                "which rows of X they hold cannot be told. Pass X as a DataFrame "
+                "with the rows' labels (the frame that was explained)."
+            )
+    elif not explained.equals(index):
+        at = explained.get_indexer(index) if explained.is_unique else None
+        if at is None or (at < 0).any() or (np.diff(at) < 0).any():
             raise ValueError(
                 "X is an array, and the attributions' rows are in another order "
                 "than explain returned them (sorted or shuffled): which rows of X "
@@ -614,7 +632,6 @@ def rows_beside(
                 "labels (the frame that was explained), or the attributions in "
                 "explain's order."
             )
-    in_order = index.equals(pd.RangeIndex(len(index)))
     if not in_order and len(index) and _positions(index, len(frame)):
         raise ValueError(
             "X is an array, and the attributions' rows are labelled by positions "
@@ -882,18 +899,19 @@ def check_row_labels(values, index: pd.Index | None, name: str) -> None:
 
     ``y`` and ``sample_weight`` are read by position, as scikit-learn reads
     them; such a one (sorted or shuffled apart from ``X``) would pair each
-    row with another row's value, while other labels (``X``'s index reset)
-    say nothing of the order and are read by position.
+    row with another row's value. Other labels say nothing of the order and
+    are read by position; so are labels ``0..n-1`` in order on either side
+    (``X``'s index reset, or ``y``'s), which cannot tell a reset from a
+    reorder.
     """
     if index is None or not isinstance(values, (pd.Series, pd.DataFrame)):
         return
     labels = values.index
+    default = pd.RangeIndex(len(index))
     if (
-        len(labels) == len(index)
-        and not labels.equals(index)
-        and labels.is_unique
-        and index.is_unique
-        and labels.isin(index).all()
+        _reordered(labels, index)
+        and not index.equals(default)
+        and not labels.equals(default)
     ):
         raise ValueError(
             f"{name} holds the labels of X in another order. It is read by "

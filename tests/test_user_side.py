@@ -783,6 +783,16 @@ def test_y_holding_Xs_labels_in_another_order_is_refused_not_read_by_position(fr
     # other labels (X's index reset, y's kept): by position, as scikit-learn
     moved = y.set_axis(range(100, 100 + len(y)))
     pd.testing.assert_frame_equal(ex.explain(frame, moved), truth)
+    # labels 0..n-1 in order on either side cannot tell a reset from a
+    # reorder: a shuffled default-index frame, X's index reset and y's kept
+    # (or y's reset), is read by position as scikit-learn reads it
+    plain = frame.reset_index(drop=True)
+    kept = y.set_axis(np.random.default_rng(0).permutation(len(y)))
+    pd.testing.assert_frame_equal(ex.explain(plain, kept), truth.reset_index(drop=True))
+    pd.testing.assert_frame_equal(
+        ex.explain(frame.set_axis(kept.index), y.reset_index(drop=True)),
+        truth.set_axis(kept.index),
+    )
     perm = FeaturePermutation(scoring="accuracy", random_state=0).fit(MLP(), frame)
     with pytest.raises(ValueError, match="y holds the labels of X in another order"):
         perm.importance(frame, shuffled)
