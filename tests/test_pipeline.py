@@ -342,3 +342,34 @@ def test_binned_columns_are_traced_to_their_column(penguins, encode):
         .explain(pipe[:-1].transform(rows))
     )
     np.testing.assert_allclose(ex.explain(rows).to_numpy(), ref.to_numpy(), atol=1e-6)
+
+
+def _swap_first_two(a):
+    a = np.array(a, dtype=np.float64)
+    a[:, [0, 1]] = a[:, [1, 0]]
+    return a
+
+
+@pytest.mark.parametrize("n", [2, 3, 9, 64])
+def test_the_column_wise_probe_finds_any_column_read_by_another(n):
+    from skattr._pipeline import _column_wise
+
+    def fitted(func):
+        return FunctionTransformer(func).fit(np.ones((2, n)))
+
+    for func in (_swap_first_two, lambda a: np.roll(a, 1, axis=1), _row_shares):
+        assert not _column_wise(fitted(func), n)
+    for func in (to_float32, np.log1p, np.sqrt, lambda a: a - a.mean(0)):
+        assert _column_wise(fitted(func), n)
+
+
+def test_the_column_wise_probe_stays_small_on_wide_tables():
+    # the first probe moved each column in turn: n copies of n columns
+    from skattr._pipeline import _column_wise
+
+    wide = FunctionTransformer(to_float32).fit(np.ones((2, 20_000)))
+    seen = []
+    spy = FunctionTransformer(lambda a: seen.append(a.shape) or to_float32(a))
+    assert _column_wise(spy.fit(np.ones((2, 20_000))), 20_000)
+    assert _column_wise(wide, 20_000)
+    assert seen[-1][0] <= 4 * (2 * 15 + 1)  # rows: 2 log2(n) moved copies
