@@ -18,7 +18,6 @@ results do not depend on ``batch_size``.
 from __future__ import annotations
 
 import contextlib
-import math
 import threading
 from collections.abc import Callable, Iterator
 from typing import NamedTuple
@@ -352,15 +351,6 @@ def _grad(values: torch.Tensor, wrt: torch.Tensor) -> torch.Tensor | None:
     return grad
 
 
-def _unravel(flat: int, shape: tuple[int, ...]) -> tuple[int, ...]:
-    """The index in ``shape`` of flat (C-order) position ``flat``."""
-    index = []
-    for size in reversed(shape):
-        flat, i = divmod(flat, size)
-        index.append(i)
-    return tuple(reversed(index))
-
-
 def select_neuron(activation: torch.Tensor, neuron: NeuronSelector) -> torch.Tensor:
     """The selected neuron's value per row, as Captum's neuron selector.
 
@@ -376,24 +366,8 @@ def select_neuron(activation: torch.Tensor, neuron: NeuronSelector) -> torch.Ten
             f"neuron={neuron!r} has {len(index)} indices, but the layer's activation "
             f"has shape {tuple(activation.shape[1:])} per row."
         )
-    sliced = any(isinstance(i, slice) for i in index)
-    shape = tuple(activation.shape[1:])
-    if len(index) < len(shape) and not sliced:  # a whole sub-array, unsaid
-        flat = index[0] if len(index) == 1 else None
-        unit = (
-            f" (the unit a layer method labels [{flat}] is neuron="
-            f"{_unravel(flat, shape)})"
-            if isinstance(flat, int) and 0 <= flat < math.prod(shape)
-            else ""
-        )
-        raise ValueError(
-            f"neuron={neuron!r} has {len(index)} index(es), but the layer's "
-            f"activation has shape {shape} per row: give one index per "
-            f"dimension{unit}, or slices for values to sum, such as "
-            f"{(*index, slice(None))!r}."
-        )
     selected = activation[(slice(None), *index)]
-    if sliced:
+    if any(isinstance(i, slice) for i in index):
         selected = selected.reshape(selected.shape[0], -1).sum(1)
     return selected
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numbers
 
+import numpy as np
 import torch
 from sklearn.base import clone
 from torch import nn
@@ -20,6 +21,28 @@ from skattr.explainers._base import BaseExplainer, with_fitted_attributes
 
 
 # ---------------------------------------------------------------- helpers
+def _check_neuron_indices(neuron, shape: tuple[int, ...]) -> None:
+    """Refuse a selector of fewer indices than the layer has dimensions per
+    row unless a slice says to sum: an int on units of shape ``(2, 4)``
+    would take a whole row of them (Captum refuses it too)."""
+    index = neuron if isinstance(neuron, tuple) else (neuron,)
+    if len(index) >= len(shape) or any(isinstance(i, slice) for i in index):
+        return
+    flat = index[0] if len(index) == 1 else None
+    unit = (
+        f" (the unit a layer method labels [{flat}] is neuron="
+        f"{tuple(int(i) for i in np.unravel_index(flat, shape))})"
+        if isinstance(flat, numbers.Integral) and 0 <= flat < int(np.prod(shape))
+        else ""
+    )
+    raise ValueError(
+        f"neuron={neuron!r} has {len(index)} index(es), but the layer's "
+        f"activation has shape {shape} per row: give one index per "
+        f"dimension{unit}, or slices for values to sum, such as "
+        f"{(*index, slice(None))!r}."
+    )
+
+
 class _LayerMethod:
     """The layer methods' hooks: find ``layer`` at ``fit``, measure its units."""
 
@@ -569,6 +592,7 @@ class NeuronGradient(_LayerMethod, BaseExplainer):
                     f"values per row; it returned a {type(probe).__name__}."
                 )
         else:
+            _check_neuron_indices(self.neuron, shape)
             try:
                 select_neuron(torch.zeros(1, *shape), self.neuron)
             except IndexError:
