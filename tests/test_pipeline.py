@@ -268,9 +268,13 @@ def test_a_multiclass_target_encoder_gives_one_input_per_class_and_column(pengui
         np.testing.assert_allclose(ours[col].to_numpy(), ref[col].to_numpy(), atol=1e-6)
 
 
-def test_preprocessing_that_gives_other_inputs_than_traced_is_refused(penguins):
+@pytest.mark.parametrize("names_out", [None, "one-to-one"])
+def test_preprocessing_that_gives_other_inputs_than_traced_is_refused(
+    penguins, names_out
+):
     # the last guard: whatever a transformer's tracing assumes, the model
-    # inputs the preprocessing gives must be as many as were traced
+    # inputs the preprocessing gives must be as many as were traced; with
+    # output names (one-to-one) at tracing, else at the transform
     from sklearn.preprocessing import TargetEncoder
 
     _, X, y = penguins
@@ -284,7 +288,8 @@ def test_preprocessing_that_gives_other_inputs_than_traced_is_refused(penguins):
             )
         ]
     )
-    pipe = make_pipeline(prep, FunctionTransformer(to_float32), _net(6)).fit(X, y)
+    cast = FunctionTransformer(to_float32, feature_names_out=names_out)
+    pipe = make_pipeline(prep, cast, _net(6)).fit(X, y)
     trace = skattr._pipeline.trace
 
     def one_to_one(transformer, sources):  # the tracing before the fix
@@ -294,6 +299,8 @@ def test_preprocessing_that_gives_other_inputs_than_traced_is_refused(penguins):
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(skattr._pipeline, "trace", one_to_one)
+        if names_out is not None:  # the names are counted before any transform
+            mp.setattr(skattr._model.ModelAdapter, "transform", None)
         with pytest.raises(ValueError, match="gives 6 model input.*traced 2"):
             FeatureAblation(target=0).fit(pipe, X)
 
