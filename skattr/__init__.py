@@ -50,5 +50,14 @@ def __getattr__(name: str):
     if name in _SUBMODULES:
         import importlib
 
-        return importlib.import_module(f"skattr.{name}")
+        try:
+            return importlib.import_module(f"skattr.{name}")
+        except ImportError as exc:  # an optional dependency: hasattr says False
+            raise AttributeError(
+                f"skattr.{name} needs a package that is not installed ({exc})."
+            ) from exc
     raise AttributeError(f"module 'skattr' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_SUBMODULES])

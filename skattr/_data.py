@@ -356,20 +356,17 @@ def check_numeric(X, name: str = "X", columns: Sequence[str] | None = None) -> N
             "real-valued features: pass X.real, or split the real and imaginary "
             "parts into columns."
         )
-    elif isinstance(X, np.ndarray) and X.dtype.kind not in "biuf":
-        try:
-            X.astype(np.float64)
-        except (TypeError, ValueError):
-            where = ""
-            if columns is not None and X.ndim == 2 and X.shape[1] == len(columns):
-                bad = [c for j, c in enumerate(columns) if not _floats(X[:, j])]
-                where = f" in column(s) {', '.join(map(repr, bad[:10]))}"
-            raise TypeError(
-                f"{name} holds non-numeric values{where} (dtype {X.dtype}). Encode "
-                "them first, or explain a scikit-learn Pipeline that does (e.g. a "
-                "ColumnTransformer with a OneHotEncoder before the skorch net; a "
-                "column it passes through reaches the net as it is)."
-            ) from None
+    elif isinstance(X, np.ndarray) and X.dtype.kind not in "biuf" and not _floats(X):
+        where = ""
+        if columns is not None and X.ndim == 2 and X.shape[1] == len(columns):
+            bad = [c for j, c in enumerate(columns) if not _floats(X[:, j])]
+            where = f" in column(s) {', '.join(map(repr, bad[:10]))}"
+        raise TypeError(
+            f"{name} holds non-numeric values{where} (dtype {X.dtype}). Encode "
+            "them first, or explain a scikit-learn Pipeline that does (e.g. a "
+            "ColumnTransformer with a OneHotEncoder before the skorch net; a "
+            "column it passes through reaches the net as it is)."
+        )
 
 
 def _floats(values: np.ndarray) -> bool:
@@ -891,6 +888,30 @@ def check_y(
             f"y has {arr.shape[0]} entries but X has {n_rows} rows; they must match."
         )
     return arr
+
+
+def label_kind(labels) -> str:
+    """``"numbers"``, ``"strings"`` or ``"other"`` (mixed, say): what the
+    labels are, whatever the array's dtype (an object array of ints)."""
+    kind = pd.api.types.infer_dtype(labels, skipna=True)
+    if kind in ("integer", "floating", "mixed-integer-float", "boolean", "decimal"):
+        return "numbers"
+    return "strings" if kind == "string" else "other"
+
+
+def check_label_kind(y, classes) -> None:
+    """Refuse a classifier's true labels ``y`` of another kind (numbers,
+    strings) than its ``classes``, which its predictions are: a scorer then
+    fails with scikit-learn's "Mix of label input types"."""
+    if y is None or classes is None:
+        return
+    kinds = {label_kind(classes), label_kind(y)}
+    if kinds == {"numbers", "strings"}:
+        raise ValueError(
+            f"y holds {label_kind(y)}, but the model's classes are "
+            f"{np.asarray(classes).tolist()[:10]}, which its predictions are: pass "
+            "y as those labels (for codes 0..k-1, np.asarray(explainer.classes_)[y])."
+        )
 
 
 def check_row_labels(values, index: pd.Index | None, name: str) -> None:

@@ -32,6 +32,7 @@ import copy
 import math
 import sys
 import threading
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -333,7 +334,11 @@ class ModelAdapter:
             Z = self.preprocess.transform(X)
         except ValueError as exc:
             names = getattr(self.preprocess, "feature_names_in_", None)
-            if names is None or isinstance(X, pd.DataFrame):
+            if (
+                names is None
+                or isinstance(X, pd.DataFrame)
+                or not _runs_on_frame(self.preprocess, X, names)
+            ):
                 raise
             raise ValueError(
                 "The Pipeline was fitted on a DataFrame, and its preprocessing "
@@ -863,6 +868,18 @@ class _Function(nn.Module):
 
 def _detached(t):
     return None if t is None else t.detach()
+
+
+def _runs_on_frame(preprocess, X, names) -> bool:
+    """Whether ``preprocess`` runs on ``X`` made a frame of ``names``: then
+    the array itself was what it failed on, and a frame is the way out."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            preprocess.transform(pd.DataFrame(np.asarray(X), columns=list(names)))
+    except Exception:
+        return False
+    return True
 
 
 def _checked_output(out, inputs: torch.Tensor) -> torch.Tensor:

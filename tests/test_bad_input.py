@@ -169,7 +169,8 @@ CASES = [
          ValueError, "y has 3 entries but X has 12 rows"),
     Case("y holding X's labels in another order", "explain", ("ShapleyValues",),
          lambda n, m, X: make(n, target="true").fit(m, X)
-         .explain(X, pd.Series([0, 1, 2] * 4, index=X.index[::-1])),
+         .explain(X.set_axis(list("abcdefghijkl")),
+                  pd.Series([0, 1, 2] * 4, index=list("lkjihgfedcba"))),
          ValueError, r"y holds the labels of X in another order.*y\.loc\[X\.index\]"),
     Case("y 2-D", "explain", ("FeatureAblation",),
          lambda n, m, X: make(n, target="true").fit(m, X).explain(X, np.zeros((12, 2))),

@@ -327,3 +327,16 @@ def test_a_callable_scorer_predicting_on_a_copy_stays_in_the_model_space():
 
     FeaturePermutation(scoring=scorer, random_state=0).fit(pipe, X).importance(X, y)
     assert max(gaps) < 1e-6
+
+
+def test_integer_labels_held_as_objects_are_numbers_beside_string_classes():
+    # the message said "y holds strings" of an object array of ints
+    from skattr._data import check_label_kind
+
+    classes = np.array(["lo", "mid", "hi"])
+    with pytest.raises(ValueError, match="y holds numbers"):
+        check_label_kind(np.array([0, 1, 2], dtype=object), classes)
+    with pytest.raises(ValueError, match="y holds strings"):
+        check_label_kind(np.array(["a"], dtype=object), np.arange(3))
+    check_label_kind(np.array(["lo", "hi"], dtype=object), classes)
+    check_label_kind(np.array([0, "a"], dtype=object), classes)  # mixed: scikit-learn's

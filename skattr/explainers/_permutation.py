@@ -8,6 +8,7 @@ import torch
 from skattr._data import (
     check_input,
     check_int,
+    check_label_kind,
     check_sample_weight,
     check_y,
     dask_free,
@@ -332,20 +333,8 @@ class FeaturePermutation(BaseExplainer):
     def _check_scoring_y(self, y) -> None:
         """A scorer given by name compares with the true targets: refuse no
         ``y``, and a classifier's ``y`` of another kind than its classes."""
-        classes = self.classes_
-        if (
-            isinstance(self.scoring, str)
-            and y is not None
-            and classes is not None
-            and not self._adapter.regressor
-            and (classes.dtype.kind in "biuf") != (y.dtype.kind in "biuf")
-        ):
-            raise ValueError(
-                f"y holds {'numbers' if y.dtype.kind in 'biuf' else 'strings'}, but "
-                f"the model's classes are {classes.tolist()[:10]}, which its "
-                "predictions are: pass y as those labels (for codes 0..k-1, "
-                "np.asarray(explainer.classes_)[y])."
-            )
+        if isinstance(self.scoring, str) and not self._adapter.regressor:
+            check_label_kind(y, self.classes_)
         if isinstance(self.scoring, str) and y is None:
             raise ValueError(
                 f"FeaturePermutation(scoring={self.scoring!r}).importance scores the "
