@@ -921,24 +921,20 @@ def check_row_labels(values, index: pd.Index | None, name: str) -> None:
     ``y`` and ``sample_weight`` are read by position, as scikit-learn reads
     them; such a one (sorted or shuffled apart from ``X``) would pair each
     row with another row's value. Other labels say nothing of the order and
-    are read by position; so are labels ``0..n-1`` in order on either side
-    (``X``'s index reset, or ``y``'s), which cannot tell a reset from a
-    reorder.
+    are read by position. Labels ``0..n-1`` in order on one side and in
+    another order on the other are refused too: a reset index (``X``'s,
+    after a shuffle) and a reordered ``y`` look alike, and the message
+    gives the fix for each.
     """
     if index is None or not isinstance(values, (pd.Series, pd.DataFrame)):
         return
-    labels = values.index
-    default = pd.RangeIndex(len(index))
-    if (
-        _reordered(labels, index)
-        and not index.equals(default)
-        and not labels.equals(default)
-    ):
+    if _reordered(values.index, index):
         raise ValueError(
-            f"{name} holds the labels of X in another order. It is read by "
+            f"{name} holds the labels of X in another order, and it is read by "
             "position, as scikit-learn does, which would pair rows of X with "
-            f"other rows' values: pass {name}.loc[X.index] to pair them by "
-            f"label, or {name}.to_numpy() if the positions are meant."
+            f"other rows' values. If {name} was reordered apart from X, pass "
+            f"{name}.loc[X.index]; if X's index was reset since (X.reset_index), "
+            f"{name} is in X's order: pass {name}.to_numpy()."
         )
 
 

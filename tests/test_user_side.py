@@ -783,15 +783,15 @@ def test_y_holding_Xs_labels_in_another_order_is_refused_not_read_by_position(fr
     # other labels (X's index reset, y's kept): by position, as scikit-learn
     moved = y.set_axis(range(100, 100 + len(y)))
     pd.testing.assert_frame_equal(ex.explain(frame, moved), truth)
-    # labels 0..n-1 in order on either side cannot tell a reset from a
-    # reorder: a shuffled default-index frame, X's index reset and y's kept
-    # (or y's reset), is read by position as scikit-learn reads it
+    # labels 0..n-1 in order beside the same in another order: X's index
+    # reset after a shuffle (y in X's order) looks like a y sorted apart from
+    # a read_csv X (y in another order); refused, the message gives both fixes
     plain = frame.reset_index(drop=True)
     kept = y.set_axis(np.random.default_rng(0).permutation(len(y)))
-    pd.testing.assert_frame_equal(ex.explain(plain, kept), truth.reset_index(drop=True))
+    with pytest.raises(ValueError, match=r"reset since.*pass y\.to_numpy\(\)"):
+        ex.explain(plain, kept)
     pd.testing.assert_frame_equal(
-        ex.explain(frame.set_axis(kept.index), y.reset_index(drop=True)),
-        truth.set_axis(kept.index),
+        ex.explain(plain, kept.to_numpy()), truth.reset_index(drop=True)
     )
     perm = FeaturePermutation(scoring="accuracy", random_state=0).fit(MLP(), frame)
     with pytest.raises(ValueError, match="y holds the labels of X in another order"):
