@@ -123,22 +123,26 @@ def _column_wise(transformer, n_in: int) -> bool:
 
     For each bit of the column numbers, the columns whose number has that
     bit set are moved together, then the others (values in ``[0.5, 1.5]``,
-    moved by 0.25, so that logs and roots are defined): a column-wise
-    function moves only the outputs of moved columns. An output that reads
-    another input, or another column's (a reversal, a row normalizer), has
-    a bit where the two numbers differ, and moves when only that other
-    input does. ``2 * ceil(log2(n_in))`` moved copies in one ``transform``
-    call, so that memory grows with ``n_in log n_in``. A function the probe
-    cannot run on (it needs strings, say) is taken as column-wise.
+    each column moved by its own step in ``[0.15, 0.35]``, so that logs and
+    roots are defined): a column-wise function moves only the outputs of
+    moved columns. An output that reads another input (a reversal, a row
+    normalizer) differs from it in some bit, so it is unmoved in a copy
+    where that input moves; the steps differ per column, so that the moves
+    of several inputs it reads do not cancel (a difference of differences).
+    ``2 * ceil(log2(n_in))`` moved copies in one ``transform`` call, so that
+    memory grows with ``n_in log n_in``. A function the probe cannot run on
+    (it needs strings, say) is taken as column-wise.
     """
     if n_in < 2:
         return True
     rows = 4
-    base = np.random.default_rng(0).uniform(0.5, 1.5, size=(rows, n_in))
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0.5, 1.5, size=(rows, n_in))
+    step = rng.uniform(0.15, 0.35, size=n_in)  # its own per column: no cancelling
     number = np.arange(n_in)
     bits = [(number >> b) & 1 == 1 for b in range(int(n_in - 1).bit_length())]
     moved_sets = [m for bit in bits for m in (bit, ~bit)]  # [2 * bits] of [n_in]
-    moved = base[None] + 0.25 * np.asarray(moved_sets)[:, None, :]
+    moved = base[None] + (np.asarray(moved_sets) * step)[:, None, :]
     data = np.concatenate([base, moved.reshape(-1, n_in)])
     names = getattr(transformer, "feature_names_in_", None)
     if names is not None and len(names) == n_in:

@@ -357,14 +357,22 @@ def _swap_first_two(a):
     return a
 
 
-@pytest.mark.parametrize("n", [2, 3, 9, 64])
+@pytest.mark.parametrize("n", [2, 3, 8, 9, 64])
 def test_the_column_wise_probe_finds_any_column_read_by_another(n):
     from skattr._pipeline import _column_wise
 
     def fitted(func):
         return FunctionTransformer(func).fit(np.ones((2, n)))
 
-    for func in (_swap_first_two, lambda a: np.roll(a, 1, axis=1), _row_shares):
+    def contrast(a):  # a difference of differences of other columns
+        a = np.asarray(a, dtype=np.float64)
+        j = np.arange(a.shape[1])
+        return a - a[:, j ^ 1] - a[:, j ^ 2] + a[:, j ^ 3]
+
+    reading = [_swap_first_two, lambda a: np.roll(a, 1, axis=1), _row_shares]
+    if n % 4 == 0:  # columns j ^ 1, j ^ 2 and j ^ 3 exist
+        reading.append(contrast)
+    for func in reading:
         assert not _column_wise(fitted(func), n)
     for func in (to_float32, np.log1p, np.sqrt, lambda a: a - a.mean(0)):
         assert _column_wise(fitted(func), n)
