@@ -49,6 +49,11 @@ def test_neuron_gradient_is_the_weight_row_of_a_linear_layer(mlp, X_frame):
     got = NeuronGradient(layer="hidden.0", neuron=4).fit(mlp, X_frame).explain(X_frame)
     w = mlp.hidden[0].weight[4].detach().double().numpy()
     np.testing.assert_allclose(got.to_numpy(), np.tile(w, (len(X_frame), 1)))
+    # the neuron's value per row, from the same forward call
+    with torch.no_grad():
+        want = mlp.hidden[0](torch.tensor(X_frame.to_numpy()))[:, 4].double()
+    np.testing.assert_allclose(got.attrs["activation"], want.numpy(), rtol=1e-6)
+    assert got.attrs["activation"].index.equals(X_frame.index)
 
 
 def test_neuron_gradient_on_a_skorch_net_names_layers_in_module_(breast_cancer_net):

@@ -177,15 +177,20 @@ def test_to_shap_matches_extras_and_X_to_rows_by_label(frame):
             skattr.to_shap(shuffled, named.to_numpy())
         with pytest.raises(ValueError, match="another order than explain"):
             plot.dependence(shuffled, named.to_numpy(), "a")
-    # a result without per-row extras keeps no record of explain's order:
-    # beside an array, a sorted one paired rows with others' features
+    # NeuronGradient's result keeps explain's order in its activations (it
+    # had no per-row extras, and a sorted one beside an array paired rows
+    # with others' features); a frame rebuilt without attrs keeps none
     grads = skattr.NeuronGradient(layer="hidden.0", neuron=1).fit(MLP(), named)
     plain = grads.explain(named)
-    for result in (plain, plain.sort_values("a")):
-        with pytest.raises(ValueError, match="no per-row extras"):
-            plot.dependence(result, named.to_numpy(), "a")
-    ax = plot.dependence(plain, named, "a")  # a frame: by label
+    ax = plot.dependence(plain, named.to_numpy(), "a")  # as explained
     np.testing.assert_allclose(ax.collections[0].get_offsets()[:, 0], named["a"])
+    with pytest.raises(ValueError, match="another order than explain"):
+        plot.dependence(plain.iloc[::-1], named.to_numpy(), "a")
+    rebuilt = pd.DataFrame(plain.to_numpy(), index=plain.index, columns=plain.columns)
+    with pytest.raises(ValueError, match="no per-row extras"):
+        plot.dependence(rebuilt, named.to_numpy(), "a")
+    ax = plot.dependence(rebuilt.iloc[::-1], named, "a")  # a frame: by label
+    np.testing.assert_allclose(ax.collections[0].get_offsets()[:, 0], named["a"][::-1])
     # in explain's order, filtered or not, an array is taken in its order
     kept = attr_named[attr_named["a"] > 0]
     expl = skattr.to_shap(kept, named[attr_named["a"] > 0].to_numpy())

@@ -21,7 +21,7 @@ Each minimum, like skattr:
   skattr's ``attrs`` (GradientShap: ``delta``, ``base_values`` and
   ``target``; ShapleyValueSampling: ``base_values``, ``prediction``,
   ``std``, ``ci95``, ``n_draws``, ``n_samples`` and ``target``;
-  NeuronGradient: none).
+  NeuronGradient: ``activation``).
 
 They draw skattr's own random numbers (its seed of ``random_state=0``;
 Shapley sampling's stratified ranks and error bars from skattr's own
@@ -149,11 +149,12 @@ def cases(w):
             with _Held(model, freeze=True):
                 out = model(x)
                 seen = (out.detach() * 0).sum()
-                (grad,) = torch.autograd.grad(box.pop()[:, NEURON].sum(), x)
+                neuron = box.pop()[:, NEURON]
+                (grad,) = torch.autograd.grad(neuron.sum(), x)
         finally:
             hook.remove()
         _outputs_finite(seen)
-        return _frame(grad, X, {})
+        return _frame(grad, X, {"activation": neuron.detach().double().numpy()})
 
     def shapley_value_sampling():
         _checked(X)  # fit

@@ -394,9 +394,13 @@ def neuron_gradient(
 
     Returns
     -------
-    Tensor of shape ``[n, p]``, in the input's dtype.
+    gradients : Tensor of shape ``[n, p]``, in the input's dtype.
+    values : Tensor of shape ``[n]``, float64
+        The neuron's value at each row (the sum of the selected values),
+        read from the same forward call.
     """
     out = torch.empty_like(X)
+    value = torch.empty(X.shape[0], dtype=torch.float64, device=X.device)
     own = torch.arange(X.shape[0], device=X.device)
     with capture_layer(
         layer, to_input=attribute_to_neuron_input, detach_rest=True
@@ -405,6 +409,8 @@ def neuron_gradient(
             Z = X[start:stop].detach().requires_grad_(True)
             with torch.enable_grad():
                 forward(Z, own[start:stop])
-                grad = _grad(select_neuron(box.take(), neuron), Z)
+                selected = select_neuron(box.take(), neuron)
+                grad = _grad(selected, Z)
             out[start:stop] = 0.0 if grad is None else grad
-    return out
+            value[start:stop] = selected.detach().reshape(stop - start, -1).sum(1)
+    return out, value

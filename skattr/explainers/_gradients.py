@@ -472,6 +472,8 @@ class NeuronGradient(_LayerMethod, BaseExplainer):
     each input feature, for every row. When ``neuron`` selects several
     values (slices, or a callable returning several), their sum is
     differentiated. There is no target: the neuron is the output explained.
+    ``attrs["activation"]`` holds the neuron's value at each row (that sum),
+    from the same forward call.
 
     Parameters
     ----------
@@ -534,6 +536,7 @@ class NeuronGradient(_LayerMethod, BaseExplainer):
     _needs_grad = True
     _space = "inputs"
     _auto_baseline = None  # no baseline
+    _extras = {"activation": "row"}
     _fit_parameters = (
         *BaseExplainer._fit_parameters,
         "layer",
@@ -607,7 +610,7 @@ class NeuronGradient(_LayerMethod, BaseExplainer):
         return n
 
     def _attribute(self, X, y, layout, call, run):
-        values = neuron_gradient(
+        values, activation = neuron_gradient(
             call,
             X,
             layer=self._layer,
@@ -615,4 +618,4 @@ class NeuronGradient(_LayerMethod, BaseExplainer):
             attribute_to_neuron_input=self.attribute_to_neuron_input,
             batch_size=run.settings.batch_size,
         )
-        return values, {}
+        return values, {"activation": activation}
