@@ -619,16 +619,14 @@ def rows_beside(
                 "which rows of X they hold cannot be told. Pass X as a DataFrame "
                 "with the rows' labels (the frame that was explained)."
             )
-    elif not explained.equals(index):
-        at = explained.get_indexer(index) if explained.is_unique else None
-        if at is None or (at < 0).any() or (np.diff(at) < 0).any():
-            raise ValueError(
-                "X is an array, and the attributions' rows are in another order "
-                "than explain returned them (sorted or shuffled): which rows of X "
-                "they hold cannot be told. Pass X as a DataFrame with the rows' "
-                "labels (the frame that was explained), or the attributions in "
-                "explain's order."
-            )
+    elif not _kept_in_order(index, explained):
+        raise ValueError(
+            "X is an array, and the attributions' rows are in another order "
+            "than explain returned them (sorted or shuffled): which rows of X "
+            "they hold cannot be told. Pass X as a DataFrame with the rows' "
+            "labels (the frame that was explained), or the attributions in "
+            "explain's order."
+        )
     if not in_order and len(index) and _positions(index, len(frame)):
         raise ValueError(
             "X is an array, and the attributions' rows are labelled by positions "
@@ -642,6 +640,19 @@ def rows_beside(
             "rows that were explained."
         )
     return frame
+
+
+def _kept_in_order(index: pd.Index, explained: pd.Index) -> bool:
+    """Whether the rows ``index`` are some of ``explained``'s in its order
+    (the result as ``explain`` returned it, sliced or filtered). Labels
+    named more than once are matched in turn, each to its next occurrence."""
+    if explained.equals(index):
+        return True
+    if explained.is_unique:
+        at = explained.get_indexer(index)
+        return bool((at >= 0).all() and (np.diff(at) >= 0).all())
+    remaining = iter(explained.tolist())  # labels repeated: match in turn
+    return all(any(label == seen for seen in remaining) for label in index.tolist())
 
 
 def whole_interactions(frame: pd.DataFrame) -> pd.DataFrame:

@@ -191,6 +191,13 @@ def test_to_shap_matches_extras_and_X_to_rows_by_label(frame):
         plot.dependence(rebuilt, named.to_numpy(), "a")
     ax = plot.dependence(rebuilt.iloc[::-1], named, "a")  # a frame: by label
     np.testing.assert_allclose(ax.collections[0].get_offsets()[:, 0], named["a"][::-1])
+    # repeated labels (a pd.concat of frames) sliced in explain's order
+    twice = pd.concat([named.iloc[:4], named.iloc[:4]])
+    res = skattr.ShapleyValues(baseline=0.0).fit(MLP(), twice).explain(twice)
+    ax = plot.dependence(res.iloc[2:6], twice.to_numpy()[2:6], "a")
+    np.testing.assert_allclose(ax.collections[0].get_offsets()[:, 0], twice["a"][2:6])
+    with pytest.raises(ValueError, match="another order than explain"):
+        plot.dependence(res.iloc[::-1], twice.to_numpy(), "a")
     # in explain's order, filtered or not, an array is taken in its order
     kept = attr_named[attr_named["a"] > 0]
     expl = skattr.to_shap(kept, named[attr_named["a"] > 0].to_numpy())
