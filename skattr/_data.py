@@ -619,6 +619,13 @@ def rows_beside(
                 "which rows of X they hold cannot be told. Pass X as a DataFrame "
                 "with the rows' labels (the frame that was explained)."
             )
+    elif not explained.is_unique and not explained.equals(index):
+        raise ValueError(
+            "X is an array, and the attributions are part of a result whose "
+            f"rows have labels named more than once ({_repeated(explained)[:5]}): "
+            "which rows they hold cannot be told. Pass the whole result, or give "
+            "the rows unique labels (X.reset_index(drop=True)) before explain."
+        )
     elif not _kept_in_order(index, explained):
         raise ValueError(
             "X is an array, and the attributions' rows are in another order "
@@ -643,16 +650,17 @@ def rows_beside(
 
 
 def _kept_in_order(index: pd.Index, explained: pd.Index) -> bool:
-    """Whether the rows ``index`` are some of ``explained``'s in its order
-    (the result as ``explain`` returned it, sliced or filtered). Labels
-    named more than once are matched in turn, each to its next occurrence."""
+    """Whether the rows ``index`` are some of ``explained``'s in its order:
+    the result as ``explain`` returned it, sliced or filtered. Where labels
+    repeat, no part of it can be told from another (rows ``[3, 0]`` and
+    ``[3, 4]`` of a frame labelled 0..3 twice are both labelled 3, 0): only
+    the whole result is."""
     if explained.equals(index):
         return True
-    if explained.is_unique:
-        at = explained.get_indexer(index)
-        return bool((at >= 0).all() and (np.diff(at) >= 0).all())
-    remaining = iter(explained.tolist())  # labels repeated: match in turn
-    return all(any(label == seen for seen in remaining) for label in index.tolist())
+    if not explained.is_unique:
+        return False
+    at = explained.get_indexer(index)
+    return bool((at >= 0).all() and (np.diff(at) >= 0).all())
 
 
 def whole_interactions(frame: pd.DataFrame) -> pd.DataFrame:

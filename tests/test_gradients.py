@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from sklearn.base import clone
@@ -507,3 +508,17 @@ def test_a_fixed_target_is_the_true_label_of_every_row(
     for key in ("delta", "base_values", "target"):
         np.testing.assert_array_equal(fixed.attrs[key], true.attrs[key])
     assert not np.array_equal(explain(0).to_numpy(), fixed.to_numpy())
+
+
+def test_a_callable_neuron_gives_values_per_row(mlp, X_frame):
+    # a selector summing over the rows gave the same gradient, and then a
+    # bare reshape error once the neuron's value per row was read
+    with pytest.raises(ValueError, match=r"values per row.*shape \(\)"):
+        NeuronGradient(layer="hidden.0", neuron=lambda a: a[:, 1].sum()).fit(
+            mlp, X_frame
+        )
+    per_row = NeuronGradient(layer="hidden.0", neuron=lambda a: a[:, 1:3])
+    both = NeuronGradient(layer="hidden.0", neuron=(slice(1, 3),))
+    got = per_row.fit(mlp, X_frame).explain(X_frame)
+    want = both.fit(mlp, X_frame).explain(X_frame)
+    pd.testing.assert_frame_equal(got, want)

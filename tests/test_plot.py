@@ -191,13 +191,17 @@ def test_to_shap_matches_extras_and_X_to_rows_by_label(frame):
         plot.dependence(rebuilt, named.to_numpy(), "a")
     ax = plot.dependence(rebuilt.iloc[::-1], named, "a")  # a frame: by label
     np.testing.assert_allclose(ax.collections[0].get_offsets()[:, 0], named["a"][::-1])
-    # repeated labels (a pd.concat of frames) sliced in explain's order
-    twice = pd.concat([named.iloc[:4], named.iloc[:4]])
+    # repeated labels (a pd.concat of two frames of one index): the whole
+    # result takes an array in its order; no part of it can be told from
+    # another (rows [3, 0] and [3, 4] are both labelled r3, r0: a match in
+    # turn paired rows [3, 0] wrongly)
+    twice = pd.concat([named.iloc[:4], named.iloc[4:8].set_axis(named.index[:4])])
     res = skattr.ShapleyValues(baseline=0.0).fit(MLP(), twice).explain(twice)
-    ax = plot.dependence(res.iloc[2:6], twice.to_numpy()[2:6], "a")
-    np.testing.assert_allclose(ax.collections[0].get_offsets()[:, 0], twice["a"][2:6])
-    with pytest.raises(ValueError, match="another order than explain"):
-        plot.dependence(res.iloc[::-1], twice.to_numpy(), "a")
+    ax = plot.dependence(res, twice.to_numpy(), "a")
+    np.testing.assert_allclose(ax.collections[0].get_offsets()[:, 0], twice["a"])
+    for picked in ([3, 0], [3, 4], list(range(8))[::-1]):
+        with pytest.raises(ValueError, match="labels named more than once"):
+            plot.dependence(res.iloc[picked], twice.to_numpy()[picked], "a")
     # in explain's order, filtered or not, an array is taken in its order
     kept = attr_named[attr_named["a"] > 0]
     expl = skattr.to_shap(kept, named[attr_named["a"] > 0].to_numpy())

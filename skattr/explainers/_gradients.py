@@ -594,6 +594,13 @@ class NeuronGradient(_LayerMethod, BaseExplainer):
                     "neuron, as a callable, must return a tensor of the selected "
                     f"values per row; it returned a {type(probe).__name__}."
                 )
+            if probe.dim() == 0 or probe.shape[0] != 1:
+                raise ValueError(
+                    "neuron, as a callable, must return the selected values per "
+                    "row, a tensor of shape (n_rows, ...); on one row it returned "
+                    f"shape {tuple(probe.shape)}. Leave out a sum over the rows: "
+                    "the values of each row are summed for you."
+                )
         else:
             _check_neuron_indices(self.neuron, shape)
             try:
