@@ -412,5 +412,8 @@ def neuron_gradient(
                 selected = select_neuron(box.take(), neuron)
                 grad = _grad(selected, Z)
             out[start:stop] = 0.0 if grad is None else grad
-            value[start:stop] = selected.detach().reshape(stop - start, -1).sum(1)
+            selected = selected.detach()
+            if selected.dim() > 1:  # several values per row: their sum
+                selected = selected.reshape(stop - start, -1).sum(1)
+            value[start:stop] = selected
     return out, value
