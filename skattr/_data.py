@@ -1223,6 +1223,12 @@ def _category_codes(col, column: str, categories: pd.Index, name: str) -> np.nda
         codes = categories.get_indexer(pd.Index(np.asarray(col)))
     if (codes < 0).any():
         bad = np.asarray(col)[codes < 0][:3].tolist()
+        if pd.isna(np.asarray(col, dtype=object)[codes < 0]).all():
+            raise ValueError(
+                f"{name} column {column!r} has missing values (NaN), which have no "
+                "code of their own: fill them with a category seen at fit (or add "
+                "one for them before fit), or drop those rows."
+            )
         raise ValueError(
             f"{name} column {column!r} holds {bad}, not among the categories seen "
             f"at fit ({list(categories)[:10]}). Map them to a known category, or "

@@ -355,10 +355,11 @@ class ModelAdapter:
 
         An error about NaN or non-numeric values names the column through
         ``labels``. With ``model_inputs`` the columns are put in the order of
-        the forward arguments, code columns as their codes.
+        the forward arguments, code columns as their codes: a frame's by
+        name, an array's (the user's columns in their order) by position.
         """
         if self.inputs is not None:
-            X = self.inputs.encode(X, name)
+            X = self.inputs.encode(X, name, positions=self.origin)
         return to_tensor(
             self.transform(X),
             device=self.device,
@@ -764,9 +765,19 @@ class ModelInputs:
     def code_columns(self) -> list[str]:
         return [c for c, k in zip(self.columns, self.kinds) if k == "code"]
 
-    def encode(self, X, name: str = "X"):
-        """User rows -> float64 model-space values, code columns as codes."""
+    def encode(self, X, name: str = "X", *, positions=None):
+        """User rows -> float64 model-space values, code columns as codes.
+
+        A frame's columns are read by name; an array's (the user's columns
+        in their order) at ``positions``, the user column of each model
+        column (the bound adapter's ``origin``), so that arguments listed
+        in another order than the columns get their own values.
+        """
         self.check_kinds(X)
+        if positions is not None and not isinstance(X, pd.DataFrame):
+            X = np.asarray(X.detach().cpu() if isinstance(X, torch.Tensor) else X)
+            if X.ndim == 2:
+                X = X[:, np.asarray(positions)]
         return encode_columns(X, self.columns, self.kinds, self.categories, name)
 
     def check_kinds(self, X) -> None:

@@ -177,6 +177,10 @@ def test_errors_name_the_column_and_the_fix(penguins, trained):
     unknown.loc[unknown.index[0], "island"] = "Atlantis"
     with pytest.raises(ValueError, match=r"column 'island' holds \['Atlantis'\]"):
         ex.explain(unknown)
+    missing = X.iloc[:3].copy()
+    missing.loc[missing.index[0], "island"] = np.nan
+    with pytest.raises(ValueError, match=r"'island' has missing values \(NaN\)"):
+        ex.explain(missing)
     strings = X.iloc[:3].astype({"sex": object})
     with pytest.raises(TypeError, match=r"column 'sex' holds .* 'male'.*category"):
         ex.explain(strings)
@@ -249,3 +253,26 @@ def test_lime_measures_similarity_between_coalitions_for_coded_inputs(
     finally:
         face.exp_kernel_similarity = saved
     assert seen["widths"] == (5, 5)  # five coalition groups, not six model columns
+
+
+class _TwoArguments(nn.Module):
+    def forward(self, a, b):
+        return 10 * a + b
+
+
+def test_positional_rows_and_baselines_follow_the_columns_not_the_arguments():
+    # model_inputs listing the columns in another order than X: an array X
+    # (or tensor) and a per-feature list baseline were read in the
+    # arguments' order, each value given to another column's argument
+    X = pd.DataFrame({"u": [1.0, 2.0, 3.0], "v": [0.5, 0.0, -1.0]})
+    spec = {"a": ["v"], "b": ["u"]}  # f = 10 v + u
+    ex = skattr.ShapleyValues(baseline=0.0, model_inputs=spec).fit(_TwoArguments(), X)
+    want = X.to_numpy() * np.array([1.0, 10.0])
+    for given in (X, X.to_numpy(), torch.tensor(X.to_numpy())):
+        np.testing.assert_allclose(ex.explain(given).to_numpy(), want, atol=1e-12)
+    by_name = skattr.ShapleyValues(baseline={"u": 1.0, "v": 5.0}, model_inputs=spec)
+    by_place = skattr.ShapleyValues(baseline=[1.0, 5.0], model_inputs=spec)
+    pd.testing.assert_frame_equal(
+        by_place.fit(_TwoArguments(), X).explain(X),
+        by_name.fit(_TwoArguments(), X).explain(X),
+    )
