@@ -328,9 +328,9 @@ def _run_partition(part, y, weights, explainer, job: _Job, number: int):
 
 def _in_partition(exc: Exception, number: int, part) -> Exception:
     """``exc`` with the partition it comes from named first."""
+    first, last = part.index[[0, -1]].tolist()  # Python values, not numpy's reprs
     where = (
-        f"In partition {number} of the Dask DataFrame (rows "
-        f"{part.index[0]!r}..{part.index[-1]!r}): {exc}"
+        f"In partition {number} of the Dask DataFrame (rows {first!r}..{last!r}): {exc}"
     )
     try:
         return type(exc)(where)
