@@ -212,12 +212,12 @@ def check_input(estimator, X, *, reset: bool, numeric: bool = True, name: str = 
         check_numeric(X, name)
     # the common cases without scikit-learn's general machinery: string
     # names at fit, the very names fit recorded at explain
+    strings = _string_names(X) if reset else None
     if reset:  # labels that are not all strings: scikit-learn records none
-        labelled = isinstance(X, pd.DataFrame) and _string_names(X) is None
+        labelled = isinstance(X, pd.DataFrame) and strings is None
         estimator._column_labels = X.columns if labelled else None
     else:
         _check_column_order(estimator, X, name)
-    strings = _string_names(X) if reset else None
     if strings is not None:  # what validate_data records for string names
         names = np.asarray(strings, dtype=object)
         estimator.feature_names_in_ = names
@@ -589,15 +589,15 @@ def explained_order(attrs: dict) -> pd.Index | None:
     return None
 
 
-def rows_beside(
-    X, index: pd.Index, columns, explained: pd.Index | None = None
-) -> pd.DataFrame:
+def rows_beside(X, index: pd.Index, columns, attrs: dict) -> pd.DataFrame:
     """The ``X`` a user passes beside a result, as a frame of the result's
     rows ``index`` (its columns named ``columns`` when ``X`` is an array of
-    as many). A DataFrame goes through :func:`rows_of` (``by_position``).
+    as many; ``attrs`` the result's). A DataFrame goes through
+    :func:`rows_of` (``by_position``).
     An array has no labels: it is taken in its order beside a result of as
-    many rows in the order ``explain`` returned them (``explained``, from
-    :func:`explained_order`; kept, or filtered) and labelled ``0..n-1`` in
+    many rows in the order ``explain`` returned them (read from the per-row
+    extras in ``attrs`` by :func:`explained_order`; kept, or filtered;
+    where those labels repeat, only the whole result) and labelled ``0..n-1`` in
     order (an array's) or not labelled by positions at all (a frame's own
     labels). A result in another order than ``explain``'s (sorted), one
     with labels but no record of that order (no per-row extras), or one
@@ -609,6 +609,7 @@ def rows_beside(
     frame = pd.DataFrame(np.asarray(X))
     if frame.shape[1] == len(columns):
         frame.columns = list(columns)
+    explained = explained_order(attrs)
     in_order = index.equals(pd.RangeIndex(len(index)))
     if explained is None:  # no record of explain's order
         if not in_order:
@@ -619,21 +620,23 @@ def rows_beside(
                 "which rows of X they hold cannot be told. Pass X as a DataFrame "
                 "with the rows' labels (the frame that was explained)."
             )
-    elif not explained.is_unique and not explained.equals(index):
-        raise ValueError(
-            "X is an array, and the attributions are part of a result whose "
-            f"rows have labels named more than once ({_repeated(explained)[:5]}): "
-            "which rows they hold cannot be told. Pass the whole result, or give "
-            "the rows unique labels (X.reset_index(drop=True)) before explain."
-        )
-    elif not _kept_in_order(index, explained):
-        raise ValueError(
-            "X is an array, and the attributions' rows are in another order "
-            "than explain returned them (sorted or shuffled): which rows of X "
-            "they hold cannot be told. Pass X as a DataFrame with the rows' "
-            "labels (the frame that was explained), or the attributions in "
-            "explain's order."
-        )
+    elif not explained.equals(index):  # part of the result, or reordered
+        if not explained.is_unique:
+            raise ValueError(
+                "X is an array, and the attributions are part of a result whose "
+                f"rows have labels named more than once ({_repeated(explained)[:5]})"
+                ": which rows they hold cannot be told. Pass the whole result, or "
+                "give the rows unique labels (X.reset_index(drop=True)) before "
+                "explain."
+            )
+        if not _kept_in_order(index, explained):
+            raise ValueError(
+                "X is an array, and the attributions' rows are in another order "
+                "than explain returned them (sorted or shuffled): which rows of X "
+                "they hold cannot be told. Pass X as a DataFrame with the rows' "
+                "labels (the frame that was explained), or the attributions in "
+                "explain's order."
+            )
     if not in_order and len(index) and _positions(index, len(frame)):
         raise ValueError(
             "X is an array, and the attributions' rows are labelled by positions "
@@ -650,15 +653,9 @@ def rows_beside(
 
 
 def _kept_in_order(index: pd.Index, explained: pd.Index) -> bool:
-    """Whether the rows ``index`` are some of ``explained``'s in its order:
-    the result as ``explain`` returned it, sliced or filtered. Where labels
-    repeat, no part of it can be told from another (rows ``[3, 0]`` and
-    ``[3, 4]`` of a frame labelled 0..3 twice are both labelled 3, 0): only
-    the whole result is."""
-    if explained.equals(index):
-        return True
-    if not explained.is_unique:
-        return False
+    """Whether the rows ``index`` are some of ``explained``'s (unique
+    labels) in its order: the result as ``explain`` returned it, sliced or
+    filtered."""
     at = explained.get_indexer(index)
     return bool((at >= 0).all() and (np.diff(at) >= 0).all())
 

@@ -5,13 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from skattr._data import (
-    explained_order,
-    interaction_rows,
-    rows_beside,
-    rows_of,
-    whole_interactions,
-)
+from skattr._data import interaction_rows, rows_beside, rows_of, whole_interactions
 
 
 def to_shap(attributions: pd.DataFrame, X=None):
@@ -78,7 +72,7 @@ def to_shap(attributions: pd.DataFrame, X=None):
         base = (base[outputs] if every else base).to_numpy()
     data = None
     if X is not None and not cube:
-        frame = rows_beside(X, rows, features, explained_order(attributions.attrs))
+        frame = rows_beside(X, rows, features, attributions.attrs)
         if all(f in frame.columns for f in features):
             data = frame[features].to_numpy()
     return shap.Explanation(

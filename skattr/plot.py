@@ -20,13 +20,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from skattr._data import (
-    explained_order,
-    interaction_rows,
-    rows_beside,
-    rows_of,
-    whole_interactions,
-)
+from skattr._data import interaction_rows, rows_beside, rows_of, whole_interactions
 
 _OUTPUT_FREE = ("importance", "std", "mean")
 
@@ -299,12 +293,7 @@ def dependence(attributions: pd.DataFrame, X, feature, *, ax=None):
 
 def _frame_like(X, attributions: pd.DataFrame) -> pd.DataFrame:
     """``X`` as a frame of the attributions' rows (:func:`skattr._data.rows_beside`)."""
-    X = rows_beside(
-        X,
-        attributions.index,
-        attributions.columns,
-        explained_order(attributions.attrs),
-    )
+    X = rows_beside(X, attributions.index, attributions.columns, attributions.attrs)
     missing = [c for c in attributions.columns if c not in X.columns]
     if missing:
         raise ValueError(
