@@ -1162,9 +1162,17 @@ def column_kinds(X, columns: Sequence[str]) -> list[str]:
 
 
 def encode_columns(
-    X, columns: Sequence[str], kinds: Sequence[str], categories: dict, name: str = "X"
+    X,
+    columns: Sequence[str],
+    kinds: Sequence[str],
+    categories: dict,
+    name: str = "X",
+    *,
+    positions=None,
 ) -> np.ndarray:
-    """The model-space values of ``columns`` as float64 ``[n, p]``.
+    """The model-space values of ``columns`` as float64 ``[n, p]``: a
+    frame's by name, an array's at ``positions`` (the column of the array
+    each of ``columns`` is; default: in order).
 
     Float columns as they are; code columns as their integer values, or, for
     a column ``fit`` saw as ``category``, the position of each value in the
@@ -1175,6 +1183,8 @@ def encode_columns(
     frame = isinstance(X, pd.DataFrame)
     if not frame:
         X = np.asarray(X.detach().cpu() if isinstance(X, torch.Tensor) else X)
+        if positions is not None and X.ndim == 2:
+            X = X[:, np.asarray(positions)]
     out = np.empty((len(X), len(columns)), dtype=np.float64)
     labelled = [
         i for i, c in enumerate(columns) if kinds[i] == "code" and c in categories

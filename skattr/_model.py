@@ -774,11 +774,9 @@ class ModelInputs:
         in another order than the columns get their own values.
         """
         self.check_kinds(X)
-        if positions is not None and not isinstance(X, pd.DataFrame):
-            X = np.asarray(X.detach().cpu() if isinstance(X, torch.Tensor) else X)
-            if X.ndim == 2:
-                X = X[:, np.asarray(positions)]
-        return encode_columns(X, self.columns, self.kinds, self.categories, name)
+        return encode_columns(
+            X, self.columns, self.kinds, self.categories, name, positions=positions
+        )
 
     def check_kinds(self, X) -> None:
         """Refuse code columns in ``X`` when ``fit`` saw no data to fix their codes."""
