@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
+import numbers
 import sys
 import threading
 import warnings
@@ -51,6 +52,7 @@ from skattr._data import (
 )
 from skattr._head import AffineHead, find_affine_head
 from skattr._pipeline import mismatch_message, trace_inputs
+from skattr.core.gradients import select_neuron
 from skattr.exceptions import NotFittedError
 
 
@@ -988,6 +990,53 @@ def _skorch_classes(net):
 def layer_names(module: nn.Module) -> list[str]:
     """The dotted names of the module's submodules (``""`` excluded)."""
     return [name for name, _ in module.named_modules() if name]
+
+
+def check_neuron(neuron, shape: tuple[int, ...], what: str) -> None:
+    """Check a neuron selector against the layer's ``shape`` per row, at
+    ``fit`` (``what`` names the layer in messages).
+
+    A callable must return a tensor of values per row; an int or tuple
+    gives one index per dimension, in range, unless a slice says to sum
+    (an int on units of shape ``(2, 4)`` would take a whole row of them;
+    Captum refuses it too).
+    """
+    if callable(neuron):
+        probe = neuron(torch.zeros(1, *shape))
+        if not isinstance(probe, torch.Tensor):
+            raise TypeError(
+                "neuron, as a callable, must return a tensor of the selected "
+                f"values per row; it returned a {type(probe).__name__}."
+            )
+        if probe.dim() == 0 or probe.shape[0] != 1:
+            raise ValueError(
+                "neuron, as a callable, must return the selected values per "
+                "row, a tensor of shape (n_rows, ...); on one row it returned "
+                f"shape {tuple(probe.shape)}. Leave out a sum over the rows: "
+                "the values of each row are summed for you."
+            )
+        return
+    index = neuron if isinstance(neuron, tuple) else (neuron,)
+    if len(index) < len(shape) and not any(isinstance(i, slice) for i in index):
+        flat = index[0] if len(index) == 1 else None
+        unit = (
+            f" (the unit a layer method labels [{flat}] is neuron="
+            f"{tuple(int(i) for i in np.unravel_index(flat, shape))})"
+            if isinstance(flat, numbers.Integral) and 0 <= flat < math.prod(shape)
+            else ""
+        )
+        raise ValueError(
+            f"neuron={neuron!r} has {len(index)} index(es), but the layer's "
+            f"activation has shape {shape} per row: give one index per "
+            f"dimension{unit}, or slices for values to sum, such as "
+            f"{(*index, slice(None))!r}."
+        )
+    try:
+        select_neuron(torch.zeros(1, *shape), neuron)
+    except IndexError:
+        raise ValueError(
+            f"neuron={neuron!r} is out of range for {what} has shape {shape} per row."
+        ) from None
 
 
 def check_layer(layer: object) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import pandas as pd
 
 #: Transformers whose output column j depends on input column j alone.
 ONE_TO_ONE = (
@@ -146,8 +147,6 @@ def _column_wise(transformer, n_in: int) -> bool:
     data = np.concatenate([base, moved.reshape(-1, n_in)])
     names = getattr(transformer, "feature_names_in_", None)
     if names is not None and len(names) == n_in:
-        import pandas as pd
-
         data = pd.DataFrame(data, columns=list(names))
     try:
         with warnings.catch_warnings():

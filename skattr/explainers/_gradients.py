@@ -4,45 +4,21 @@ from __future__ import annotations
 
 import numbers
 
-import numpy as np
 import torch
 from sklearn.base import clone
 from torch import nn
 
 from skattr._data import check_bool, check_int, check_number
-from skattr._model import check_layer, get_layer
+from skattr._model import check_layer, check_neuron, get_layer
 from skattr.core.gradients import (
     capture_layer,
     gradient_shap,
     neuron_gradient,
-    select_neuron,
 )
 from skattr.explainers._base import BaseExplainer, with_fitted_attributes
 
 
 # ---------------------------------------------------------------- helpers
-def _check_neuron_indices(neuron, shape: tuple[int, ...]) -> None:
-    """Refuse a selector of fewer indices than the layer has dimensions per
-    row unless a slice says to sum: an int on units of shape ``(2, 4)``
-    would take a whole row of them (Captum refuses it too)."""
-    index = neuron if isinstance(neuron, tuple) else (neuron,)
-    if len(index) >= len(shape) or any(isinstance(i, slice) for i in index):
-        return
-    flat = index[0] if len(index) == 1 else None
-    unit = (
-        f" (the unit a layer method labels [{flat}] is neuron="
-        f"{tuple(int(i) for i in np.unravel_index(flat, shape))})"
-        if isinstance(flat, numbers.Integral) and 0 <= flat < int(np.prod(shape))
-        else ""
-    )
-    raise ValueError(
-        f"neuron={neuron!r} has {len(index)} index(es), but the layer's "
-        f"activation has shape {shape} per row: give one index per "
-        f"dimension{unit}, or slices for values to sum, such as "
-        f"{(*index, slice(None))!r}."
-    )
-
-
 class _LayerMethod:
     """The layer methods' hooks: find ``layer`` at ``fit``, measure its units."""
 
@@ -587,30 +563,8 @@ class NeuronGradient(_LayerMethod, BaseExplainer):
     def _probe(self, adapter, rows):
         """Outputs and the layer's shape per row; also checks that ``neuron`` is in it."""
         out, shape = super()._probe(adapter, rows)
-        if callable(self.neuron):
-            probe = self.neuron(torch.zeros(1, *shape))
-            if not isinstance(probe, torch.Tensor):
-                raise TypeError(
-                    "neuron, as a callable, must return a tensor of the selected "
-                    f"values per row; it returned a {type(probe).__name__}."
-                )
-            if probe.dim() == 0 or probe.shape[0] != 1:
-                raise ValueError(
-                    "neuron, as a callable, must return the selected values per "
-                    "row, a tensor of shape (n_rows, ...); on one row it returned "
-                    f"shape {tuple(probe.shape)}. Leave out a sum over the rows: "
-                    "the values of each row are summed for you."
-                )
-        else:
-            _check_neuron_indices(self.neuron, shape)
-            try:
-                select_neuron(torch.zeros(1, *shape), self.neuron)
-            except IndexError:
-                where = "input" if self.attribute_to_neuron_input else "output"
-                raise ValueError(
-                    f"neuron={self.neuron!r} is out of range for layer "
-                    f"{self.layer_!r}, whose {where} has shape {shape} per row."
-                ) from None
+        where = "input" if self.attribute_to_neuron_input else "output"
+        check_neuron(self.neuron, shape, f"layer {self.layer_!r}, whose {where}")
         return out, shape
 
     def _cost(self, layout, n):
