@@ -11,6 +11,7 @@ from skattr._data import (
     check_int,
     check_option,
     check_pairs_cover_groups,
+    interaction_rows,
     to_numpy,
     whole_interactions,
 )
@@ -319,8 +320,7 @@ class ShapleyInteractions(BaseExplainer):
         """
         attr = self.explain(X, y)
         table = rank_pairs(attr)
-        g = len(attr.columns.get_level_values(-1).unique())
-        table.attrs["n_rows"] = len(attr) // g  # a row per (row, feature)
+        table.attrs["n_rows"] = len(interaction_rows(attr))
         return table
 
 
